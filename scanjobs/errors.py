@@ -1,0 +1,105 @@
+"""Every error scanjobs reports on purpose, each with a user message and an exit code."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = [
+    "ExitCode",
+    "ScanjobsError",
+    "JobError",
+    "StateError",
+    "LockedError",
+    "PlatformError",
+    "UnreachableError",
+    "AuthError",
+    "PermanentError",
+    "TransientError",
+    "ItemError",
+]
+
+
+class ExitCode(IntEnum):
+    """Process exit codes: a contract with scripts and CI (DESIGN.md)."""
+
+    OK = 0
+    PARTIAL = 1  # finished, but some items failed; a rerun retries them
+    INVALID = 2  # invalid job file or usage
+    INTERNAL = 3  # a bug: traceback written to a log beside the state
+    STATE = 4  # state unusable, newer format, or locked by another run
+    UNREACHABLE = 5  # platform unreachable or auth refused after retries
+    INTERRUPTED = 130
+
+
+class ScanjobsError(Exception):
+    """Base of every expected error; `str(err)` is the one-line user message."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class JobError(ScanjobsError):
+    """The job file (or the command line) is invalid; `problems` lists every finding."""
+
+    exit_code = ExitCode.INVALID
+
+    def __init__(self, message: str, problems: list[str] | None = None, *, hint: str | None = None):
+        self.problems = list(problems or [])
+        full = message if not self.problems else message + "\n" + "\n".join(
+            f"  - {p}" for p in self.problems
+        )
+        super().__init__(full, hint=hint)
+
+
+class StateError(ScanjobsError):
+    """The state file cannot be used as it is (corrupt, newer format, job changed)."""
+
+    exit_code = ExitCode.STATE
+
+
+class LockedError(StateError):
+    """Another run of the same job holds the lock."""
+
+
+class PlatformError(ScanjobsError):
+    """Something the platform (API or database) answered or failed to answer."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class UnreachableError(PlatformError):
+    """The API or the database cannot be reached, even after retries."""
+
+
+class AuthError(PlatformError):
+    """Login refused (wrong username/password) or database authentication failed."""
+
+
+class ItemError(ScanjobsError):
+    """A failure that belongs to one item (scan or file): recorded, and the run goes on."""
+
+    exit_code = ExitCode.PARTIAL
+
+
+class PermanentError(ItemError):
+    """The platform refused a request for good (400 with its body, 403, 404, ...)."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class TransientError(ItemError):
+    """A retryable failure that outlived its retries (502/503/504/424/429, resets, timeouts)."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.status = status
