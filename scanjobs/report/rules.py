@@ -1,0 +1,321 @@
+"""Comparison rules: did the target map each scan like the source did (pure pandas)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Collection, Mapping, Sequence
+from enum import Enum
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ANALYSIS_COLUMNS",
+    "COMPARED_COLUMNS",
+    "DETAIL_COLUMNS",
+    "Comment",
+    "build_analysis",
+    "comment_for",
+]
+
+DETAIL_COLUMNS: tuple[str, ...] = (
+    "scan_id", "scan_status", "report_id", "realogram_id", "bays", "store_planogram_id",
+    "planogram_id", "planogram_name", "section_id", "section_name", "is_additional_section",
+    "pre_pog_pct", "post_pog_pct", "pre_osa_pct", "post_osa_pct", "ok", "wandering", "oos",
+    "hole", "map_by",
+)
+COMPARED_COLUMNS: tuple[str, ...] = (
+    "store_planogram_id", "planogram_name", "section_id", "section_name",
+    "is_additional_section", "pre_pog_pct", "post_pog_pct", "pre_osa_pct", "post_osa_pct",
+    "ok", "wandering", "oos", "hole",
+)
+ANALYSIS_COLUMNS: tuple[str, ...] = (
+    "source_scan_id",
+    "target_scan_id",
+    *(f"{side}_{col}" for col in COMPARED_COLUMNS for side in ("source", "target")),
+    "comment",
+    "MAv2_Map_by",
+)
+
+_INT_COLUMNS = ("store_planogram_id", "section_id", "ok", "wandering", "oos", "hole")
+_PCT_COLUMNS = ("pre_pog_pct", "post_pog_pct", "pre_osa_pct", "post_osa_pct")
+# Stands in for a NULL section name in join keys, so NULL matches NULL like in rule 2.
+_NULL_KEY = "\x00<null section>"
+
+
+class Comment(Enum):
+    """The verdict for one analysis row: its text (the CSV value) and its Excel fill colour.
+
+    Rules 1-5 (`comment_for`) judge a source report against its target counterpart. The
+    grey ones say why there is nothing to compare, instead of borrowing another row's data:
+    NOT_COPIED (the source scan has no target scan), TARGET_NOT_PROCESSED (the target scan
+    exists but is not processed yet, so its reports are not final and are not read),
+    NO_TARGET_REPORT (a source report the processed target has no counterpart for),
+    NO_SOURCE_REPORT (a target report with no source counterpart: the MA mapped an extra
+    section), NO_REPORTS (neither scan has any compliance report).
+    """
+
+    WRONG_POG = ("Wrong POG Name Mapping", "FFCCCC")
+    DIFFERENT_SECTION = ("Same POG Name but Different Section", "FFE6CC")
+    TARGET_ADDITIONAL = ("Target Has Additional Section (Source Does Not)", "FFFFCC")
+    HIGHER_POG = ("Target Has Higher POG% Than Source", "CCE6FF")
+    NO_ISSUES = ("No Issues", "CCFFCC")
+    NOT_COPIED = ("Not Copied", "D9D9D9")
+    TARGET_NOT_PROCESSED = ("Target Not Processed", "D9D9D9")
+    NO_TARGET_REPORT = ("Target Report Missing", "D9D9D9")
+    NO_SOURCE_REPORT = ("Source Report Missing", "D9D9D9")
+    NO_REPORTS = ("No Report on Either Side", "D9D9D9")
+
+    text: str
+    fill: str
+
+    def __init__(self, text: str, fill: str) -> None:
+        self.text = text
+        self.fill = fill
+
+    @classmethod
+    def from_text(cls, text: str) -> Comment:
+        """The comment whose text is `text` (ValueError when there is none)."""
+        for comment in cls:
+            if comment.text == text:
+                return comment
+        raise ValueError(f"unknown comment: {text!r}")
+
+
+def _is_null(value: object) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _differ(a: object, b: object) -> bool:
+    """Two NULLs are equal, NULL and a value differ (the legacy code said two NULLs differ)."""
+    if _is_null(a) or _is_null(b):
+        return _is_null(a) != _is_null(b)
+    return bool(a != b)
+
+
+def comment_for(source: Mapping[str, object], target: Mapping[str, object]) -> Comment:
+    """Rules 1-5 for one source report against its target counterpart; first match wins.
+
+    Both mappings use the details column names (`planogram_name`, `section_name`,
+    `is_additional_section`, `pre_pog_pct`); a missing key counts as NULL.
+    """
+    if _differ(source.get("planogram_name"), target.get("planogram_name")):
+        return Comment.WRONG_POG
+    if _differ(source.get("section_name"), target.get("section_name")):
+        return Comment.DIFFERENT_SECTION
+    s_add, t_add = source.get("is_additional_section"), target.get("is_additional_section")
+    if (not _is_null(t_add) and bool(t_add)) and (_is_null(s_add) or not bool(s_add)):
+        return Comment.TARGET_ADDITIONAL
+    s_pre, t_pre = source.get("pre_pog_pct"), target.get("pre_pog_pct")
+    # A NULL POG % is unknown, not 0 %: it never makes the target "higher".
+    if not _is_null(s_pre) and not _is_null(t_pre) and float(t_pre) > float(s_pre):  # type: ignore[arg-type]
+        return Comment.HIGHER_POG
+    return Comment.NO_ISSUES
+
+
+# ---------------------------------------------------------------------------------------------
+# Vectorised analysis
+
+_COPIED, _NOT_COPIED, _NOT_PROCESSED = "copied", "not_copied", "not_processed"
+
+
+def _as_int(series: pd.Series) -> pd.Series:
+    """Nullable Int64 when every value is integral, so ids never print as `123.0`."""
+    numbers = pd.to_numeric(series, errors="coerce")
+    if (numbers.isna() != series.isna()).any():
+        return series  # not numeric: leave it as it came
+    present = numbers.dropna()
+    if not np.all(np.mod(present.to_numpy(dtype=float), 1) == 0):
+        return numbers
+    return numbers.astype("Int64")
+
+
+def _normalise(details: pd.DataFrame) -> pd.DataFrame:
+    """Uniform dtypes on both sides; NULLs stay NULL (NA), never 0."""
+    out = details.copy()
+    for col in DETAIL_COLUMNS:
+        if col not in out.columns:
+            out[col] = None
+    out["scan_id"] = pd.to_numeric(out["scan_id"]).astype("Int64")
+    for col in _INT_COLUMNS:
+        out[col] = _as_int(out[col])
+    for col in _PCT_COLUMNS:
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    # Unexpected content stays as it is and is compared by truthiness, like `comment_for`.
+    with contextlib.suppress(TypeError, ValueError):
+        out["is_additional_section"] = out["is_additional_section"].astype("boolean")
+    return out
+
+
+def _pair_frame(
+    pairs: Sequence[tuple[int, int | None]], processed_targets: Collection[int]
+) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "pair": np.arange(len(pairs), dtype=np.int64),
+            "source_scan_id": pd.array([p[0] for p in pairs], dtype="Int64"),
+            "target_scan_id": pd.array([p[1] for p in pairs], dtype="Int64"),
+        }
+    )
+    processed = frame["target_scan_id"].isin(list(processed_targets)).to_numpy(dtype=bool)
+    frame["state"] = np.where(
+        frame["target_scan_id"].isna().to_numpy(dtype=bool),
+        _NOT_COPIED,
+        np.where(processed, _COPIED, _NOT_PROCESSED),
+    )
+    return frame
+
+
+def _reports(details: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+    """The reports of the scans in `keys` (pair, scan_id), ranked per pair in report_id order.
+
+    A scan's no-report placeholder row is dropped: a pair without reports is handled by the
+    caller. Duplicate (scan, report) rows are dropped so a bad join upstream cannot multiply
+    rows here.
+    """
+    reports = details[details["report_id"].notna()].drop_duplicates(["scan_id", "report_id"])
+    ranked = keys.merge(reports, on="scan_id", how="inner").sort_values(
+        ["pair", "report_id"], kind="stable"
+    )
+    ranked = ranked.reset_index(drop=True)
+    ranked["rank"] = ranked.groupby("pair").cumcount()
+    ranked["key"] = ranked["section_name"].astype(object).where(
+        ranked["section_name"].notna(), _NULL_KEY
+    )
+    # The k-th report with a section name matches the k-th one with the same name.
+    ranked["occurrence"] = ranked.groupby(["pair", "key"]).cumcount()
+    return ranked
+
+
+def _link(src: pd.DataFrame, tgt: pd.DataFrame) -> pd.DataFrame:
+    """(pair, s_rank, t_rank) links: by section name first, the rest by order, then alone."""
+    by_name = src[["pair", "key", "occurrence", "rank"]].merge(
+        tgt[["pair", "key", "occurrence", "rank"]],
+        on=["pair", "key", "occurrence"],
+        suffixes=("_s", "_t"),
+    )[["pair", "rank_s", "rank_t"]]
+
+    def rest(side: pd.DataFrame, matched: pd.Series) -> pd.DataFrame:
+        taken = pd.MultiIndex.from_arrays([by_name["pair"], matched])
+        left = side.loc[
+            ~pd.MultiIndex.from_arrays([side["pair"], side["rank"]]).isin(taken),
+            ["pair", "rank"],
+        ].copy()
+        left["position"] = left.groupby("pair").cumcount()
+        return left
+
+    by_order = rest(src, by_name["rank_s"]).merge(
+        rest(tgt, by_name["rank_t"]), on=["pair", "position"], how="outer", suffixes=("_s", "_t")
+    )[["pair", "rank_s", "rank_t"]]
+    links = pd.concat([by_name, by_order], ignore_index=True)
+    links = links.rename(columns={"rank_s": "s_rank", "rank_t": "t_rank"})
+    links["s_rank"] = links["s_rank"].astype("Int64")
+    links["t_rank"] = links["t_rank"].astype("Int64")
+    return links
+
+
+def _side_columns(reports: pd.DataFrame, side: str) -> pd.DataFrame:
+    cols = ["pair", "rank", *COMPARED_COLUMNS] + (["map_by"] if side == "target" else [])
+    out = reports[cols].rename(columns={c: f"{side}_{c}" for c in COMPARED_COLUMNS})
+    out = out.rename(columns={"rank": f"{side[0]}_rank", "map_by": "MAv2_Map_by"})
+    out[f"{side[0]}_rank"] = out[f"{side[0]}_rank"].astype("Int64")
+    return out
+
+
+def _differs(a: pd.Series, b: pd.Series) -> np.ndarray:
+    a_null = a.isna().to_numpy(dtype=bool)
+    b_null = b.isna().to_numpy(dtype=bool)
+    # Nulls are masked out first: `NA == x` is NA, which numpy cannot turn into a bool.
+    a_vals = a.astype(object).where(~a_null, "").to_numpy()
+    b_vals = b.astype(object).where(~b_null, "").to_numpy()
+    equal: np.ndarray = np.asarray(a_vals == b_vals, dtype=bool)
+    differ: np.ndarray = (a_null != b_null) | (~a_null & ~b_null & ~equal)
+    return differ
+
+
+def _truthy(series: pd.Series) -> np.ndarray:
+    if isinstance(series.dtype, pd.BooleanDtype):
+        truthy: np.ndarray = series.fillna(False).to_numpy(dtype=bool)
+        return truthy
+    return np.array([not _is_null(v) and bool(v) for v in series.astype(object)], dtype=bool)
+
+
+def _comments(rows: pd.DataFrame) -> np.ndarray:
+    """The same decisions as `comment_for` (plus the grey ones), for all rows at once."""
+    state = rows["state"].to_numpy()
+    has_s = rows["s_rank"].notna().to_numpy(dtype=bool)
+    has_t = rows["t_rank"].notna().to_numpy(dtype=bool)
+    t_add = _truthy(rows["target_is_additional_section"])
+    s_add = _truthy(rows["source_is_additional_section"])
+    s_pre = pd.to_numeric(rows["source_pre_pog_pct"], errors="coerce").to_numpy(dtype=float)
+    t_pre = pd.to_numeric(rows["target_pre_pog_pct"], errors="coerce").to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        higher = t_pre > s_pre  # NaN compares False: a NULL % is never higher
+    conditions = [
+        state == _NOT_COPIED,
+        state == _NOT_PROCESSED,
+        ~has_s & ~has_t,
+        ~has_t,
+        ~has_s,
+        _differs(rows["source_planogram_name"], rows["target_planogram_name"]),
+        _differs(rows["source_section_name"], rows["target_section_name"]),
+        t_add & ~s_add,
+        higher,
+    ]
+    choices = [
+        Comment.NOT_COPIED.text,
+        Comment.TARGET_NOT_PROCESSED.text,
+        Comment.NO_REPORTS.text,
+        Comment.NO_TARGET_REPORT.text,
+        Comment.NO_SOURCE_REPORT.text,
+        Comment.WRONG_POG.text,
+        Comment.DIFFERENT_SECTION.text,
+        Comment.TARGET_ADDITIONAL.text,
+        Comment.HIGHER_POG.text,
+    ]
+    return np.select(conditions, choices, default=Comment.NO_ISSUES.text).astype(object)
+
+
+def build_analysis(
+    source_details: pd.DataFrame,
+    target_details: pd.DataFrame,
+    pairs: Sequence[tuple[int, int | None]],
+    processed_targets: Collection[int],
+) -> pd.DataFrame:
+    """One row per compared report, in `ANALYSIS_COLUMNS` order, commented by the rules.
+
+    Inside a pair, source reports match target reports by exact section name first, then
+    the remaining ones by report_id order. Rows follow `pairs`, then source report order;
+    target reports with no source counterpart come last in their pair. Only a pair's own
+    scans are ever read: a not-copied or not-processed pair gets its source rows with empty
+    target columns, a pair with no report on either side gets one row.
+    """
+    plan = _pair_frame(pairs, processed_targets)
+    source = _normalise(source_details)
+    target = _normalise(target_details)
+
+    src_keys = plan[["pair", "source_scan_id"]].rename(columns={"source_scan_id": "scan_id"})
+    src = _reports(source, src_keys)
+    # Only processed targets are read: an unprocessed scan's reports are not final.
+    tgt_keys = plan.loc[plan["state"] == _COPIED, ["pair", "target_scan_id"]]
+    tgt = _reports(target, tgt_keys.rename(columns={"target_scan_id": "scan_id"}))
+
+    links = _link(src, tgt)
+    alone = plan.loc[~plan["pair"].isin(links["pair"]), ["pair"]]
+    links = pd.concat([links, alone], ignore_index=True)
+    links["s_rank"] = links["s_rank"].astype("Int64")
+    links["t_rank"] = links["t_rank"].astype("Int64")
+
+    rows = (
+        links.merge(plan, on="pair", how="left")
+        .merge(_side_columns(src, "source"), on=["pair", "s_rank"], how="left")
+        .merge(_side_columns(tgt, "target"), on=["pair", "t_rank"], how="left")
+    )
+    # NA ranks last: a pair's unmatched target reports follow its source reports.
+    rows = rows.sort_values(["pair", "s_rank", "t_rank"], na_position="last", kind="stable")
+    rows = rows.reset_index(drop=True)
+    rows["comment"] = _comments(rows)
+    return rows[list(ANALYSIS_COLUMNS)]
