@@ -1,0 +1,324 @@
+"""Command line: argument parsing, one small function per subcommand, one error handler."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from scanjobs import __version__
+from scanjobs.errors import ExitCode, JobError, ScanjobsError, StateError
+from scanjobs.events import EventBus, make_console_sink
+
+__all__ = ["main", "main_entry", "build_parser"]
+
+EXAMPLES = {
+    "run": "scanjobs run jobs/copy.yaml            # rerun the same command to resume",
+    "validate": "scanjobs validate jobs/*.yaml",
+    "plan": "scanjobs plan jobs/copy.yaml",
+    "status": "scanjobs status jobs/copy.yaml --json",
+    "reset": "scanjobs reset jobs/copy.yaml --yes",
+    "sandbox": "scanjobs sandbox up --dir .sandbox --scans 30",
+    "demo": "scanjobs demo --dir scanjobs-demo",
+    "init": "scanjobs init copy jobs/my-copy.yaml",
+}
+
+
+def _job_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("job", type=Path, help="the job file (YAML)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scanjobs",
+        description="Declarative, resumable jobs that copy, download and compare shelf scans.",
+        epilog="examples:\n  " + "\n  ".join(EXAMPLES.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"scanjobs {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail (retries, every item)")
+    parser.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and the summary")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text,
+                              epilog=f"example:\n  {EXAMPLES[name]}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = add("run", "run a job; rerunning the same command resumes it")
+    _job_arg(p)
+    p.add_argument("--restart", action="store_true",
+                   help="start over: the old state is kept aside as a backup (needed after the job's "
+                        "source, target or strategy changed)")
+    p.add_argument("--retry-failed", action="store_true", help="retry the items that failed before "
+                   "(a plain rerun does too; this says it explicitly)")
+    p.add_argument("--limit", type=int, metavar="N", help="take at most N new scans in this run")
+    p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
+    p.set_defaults(func=cmd_run)
+
+    p = add("validate", "check job files without touching the network")
+    p.add_argument("jobs", type=Path, nargs="+", metavar="JOB")
+    p.set_defaults(func=cmd_validate)
+
+    p = add("plan", "read-only preflight against the platform: what a run would do")
+    _job_arg(p)
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=cmd_plan)
+
+    p = add("status", "show a job's recorded progress (also while it runs)")
+    _job_arg(p)
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(func=cmd_status)
+
+    p = add("reset", "delete a job's state (and only its state: outputs stay)")
+    _job_arg(p)
+    p.add_argument("--yes", action="store_true", help="do not ask")
+    p.set_defaults(func=cmd_reset)
+
+    p = add("sandbox", "a local twin of the platform (PostgreSQL + HTTP API) for trying jobs")
+    sandbox_sub = p.add_subparsers(dest="sandbox_command", metavar="up")
+    sandbox_sub.required = True
+    # The sandbox owns its options (its parser is built only when it runs, so other commands
+    # don't import the web server); `scanjobs sandbox up --help` shows them.
+    up = sandbox_sub.add_parser("up", help="start the sandbox in the foreground until Ctrl-C / SIGTERM "
+                                "(--help lists its options)", add_help=False)
+    up.add_argument("rest", nargs=argparse.REMAINDER)
+    up.set_defaults(func=cmd_sandbox_up)
+
+    p = add("demo", "start a sandbox, write demo jobs, run them and show the reports")
+    p.add_argument("--dir", type=Path, default=Path("scanjobs-demo"), help="where the demo lives "
+                   "(default: ./scanjobs-demo)")
+    p.add_argument("--scans", type=int, default=12, help="scans in the demo (default 12)")
+    p.set_defaults(func=cmd_demo)
+
+    p = add("init", "write a commented job file to start from")
+    p.add_argument("mode", choices=["copy", "download", "analyze"])
+    p.add_argument("path", type=Path, nargs="?", help="default: jobs/<mode>.yaml")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_init)
+    return parser
+
+
+def _verbosity(args: argparse.Namespace) -> int:
+    return int(args.verbose) - int(args.quiet)
+
+
+def _events(args: argparse.Namespace, json_lines: bool = False) -> EventBus:
+    return EventBus(make_console_sink(sys.stdout, json_lines=json_lines, verbosity=_verbosity(args)))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from scanjobs.spec import load_job
+
+    worst = ExitCode.OK
+    for path in args.jobs:
+        try:
+            job = load_job(path)
+        except JobError as exc:
+            print(f"{path}: invalid\n{exc}", file=sys.stderr)
+            worst = ExitCode.INVALID
+            continue
+        unset = [s.var for inst in _instances(job) for s in (inst.username, inst.password,
+                 inst.db.password) if s.value is None and s.var]
+        note = f" (to run it, set: {', '.join(dict.fromkeys(unset))})" if unset else ""
+        print(f"{path}: ok, mode {job.mode}, {job.scans.describe()}{note}")
+    return int(worst)
+
+
+def _instances(job: Any) -> list[Any]:
+    return [job.source] + ([job.target.instance] if job.target else [])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from scanjobs.runner import RunOptions, run_job
+    from scanjobs.spec import load_job
+
+    if args.limit is not None and args.limit < 1:
+        raise JobError("--limit must be a positive number")
+    job = load_job(args.job)
+    events = _events(args, json_lines=args.json)
+    try:
+        code = run_job(job, RunOptions(restart=args.restart, retry_failed=args.retry_failed,
+                                       limit=args.limit), events)
+    finally:
+        events.close()
+    return int(code)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from scanjobs.runner import plan_job
+    from scanjobs.spec import load_job
+
+    job = load_job(args.job)
+    events = _events(args)
+    try:
+        plan = plan_job(job, events)
+    finally:
+        events.close()
+    if args.json:
+        print(json.dumps(plan, indent=2, default=str))
+    else:
+        for line in plan.get("lines", []):
+            print(line)
+    return int(ExitCode.OK)
+
+
+def status_report(job_path: Path) -> dict[str, Any]:
+    from scanjobs.runner import open_state_readonly
+    from scanjobs.spec import load_job
+    from scanjobs.state import RunLock
+
+    job = load_job(job_path)
+    if not job.state_path.exists():
+        return {"job": str(job.path), "state": str(job.state_path), "started": False,
+                "counts": {}, "failures": [], "runs": [], "running": None}
+    store = open_state_readonly(job)
+    try:
+        counts = store.counts()
+        failures = [{"kind": r.kind, "id": r.key, "step": r.step, "error_class": r.error_class,
+                     "error": r.error_message, "attempts": r.attempts}
+                    for kind in ("scan", "image", "file") for r in store.items(kind, status="failed")]
+        runs = store.runs()
+    finally:
+        store.close()
+    lock = RunLock(job.state_path.with_suffix(".lock"))
+    holder = lock.holder()
+    return {"job": str(job.path), "state": str(job.state_path), "started": True, "counts": counts,
+            "failures": failures, "runs": runs[-5:], "running": holder}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    report = status_report(args.job)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return int(ExitCode.OK)
+    print(f"job {report['job']}")
+    if not report["started"]:
+        print("  not started yet (no state file)")
+        return int(ExitCode.OK)
+    if report["running"]:
+        r = report["running"]
+        print(f"  running now: pid {r.get('pid')} on {r.get('host')} since {r.get('started')}")
+    for kind, by_status in sorted(report["counts"].items()):
+        if ":" in kind:
+            continue
+        total = sum(by_status.values())
+        parts = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
+        print(f"  {kind}s: {total} ({parts})")
+    if report["runs"]:
+        last = report["runs"][-1]
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["started_at"]))
+        state = "running or killed" if last["exit_code"] is None else f"exit {last['exit_code']}"
+        print(f"  last run: {when}, {state}")
+    if report["failures"]:
+        print(f"  failures ({len(report['failures'])}):")
+        for f in report["failures"][:50]:
+            print(f"    {f['kind']} {f['id']} at {f['step']}: {f['error_class']}: {f['error']}")
+        if len(report["failures"]) > 50:
+            print(f"    ... and {len(report['failures']) - 50} more (--json lists all)")
+        print("  rerun the job (or `scanjobs run JOB --retry-failed`) to retry them")
+    return int(ExitCode.OK)
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    from scanjobs.spec import load_job
+    from scanjobs.state import RunLock, state_files
+
+    job = load_job(args.job)
+    files = [p for p in state_files(job.state_path) if p.exists()]
+    if not files:
+        print(f"nothing to reset: {job.state_path} does not exist")
+        return int(ExitCode.OK)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise JobError("reset deletes the record of finished work; add --yes to confirm",
+                           [str(p) for p in files])
+        answer = input(f"delete {', '.join(str(p) for p in files)}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return int(ExitCode.OK)
+    with RunLock(job.state_path.with_suffix(".lock")):
+        for path in files:
+            if path.suffix != ".lock":
+                path.unlink()
+    job.state_path.with_suffix(".lock").unlink(missing_ok=True)
+    print(f"state of {job.path.name} deleted; outputs under {job.output} are untouched")
+    return int(ExitCode.OK)
+
+
+def cmd_sandbox_up(args: argparse.Namespace) -> int:
+    from scanjobs.sandbox import add_arguments, options_from_args, run_up
+
+    parser = argparse.ArgumentParser(
+        prog="scanjobs sandbox up",
+        description="Run a local twin of the platform (embedded PostgreSQL + HTTP API) until "
+        "Ctrl-C or SIGTERM; DIR/sandbox.json tells how to reach it.",
+        epilog=f"example:\n  {EXAMPLES['sandbox']}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return int(run_up(options_from_args(parser.parse_args(args.rest))))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from scanjobs.demo import run_demo
+
+    return int(run_demo(args.dir, scans=args.scans, verbosity=_verbosity(args)))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from scanjobs.templates import write_template
+
+    path = write_template(args.mode, args.path, force=args.force)
+    print(f"wrote {path}; edit it, then: scanjobs validate {path} && scanjobs plan {path}")
+    return int(ExitCode.OK)
+
+
+def _crash_log(args: argparse.Namespace | None) -> Path:
+    job = getattr(args, "job", None) if args else None
+    if isinstance(job, Path):
+        return job.resolve().with_name(job.stem + ".state.log")
+    return Path(tempfile.gettempdir()) / f"scanjobs-crash-{os.getpid()}.log"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code (never raises, except SystemExit from argparse)."""
+    parser = build_parser()
+    args: argparse.Namespace | None = None
+    try:
+        args = parser.parse_args(argv)
+        func: Callable[[argparse.Namespace], int] = args.func
+        return func(args)
+    except SystemExit as exc:  # argparse: --help is 0, usage errors are 2
+        return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.INVALID)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except StateError as exc:
+        print(f"scanjobs: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except ScanjobsError as exc:
+        print(f"scanjobs: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except Exception:  # a bug: keep the traceback for the report, show the path
+        log = _crash_log(args)
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} scanjobs {__version__} "
+                         f"internal error\n{traceback.format_exc()}\n")
+        except OSError:
+            log = Path("(could not write the log)")
+        print(f"scanjobs: internal error; the traceback is in {log} (please report it)",
+              file=sys.stderr)
+        return int(ExitCode.INTERNAL)
+
+
+def main_entry() -> None:
+    sys.exit(main())

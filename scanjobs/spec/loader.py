@@ -1,0 +1,354 @@
+"""Job file -> validated `Job`: safe YAML, JSON Schema, ${VAR} expansion, semantic checks."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Mapping
+from datetime import date
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from scanjobs.errors import JobError
+from scanjobs.spec.env import SECRET_REFERENCE, UnsetVariable, env_var_for, expand, read_dotenv
+from scanjobs.spec.model import (
+    AnalysisOptions,
+    Backoff,
+    BatchOptions,
+    CopyOptions,
+    DbSpec,
+    DownloadOptions,
+    InstanceSpec,
+    Job,
+    RetryOptions,
+    ScanQuery,
+    ScanSelection,
+    Secret,
+    TargetSpec,
+    Timeout,
+    Workers,
+)
+from scanjobs.spec.yamlio import LineMap, load_yaml
+
+__all__ = ["load_job", "load_schema", "schema_path", "parse_duration", "INSTANCES_FILE"]
+
+INSTANCES_FILE = "instances.yaml"
+_SECRET_FIELDS = (("password",), ("db", "password"))
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def schema_path() -> Path:
+    """The job schema: packaged inside the wheel, or at the repo root in a source checkout."""
+    packaged = resources.files("scanjobs.spec").joinpath("job.schema.json")
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "schemas" / "job.schema.json"
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(schema_path().read_text(encoding="utf-8"))
+    return schema
+
+
+def parse_duration(value: float | int | str) -> float:
+    """'1h30m' / '90s' / '250ms' / 45 -> seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or _DURATION_PART.sub("", text).strip():
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 30m, 1h30m)")
+    return sum(float(n) * _UNITS[unit] for n, unit in parts)
+
+
+def _where(path: tuple[str | int, ...], lines: LineMap, file: Path) -> str:
+    dotted = ".".join(str(p) for p in path) or "(top level)"
+    probe = path
+    while probe not in lines and probe:
+        probe = probe[:-1]
+    line = lines.get(probe)
+    return f"{dotted} ({file.name}, line {line})" if line else dotted
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        extras = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
+        bits = []
+        for key in extras:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
+            bits.append(f"unknown key {key!r}{hint}")
+        return "; ".join(bits) or error.message
+    if error.validator == "oneOf" and "duration" in json.dumps(error.schema.get("description", "")):
+        return f"{error.instance!r} is not a duration (use e.g. 90s, 30m, 1h30m, or seconds)"
+    if error.validator in ("minProperties", "maxProperties") and isinstance(error.instance, dict):
+        options = ", ".join(error.schema.get("properties", {}))
+        return f"give exactly one of: {options}"
+    if error.validator == "minItems" and error.instance == []:
+        return "must not be empty"
+    if error.validator == "type" and isinstance(error.validator_value, str):
+        return f"expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
+    return error.message
+
+
+def _schema_problems(data: Any, schema: Mapping[str, Any], lines: LineMap, file: Path,
+                     prefix: tuple[str | int, ...] = ()) -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    problems = []
+    for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+        path = (*prefix, *error.absolute_path)
+        problems.append(f"{_where(path, lines, file)}: {_schema_message(error)}")
+    return problems
+
+
+def _read_document(path: Path) -> tuple[Any, LineMap]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JobError(f"job file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobError(f"cannot read job file {path}: {exc}") from None
+    try:
+        data, lines, problems = load_yaml(text, path)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if "python/" in str(exc):
+            problem = f"{problem} (Python tags are not allowed in job files; nothing was executed)"
+        raise JobError(f"{path.name}: invalid YAML at {where}: {problem}") from None
+    if problems:
+        raise JobError(f"{path.name} is not a valid job file:", problems)
+    return data, lines
+
+
+class _Builder:
+    """Turns the schema-valid document into the dataclasses, collecting every problem."""
+
+    def __init__(self, path: Path, data: dict[str, Any], lines: LineMap, env: Mapping[str, str],
+                 shared_instances: dict[str, Any]) -> None:
+        self.path, self.data, self.lines, self.env = path, data, lines, env
+        self.shared_instances = shared_instances
+        self.problems: list[str] = []
+        self.notes: list[str] = []
+
+    def where(self, *path: str | int) -> str:
+        return _where(path, self.lines, self.path)
+
+    def text(self, value: str, *path: str | int) -> str:
+        try:
+            return expand(value, self.env)
+        except UnsetVariable as exc:
+            why = exc.message or "and has no default"
+            self.problems.append(f"{self.where(*path)}: ${{{exc.var}}} is not set {why}".rstrip())
+            return value
+
+    def secret(self, raw: str | None, default_var: str, what: str, *path: str | int) -> Secret:
+        if raw is None:  # not in the file: the default variable, checked when connecting
+            return Secret(what, default_var, self.env.get(default_var))
+        match = SECRET_REFERENCE.match(raw.strip())
+        if not match:  # reported by check_secret_literals, once, with the remedy
+            return Secret(what, default_var)
+        var, op, arg = match.groups()
+        if op == ":-" and arg:
+            self.problems.append(
+                f"{self.where(*path)}: a default value in a secret reference is a literal secret; "
+                f"use ${{{var}}}"
+            )
+        value = self.env.get(var)
+        if value is None:
+            why = arg if op == ":?" and arg else "and has no default"
+            self.problems.append(f"{self.where(*path)}: ${{{var}}} is not set {why}")
+        return Secret(what, var, value)
+
+    def instance(self, name: str, used_at: tuple[str | int, ...]) -> InstanceSpec | None:
+        defined = {**self.shared_instances, **(self.data.get("instances") or {})}
+        if name not in defined:
+            known = sorted(defined)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            listing = ", ".join(known) if known else "none"
+            self.problems.append(
+                f"{self.where(*used_at)}: unknown instance {name!r} ({hint}defined: {listing}; "
+                f"define it under `instances:` or in {INSTANCES_FILE} beside the job)"
+            )
+            return None
+        spec = defined[name] or {}
+        base: tuple[str | int, ...] = ("instances", name)
+        db = spec.get("db") or {}
+        api_url = self.text(spec.get("api_url", f"https://{name}.rebotics.net"), *base, "api_url")
+        if not re.match(r"^https?://[^\s/]+", api_url):
+            self.problems.append(f"{self.where(*base, 'api_url')}: not an http(s) URL: {api_url!r}")
+        username_raw = spec.get("username")
+        username = (
+            Secret(f"instance {name} API username", "", self.text(username_raw, *base, "username"))
+            if username_raw is not None
+            else Secret(f"instance {name} API username", env_var_for(name, "USERNAME"),
+                        self.env.get(env_var_for(name, "USERNAME")))
+        )
+        return InstanceSpec(
+            name=name,
+            api_url=api_url.rstrip("/"),
+            db=DbSpec(
+                host=self.text(db.get("host", f"{name}-maint.rebotics.net"), *base, "db", "host"),
+                port=int(db.get("port", 5432)),
+                dbname=self.text(db.get("dbname", name), *base, "db", "dbname"),
+                user=self.text(db.get("user", "proxyuser"), *base, "db", "user"),
+                password=self.secret(db.get("password"), env_var_for(name, "DB_PASSWORD"),
+                                     f"instance {name} database password", *base, "db", "password"),
+            ),
+            username=username,
+            password=self.secret(spec.get("password"), env_var_for(name, "PASSWORD"),
+                                 f"instance {name} API password", *base, "password"),
+        )
+
+    def check_secret_literals(self) -> None:
+        """Literal secrets are refused even in instances the job does not use."""
+        sources = [(("instances",), self.data.get("instances") or {}), ((), self.shared_instances)]
+        for prefix, instances in sources:
+            for name, spec in instances.items():
+                for fields in _SECRET_FIELDS:
+                    node: Any = spec or {}
+                    for key in fields:
+                        node = node.get(key) if isinstance(node, dict) else None
+                    if isinstance(node, str) and not SECRET_REFERENCE.match(node.strip()):
+                        where = self.where(*prefix, name, *fields) if prefix else (
+                            f"{INSTANCES_FILE}: {name}.{'.'.join(fields)}")
+                        var = env_var_for(name, "DB_PASSWORD" if "db" in fields else "PASSWORD")
+                        self.problems.append(
+                            f"{where}: a literal secret is not allowed in a job file; write a "
+                            f"reference like ${{{var}}} and set {var} in the environment or in "
+                            ".env beside the job"
+                        )
+
+    def selection(self) -> ScanSelection:
+        scans = self.data["scans"]
+        kind = next(iter(scans))
+        if kind == "ids":
+            return ScanSelection("ids", ids=tuple(dict.fromkeys(int(i) for i in scans["ids"])))
+        if kind == "query":
+            q = scans["query"]
+            d_from = date.fromisoformat(q["from"]) if "from" in q else None
+            d_to = date.fromisoformat(q["to"]) if "to" in q else None
+            if d_from and d_to and d_from > d_to:
+                self.problems.append(f"{self.where('scans', 'query', 'to')}: `to` ({d_to}) is before `from` ({d_from})")
+            query = ScanQuery(store=q["store"], date_from=d_from, date_to=d_to,
+                              status=q.get("status", "done"), limit=q.get("limit"))
+            return ScanSelection("query", query=query)
+        file = self.path.parent / self.text(scans[kind], "scans", kind)
+        return ScanSelection(kind, file=file.resolve())
+
+    def duration(self, value: Any, *path: str | int) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.problems.append(f"{self.where(*path)}: {exc}")
+            return 1.0
+
+    def build(self) -> Job:
+        d = self.data
+        self.check_secret_literals()
+        mode = d["mode"]
+        source = self.instance(d["source"], ("source",))
+        target: TargetSpec | None = None
+        if "target" in d:
+            t_inst = self.instance(d["target"]["instance"], ("target", "instance"))
+            if t_inst is not None:
+                target = TargetSpec(t_inst, d["target"].get("store"))
+        selection = self.selection()
+
+        if mode == "copy":
+            if "target" not in d:
+                self.problems.append("target: mode copy needs a target: {instance: NAME, store: ID}")
+            elif d["target"].get("store") is None:
+                self.problems.append(f"{self.where('target')}: mode copy needs target.store")
+        if mode == "analyze" and "target" not in d:
+            self.problems.append("target: mode analyze needs a target: {instance: NAME}")
+        if mode in ("copy", "download") and selection.kind in ("pairs", "from_job"):
+            self.problems.append(
+                f"{self.where('scans', selection.kind)}: scans.{selection.kind} is for mode analyze; "
+                f"mode {mode} takes ids, query or file")
+        if mode == "analyze" and selection.kind not in ("pairs", "from_job"):
+            self.problems.append(
+                f"{self.where('scans', selection.kind)}: mode analyze takes scans.pairs (a CSV) or "
+                "scans.from_job (a copy job)")
+        if mode == "download" and "target" in d:
+            self.problems.append(f"{self.where('target')}: mode download reads only the source; remove target")
+
+        b, r, a = d.get("batch", {}), d.get("retry", {}), d.get("analysis", {})
+        w, bo, to = b.get("workers", {}), r.get("backoff", {}), r.get("timeout", {})
+        name = self.text(d.get("name", self.path.stem), "name")
+        output = self.path.parent / self.text(d.get("output", f"results/{self.path.stem}"), "output")
+        job = Job(
+            path=self.path,
+            name=name,
+            mode=mode,
+            source=source,  # type: ignore[arg-type]  # None only with problems recorded
+            target=target,
+            scans=selection,
+            output=output.resolve(),
+            copy=CopyOptions(**d.get("copy", {})),
+            batch=BatchOptions(size=b.get("size", 10), workers=Workers(**w),
+                               max_failed_ratio=float(b.get("max_failed_ratio", 0.5))),
+            retry=RetryOptions(
+                attempts=r.get("attempts", 4),
+                backoff=Backoff(**{k: float(v) if k != "jitter" else v for k, v in bo.items()}),
+                timeout=Timeout(**{k: float(v) for k, v in to.items()}),
+                deadline=self.duration(r.get("deadline", "30m"), "retry", "deadline"),
+            ),
+            analysis=AnalysisOptions(
+                enabled=a.get("enabled", True),
+                wait_for_processing=self.duration(a.get("wait_for_processing", "30m"),
+                                                  "analysis", "wait_for_processing"),
+            ),
+            download=DownloadOptions(**d.get("download", {})),
+        )
+        if job.retry.backoff.initial > job.retry.backoff.max:
+            self.problems.append(f"{self.where('retry', 'backoff')}: initial is larger than max")
+        return job
+
+
+def _shared_instances(job_dir: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    path = job_dir / INSTANCES_FILE
+    if not path.is_file():
+        return {}
+    data, lines = _read_document(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise JobError(f"{path}: expected a mapping of instance name -> settings")
+    instance_schema = {**load_schema()["$defs"]["instance"], "$defs": load_schema()["$defs"]}
+    problems = []
+    for name, spec in data.items():
+        problems += _schema_problems(spec or {}, instance_schema, lines, path, (str(name),))
+    if problems:
+        raise JobError(f"{path.name} is not valid:", problems)
+    return {str(k): v for k, v in data.items()}
+
+
+def load_job(path: str | Path, environ: Mapping[str, str] | None = None) -> Job:
+    """Load, validate and resolve one job file; raise JobError listing every problem."""
+    job_path = Path(path).expanduser().resolve()
+    data, lines = _read_document(job_path)
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise JobError(f"{job_path.name}: a job file must be a mapping (key: value lines), not {kind}")
+    env = {**read_dotenv(job_path.parent / ".env"), **(os.environ if environ is None else environ)}
+    problems = _schema_problems(data, load_schema(), lines, job_path)
+    if problems:
+        raise JobError(f"{job_path.name} is not a valid job file:", problems)
+    builder = _Builder(job_path, data, lines, env, _shared_instances(job_path.parent, env))
+    job = builder.build()
+    if builder.problems:
+        raise JobError(f"{job_path.name} is not a valid job file:", builder.problems)
+    return job
