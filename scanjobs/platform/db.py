@@ -1,0 +1,406 @@
+"""Read-only access to one platform instance's PostgreSQL: named .sql queries, ids as parameters."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from importlib import resources
+from types import TracebackType
+from typing import Any
+
+import pandas as pd
+import psycopg
+from psycopg.rows import dict_row
+
+from scanjobs.errors import AuthError, PlatformError, UnreachableError
+
+__all__ = [
+    "PlatformDB",
+    "ScanFileRef",
+    "SourceScan",
+    "MappingNames",
+    "ResolvedIds",
+    "ScanProcessing",
+    "DownloadInfo",
+    "SCAN_DETAIL_COLUMNS",
+]
+
+SCAN_DETAIL_COLUMNS = (
+    "scan_id", "scan_status", "report_id", "realogram_id", "bays", "store_planogram_id",
+    "planogram_id", "planogram_name", "section_id", "section_name", "is_additional_section",
+    "pre_pog_pct", "post_pog_pct", "pre_osa_pct", "post_osa_pct", "ok", "wandering", "oos",
+    "hole", "map_by",
+)  # fmt: skip
+_INT_COLUMNS = ("scan_id", "report_id", "realogram_id", "bays", "store_planogram_id",
+                "planogram_id", "section_id")  # fmt: skip
+_FLOAT_COLUMNS = ("pre_pog_pct", "post_pog_pct", "pre_osa_pct", "post_osa_pct")
+_COUNT_COLUMNS = ("ok", "wandering", "oos", "hole")
+_TEXT_COLUMNS = ("scan_status", "planogram_name", "section_name", "map_by")
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFileRef:
+    """One file of a scan: the platform file id and its type (image/video/keyframe)."""
+
+    file_id: int
+    file_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceScan:
+    """A scan as the copy mode needs it; `files` in source order (scanfile row id)."""
+
+    id: int
+    store_id: int
+    created_at: datetime
+    status: str
+    provided_values: dict[str, Any]
+    files: tuple[ScanFileRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MappingNames:
+    """Source ids -> names: store POG id -> POG name; section id -> (POG, section); category."""
+
+    store_planograms: dict[int, str]
+    sections: dict[int, tuple[str, str]]
+    categories: dict[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedIds:
+    """Target names -> ids in one store; a name without a match is simply absent."""
+
+    store_planograms: dict[str, int]
+    sections: dict[tuple[str, str], int]
+    categories: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanProcessing:
+    """Where a scan is in processing: its status and its active realogram's report count."""
+
+    status: str
+    report_count: int
+
+    @property
+    def processed(self) -> bool:
+        return self.status == "done" and self.report_count > 0
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadInfo:
+    """What names a downloaded file: first report's section, store POG id, files in order."""
+
+    section_name: str | None
+    store_pog_id: str | None
+    files: tuple[ScanFileRef, ...]
+
+
+@cache
+def _sql(name: str) -> str:
+    return (resources.files("scanjobs.platform") / "sql" / f"{name}.sql").read_text("utf-8")
+
+
+def _unique(ids: Iterable[int]) -> list[int]:
+    return list(dict.fromkeys(int(i) for i in ids))
+
+
+def _files(raw: Any) -> tuple[ScanFileRef, ...]:
+    return tuple(
+        ScanFileRef(int(fid), None if ftype is None else str(ftype)) for fid, ftype in raw or ()
+    )
+
+
+def _short(exc: BaseException) -> str:
+    # libpq messages span lines ("connection to server ... failed: FATAL:  ..."): keep one line.
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines) if lines else type(exc).__name__
+
+
+class PlatformDB:
+    """One instance's database, read-only. One connection behind a lock: safe across threads."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        dbname: str,
+        user: str,
+        password: str,
+        *,
+        connect_timeout: float = 10,
+        statement_timeout_ms: int = 120_000,
+    ) -> None:
+        self.host = host
+        self.port = int(port)
+        self.dbname = dbname
+        self.user = user
+        self._password = password
+        self._connect_timeout = connect_timeout
+        self._statement_timeout_ms = int(statement_timeout_ms)
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[dict[str, Any]] | None = None
+
+    def __repr__(self) -> str:
+        return f"PlatformDB({self.user}@{self.host}:{self.port}/{self.dbname})"
+
+    def __enter__(self) -> PlatformDB:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def connect(self) -> None:
+        """Open the connection now (else the first query does): AuthError / UnreachableError."""
+        with self._lock:
+            self._connection()
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._password, "***") if self._password else text
+
+    def _connection(self) -> psycopg.Connection[dict[str, Any]]:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        try:
+            # Keyword arguments, not a DSN string: the password never sits in a printable text.
+            conn = psycopg.connect(
+                host=self.host,
+                port=self.port,
+                dbname=self.dbname,
+                user=self.user,
+                password=self._password,
+                connect_timeout=max(1, round(self._connect_timeout)),
+                application_name="scanjobs",
+                row_factory=dict_row,
+            )
+        except psycopg.OperationalError as exc:
+            reason = self._redact(_short(exc))
+            where = f"database {self.dbname} at {self.host}:{self.port}"
+            if "password authentication failed" in reason or "authentication failed" in reason:
+                raise AuthError(
+                    f"{where} refused user {self.user!r}: password authentication failed",
+                    hint="check the db password of this instance",
+                ) from None
+            raise UnreachableError(f"cannot connect to {where}: {reason}") from None
+        # Read-only at the session level: any write by mistake fails instead of touching
+        # production. Set per transaction (BEGIN READ ONLY), which also works behind poolers.
+        conn.read_only = True
+        self._conn = conn
+        return conn
+
+    def _query(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run sql/<name>.sql in a read-only transaction; reconnect once if the link broke."""
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self._connection()
+                try:
+                    with conn.transaction(), conn.cursor() as cur:
+                        # transaction-local, so a pooler reusing the server connection keeps
+                        # no trace of it
+                        cur.execute(
+                            "SELECT set_config('statement_timeout', %s, true)",
+                            (str(self._statement_timeout_ms),),
+                        )
+                        cur.execute(_sql(name), params)
+                        return cur.fetchall()
+                except psycopg.OperationalError as exc:
+                    if conn.broken and attempt == 1:
+                        self._conn = None  # read-only queries are safe to run again
+                        continue
+                    raise UnreachableError(
+                        f"database {self.dbname} at {self.host}:{self.port} failed during "
+                        f"query {name}: {self._redact(_short(exc))}"
+                    ) from None
+                except psycopg.Error as exc:
+                    raise PlatformError(
+                        f"database {self.dbname} at {self.host}:{self.port}: query {name} "
+                        f"failed: {self._redact(_short(exc))}"
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- scans -----------------------------------------------------------------------------------
+
+    def select_scan_ids(
+        self,
+        *,
+        ids: Sequence[int] | None = None,
+        store: int | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        status: str | None = "done",
+    ) -> list[int]:
+        """With `ids`: those that exist, in the given order (status and dates not applied).
+
+        Otherwise the scans of `store` created in [date_from, date_to] (inclusive, each
+        optional) with `status` (None = any), ordered by id.
+        """
+        if ids is not None:
+            wanted = _unique(ids)
+            if not wanted:
+                return []
+            found = {row["id"] for row in self._query("scan_ids_existing", {"ids": wanted})}
+            return [i for i in wanted if i in found]
+        params = {"store": store, "date_from": date_from, "date_to": date_to, "status": status}
+        return [row["id"] for row in self._query("scan_ids_query", params)]
+
+    def missing_scan_ids(self, ids: Sequence[int]) -> list[int]:
+        """The ids (in the given order) that are not scans of this instance."""
+        found = set(self.select_scan_ids(ids=ids))
+        return [i for i in _unique(ids) if i not in found]
+
+    def scans_with_files(self, ids: Sequence[int]) -> list[SourceScan]:
+        """The existing scans among `ids`, in the given order, each with its files."""
+        wanted = _unique(ids)
+        if not wanted:
+            return []
+        rows = {row["id"]: row for row in self._query("scans_with_files", {"ids": wanted})}
+        return [
+            SourceScan(
+                id=row["id"],
+                store_id=row["store_id"],
+                created_at=row["created_at"],
+                status=row["status"],
+                provided_values=dict(row["provided_values"] or {}),
+                files=_files(row["files"]),
+            )
+            for row in (rows[i] for i in wanted if i in rows)
+        ]
+
+    def store_exists(self, store_id: int) -> bool:
+        return bool(self._query("store_exists", {"store_id": int(store_id)})[0]["exists"])
+
+    # -- id translation for the "mapped" strategy ----------------------------------------------
+
+    def mapping_names(
+        self,
+        *,
+        store_planogram_ids: Iterable[int] = (),
+        section_ids: Iterable[int] = (),
+        category_ids: Iterable[int] = (),
+    ) -> MappingNames:
+        """Source side: the names behind ids; ids that don't exist are absent from the dicts."""
+        pogs, sections, categories = (
+            _unique(store_planogram_ids), _unique(section_ids), _unique(category_ids)
+        )  # fmt: skip
+        return MappingNames(
+            store_planograms={
+                r["id"]: r["name"]
+                for r in (self._query("store_planogram_names", {"ids": pogs}) if pogs else [])
+            },
+            sections={
+                r["id"]: (r["planogram_name"], r["section_name"])
+                for r in (self._query("section_names", {"ids": sections}) if sections else [])
+            },
+            categories={
+                r["id"]: r["name"]
+                for r in (self._query("category_names", {"ids": categories}) if categories else [])
+            },
+        )
+
+    def resolve_names(
+        self,
+        store_id: int,
+        *,
+        planogram_names: Iterable[str] = (),
+        sections: Iterable[tuple[str, str]] = (),
+        category_names: Iterable[str] = (),
+    ) -> ResolvedIds:
+        """Target side: names (compared exactly) -> ids; store POGs and sections of `store_id`.
+
+        When a name matches several rows, the highest id (the newest) wins.
+        """
+        names = list(dict.fromkeys(planogram_names))
+        pairs = list(dict.fromkeys((str(p), str(s)) for p, s in sections))
+        cats = list(dict.fromkeys(category_names))
+        resolved_pogs: dict[str, int] = {}
+        if names:
+            params = {"store_id": int(store_id), "names": names}
+            for r in self._query("resolve_store_planograms", params):
+                resolved_pogs[r["name"]] = r["id"]  # ordered by id: the last one stays
+        resolved_sections: dict[tuple[str, str], int] = {}
+        if pairs:
+            params = {
+                "store_id": int(store_id),
+                "planogram_names": [p for p, _ in pairs],
+                "section_names": [s for _, s in pairs],
+            }
+            for r in self._query("resolve_sections", params):
+                resolved_sections[(r["planogram_name"], r["section_name"])] = r["id"]
+        resolved_categories: dict[str, int] = {}
+        if cats:
+            for r in self._query("resolve_categories", {"names": cats}):
+                resolved_categories[r["name"]] = r["id"]
+        return ResolvedIds(resolved_pogs, resolved_sections, resolved_categories)
+
+    # -- processing and analysis -----------------------------------------------------------------
+
+    def processing_status(self, scan_ids: Sequence[int]) -> dict[int, ScanProcessing]:
+        """Status and report count per existing scan; `.processed` says it can be analysed."""
+        wanted = _unique(scan_ids)
+        if not wanted:
+            return {}
+        return {
+            r["id"]: ScanProcessing(status=r["status"], report_count=int(r["report_count"]))
+            for r in self._query("processing_status", {"ids": wanted})
+        }
+
+    def scan_details(self, scan_ids: Sequence[int]) -> pd.DataFrame:
+        """One row per (scan, compliance report), columns SCAN_DETAIL_COLUMNS; NULL stays NA.
+
+        Ids are Int64, percentages Float64, counts Int64 (Float64 if a count is fractional),
+        is_additional_section boolean, text columns object with None.
+        """
+        wanted = _unique(scan_ids)
+        rows = self._query("scan_details", {"ids": wanted}) if wanted else []
+        # Built column by column from the rows: letting pandas infer would turn NULL text into
+        # NaN and NULL numbers into float NaN; the analysis must see missing, never 0 or "nan".
+        columns: dict[str, Any] = {}
+        for col in SCAN_DETAIL_COLUMNS:
+            values = [row[col] for row in rows]
+            if col in _INT_COLUMNS:
+                columns[col] = pd.array(values, dtype="Int64")
+            elif col in _FLOAT_COLUMNS:
+                columns[col] = pd.array(
+                    [None if v is None else float(v) for v in values], dtype="Float64"
+                )
+            elif col in _COUNT_COLUMNS:
+                integral = all(v is None or float(v).is_integer() for v in values)
+                columns[col] = pd.array(
+                    [None if v is None else (int(v) if integral else float(v)) for v in values],
+                    dtype="Int64" if integral else "Float64",
+                )
+            elif col == "is_additional_section":
+                columns[col] = pd.array(values, dtype="boolean")
+            else:
+                columns[col] = pd.Series(values, dtype=object)
+        frame = pd.DataFrame(columns)
+        return frame
+
+    def download_info(self, scan_ids: Sequence[int]) -> dict[int, DownloadInfo]:
+        """Per existing scan: first report's section name, store POG id (text), files in order."""
+        wanted = _unique(scan_ids)
+        if not wanted:
+            return {}
+        return {
+            r["id"]: DownloadInfo(
+                section_name=r["section_name"],
+                store_pog_id=r["store_pog_id"],
+                files=_files(r["files"]),
+            )
+            for r in self._query("download_info", {"ids": wanted})
+        }
