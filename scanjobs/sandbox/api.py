@@ -1,0 +1,425 @@
+"""The HTTP API of one sandbox instance (aiohttp), speaking PLATFORM.md plus /_sandbox/ controls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+import re
+import secrets
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from aiohttp import BodyPartReader, web
+from psycopg.types.json import Jsonb
+
+from scanjobs.sandbox.faults import RuntimeConfig, Stats, fault_middleware
+from scanjobs.sandbox.images import sniff_content_type
+from scanjobs.sandbox.seed import TABLES, SourceTruth
+
+INPUT_TYPES = ("image", "video", "keyframe")
+NOT_FOUND = {"detail": "Not found."}
+
+
+class Pool:
+    """A few autocommit connections shared by the handlers of one instance."""
+
+    def __init__(self, conninfo: str, size: int = 8) -> None:
+        self._conninfo = conninfo
+        self._size = size
+        self._queue: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
+        self._all: list[psycopg.AsyncConnection[Any]] = []
+
+    async def open(self) -> None:
+        for _ in range(self._size):
+            conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            self._all.append(conn)
+            self._queue.put_nowait(conn)
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        conn = await self._queue.get()
+        try:
+            yield conn
+        finally:
+            self._queue.put_nowait(conn)
+
+    async def close(self) -> None:
+        for conn in self._all:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+@dataclass
+class Instance:
+    """Everything the handlers of one instance need."""
+
+    name: str
+    pool: Pool
+    storage: Path
+    username: str
+    password: str
+    user_id: int
+    template_store_id: int
+    config: RuntimeConfig
+    stats: Stats
+    truth: dict[str, SourceTruth]
+    api_url: str = ""
+    tokens: set[str] = field(default_factory=set)
+    process: Callable[[Instance, int], Awaitable[None]] | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    peers: list[Instance] = field(default_factory=list)  # every instance, for shared controls
+
+
+def _error(field_name: str, message: str) -> web.Response:
+    return web.json_response({field_name: [message]}, status=400)
+
+
+def _invalid_pk(field_name: str, value: Any) -> web.Response:
+    return _error(field_name, f'Invalid pk "{value}" - object does not exist.')
+
+
+def _auth(inst: Instance, request: web.Request) -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme != "Token" or token.strip() not in inst.tokens:
+        raise web.HTTPUnauthorized(text='{"detail": "Invalid token."}', content_type="application/json")
+
+
+async def _exists(inst: Instance, kind: str, value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    async with inst.pool.connection() as conn:
+        cur = await conn.execute(f"SELECT 1 FROM {TABLES[kind]} WHERE id = %s", (value,))
+        return await cur.fetchone() is not None
+
+
+def _storage_url(inst: Instance, rel: str) -> str:
+    return f"{inst.api_url}/_storage/{quote(rel)}"
+
+
+def _safe_name(name: str) -> str:
+    """A storage file name from an uploaded name: no directories, only tame characters."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "upload"
+
+
+def build_app(inst: Instance) -> web.Application:
+    """The aiohttp application of one instance."""
+    app = web.Application(
+        middlewares=[fault_middleware(inst.config, inst.stats, random.Random(hash(inst.name)))],
+        client_max_size=1024**3,
+    )
+
+    async def token_auth(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = dict(await request.post())
+        if body.get("username") != inst.username or body.get("password") != inst.password:
+            return web.json_response(
+                {"non_field_errors": ["Unable to log in with provided credentials."]}, status=400
+            )
+        token = secrets.token_hex(20)
+        inst.tokens.add(token)
+        return web.json_response({"id": inst.user_id, "token": token})
+
+    async def file_meta(request: web.Request) -> web.Response:
+        _auth(inst, request)
+        raw = request.match_info["id"]
+        if not raw.isdigit():
+            return web.json_response(NOT_FOUND, status=404)
+        async with inst.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT id, file, original_filename, input_type, size FROM {TABLES['file']} WHERE id = %s",
+                (int(raw),),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return web.json_response(NOT_FOUND, status=404)
+        return web.json_response({"id": row[0], "file": _storage_url(inst, row[1]),
+                                  "original_filename": row[2], "input_type": row[3],
+                                  "size": row[4]})  # fmt: skip
+
+    async def storage(request: web.Request) -> web.StreamResponse:
+        root = inst.storage.resolve()
+        path = (root / request.match_info["path"]).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            return web.json_response(NOT_FOUND, status=404)
+        with open(path, "rb") as fh:
+            ctype = sniff_content_type(fh.read(8)) or "application/octet-stream"
+        # FileResponse streams from disk and implements Range (206 + Content-Range).
+        return web.FileResponse(path, headers={"Content-Type": ctype})
+
+    async def upload(request: web.Request) -> web.Response:
+        _auth(inst, request)
+        if not request.content_type.startswith("multipart/"):
+            return _error("file", "No file was submitted.")
+        fields: dict[str, str] = {}
+        tmp = inst.storage / "tmp" / uuid.uuid4().hex
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        digest, size, filename, head = hashlib.sha256(), 0, None, b""
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader) or part.name is None:
+                    continue
+                if part.name == "file" and filename is None:
+                    filename = part.filename or "upload"
+                    with open(tmp, "wb") as fh:  # streamed: 20 MB uploads never sit in memory
+                        while chunk := await part.read_chunk(1 << 16):
+                            if not head:
+                                head = chunk[:8]
+                            fh.write(chunk)
+                            digest.update(chunk)
+                            size += len(chunk)
+                else:
+                    fields[str(part.name)] = await part.text()
+            error = await _validate_upload(inst, fields, filename, digest.hexdigest())
+            if error is not None:
+                return error
+            assert filename is not None
+            original = filename.replace("\\", "/").rsplit("/", 1)[-1]
+            ctype = sniff_content_type(head) or "application/octet-stream"
+            name = _safe_name(original)
+            ext = {"image/png": ".png", "image/jpeg": ".jpg"}.get(ctype, "")
+            if ext and not name.lower().endswith((ext, ".jpeg")):
+                name += ext  # storage names carry the real type even when the upload's didn't
+            store = int(fields["store"]) if fields.get("store") else None
+            async with inst.pool.connection() as conn:
+                cur = await conn.execute(
+                    f"INSERT INTO {TABLES['file']} (file, original_filename, input_type,"
+                    " content_type, size, checksum, store_id)"
+                    " VALUES ('', %s, %s, %s, %s, %s, %s) RETURNING id",
+                    (original, fields["input_type"], ctype, size, digest.hexdigest(), store),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                rel = f"uploads/{row[0]}/{name}"
+                (inst.storage / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(tmp, inst.storage / rel)
+                await conn.execute(f"UPDATE {TABLES['file']} SET file = %s WHERE id = %s",
+                                   (rel, row[0]))  # fmt: skip
+            inst.stats.files_uploaded += 1
+            return web.json_response({"id": row[0], "file": _storage_url(inst, rel),
+                                      "original_filename": original,
+                                      "input_type": fields["input_type"], "size": size},
+                                     status=201)  # fmt: skip
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    async def create_action(request: web.Request) -> web.Response:
+        _auth(inst, request)
+        try:
+            payload = await request.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            return web.json_response({"non_field_errors": ["Invalid data. Expected a dictionary."]},
+                                     status=400)  # fmt: skip
+        error = await _validate_action(inst, payload)
+        if error is not None:
+            return error
+        uid = request.headers.get("REB-CLIENT-REQUEST-UID")
+        async with inst.pool.connection() as conn:
+            if uid:
+                # The primary key makes the claim atomic across concurrent requests.
+                cur = await conn.execute(
+                    "INSERT INTO sandbox_client_request (uid) VALUES (%s)"
+                    " ON CONFLICT DO NOTHING RETURNING uid",
+                    (uid,),
+                )
+                if await cur.fetchone() is None:
+                    cur = await conn.execute(
+                        "SELECT scan_id FROM sandbox_client_request WHERE uid = %s", (uid,)
+                    )
+                    row = await cur.fetchone()
+                    if row is None or row[0] is None:
+                        return web.json_response(
+                            {"detail": "Another request is already processing"}, status=424
+                        )
+                    return web.json_response(await _scan_summary(conn, row[0]), status=201)
+            try:
+                await asyncio.sleep(0.02)  # the real platform does work here; widens the race
+                scan_id = await _create_scan(conn, payload)
+                if uid:
+                    await conn.execute(
+                        "UPDATE sandbox_client_request SET scan_id = %s WHERE uid = %s",
+                        (scan_id, uid),
+                    )
+            except BaseException:
+                if uid:
+                    await conn.execute("DELETE FROM sandbox_client_request WHERE uid = %s", (uid,))
+                raise
+            body = await _scan_summary(conn, scan_id)
+        inst.stats.scans_created += 1
+        if inst.process is not None:
+            task = asyncio.create_task(inst.process(inst, scan_id))
+            inst.tasks.add(task)
+            task.add_done_callback(inst.tasks.discard)
+        return web.json_response(body, status=201)
+
+    async def action_detail(request: web.Request) -> web.Response:
+        _auth(inst, request)
+        raw = request.match_info["id"]
+        if not raw.isdigit():
+            return web.json_response(NOT_FOUND, status=404)
+        async with inst.pool.connection() as conn:
+            body = await _scan_summary(conn, int(raw), detail=True)
+        if body is None:
+            return web.json_response(NOT_FOUND, status=404)
+        return web.json_response(body)
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response(inst.stats.as_dict())
+
+    async def stats_reset(request: web.Request) -> web.Response:
+        for peer in inst.peers:
+            peer.stats.reset()
+        return web.json_response(inst.stats.as_dict())
+
+    async def config(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            try:
+                inst.config.update(await request.json())
+            except (ValueError, TypeError, AttributeError) as exc:
+                return web.json_response({"detail": str(exc)}, status=400)
+        return web.json_response(inst.config.as_dict())
+
+    async def new_store(request: web.Request) -> web.Response:
+        async with inst.pool.connection() as conn, conn.transaction():
+            store_id = await _copy_store(conn, inst.template_store_id)
+        return web.json_response({"id": store_id}, status=201)
+
+    app.router.add_post("/api/v4/token-auth/", token_auth)
+    app.router.add_get("/api/v1/master-data/file-upload/{id}/", file_meta)
+    app.router.add_get("/_storage/{path:.+}", storage)
+    app.router.add_post("/api/v4/processing/upload/", upload)
+    app.router.add_post("/api/v4/processing/actions/", create_action)
+    app.router.add_get("/api/v4/processing/actions/{id}/", action_detail)
+    app.router.add_get("/_sandbox/stats", stats)
+    app.router.add_post("/_sandbox/stats/reset", stats_reset)
+    app.router.add_get("/_sandbox/config", config)
+    app.router.add_post("/_sandbox/config", config)
+    app.router.add_post("/_sandbox/stores", new_store)
+    return app
+
+
+async def _validate_upload(
+    inst: Instance, fields: dict[str, str], filename: str | None, checksum: str
+) -> web.Response | None:
+    if filename is None:
+        return _error("file", "No file was submitted.")
+    input_type = fields.get("input_type")
+    if input_type is None:
+        return _error("input_type", "This field is required.")
+    if input_type not in INPUT_TYPES:
+        return _error("input_type", f'"{input_type}" is not a valid choice.')
+    store = fields.get("store")
+    if store and (not store.isdigit() or not await _exists(inst, "store", int(store))):
+        return _invalid_pk("store", store)
+    given = fields.get("checksum")
+    if given and given.lower() != checksum:
+        return _error("checksum", "Checksum does not match the uploaded file.")
+    return None
+
+
+async def _validate_action(inst: Instance, payload: dict[str, Any]) -> web.Response | None:
+    if payload.get("store") is None:
+        return _error("store", "This field is required.")
+    if not await _exists(inst, "store", payload["store"]):
+        return _invalid_pk("store", payload["store"])
+    files = payload.get("files")
+    if files is None:
+        return _error("files", "This field is required.")
+    if not isinstance(files, list):
+        kind = type(files).__name__
+        return _error("files", f'Expected a list of items but got type "{kind}".')
+    if not files:
+        return _error("files", "This list may not be empty.")
+    for file_id in files:
+        if not await _exists(inst, "file", file_id):
+            return _invalid_pk("files", file_id)
+    for name, kind in (("category_id", "category"), ("section_id", "section"),
+                       ("store_planogram", "planogramstore")):  # fmt: skip
+        value = payload.get(name)
+        if value is not None and not await _exists(inst, kind, value):
+            return _invalid_pk(name, value)
+    return None
+
+
+async def _create_scan(conn: psycopg.AsyncConnection[Any], payload: dict[str, Any]) -> int:
+    async with conn.transaction():
+        cur = await conn.execute(
+            f"INSERT INTO {TABLES['scan']} (store_id, status, has_report, selected_category_id,"
+            " provided_values) VALUES (%s, 'pending', false, %s, %s) RETURNING id",
+            (payload["store"], payload.get("category_id"), Jsonb({"_raw_data": payload})),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        for file_id in payload["files"]:
+            await conn.execute(
+                f"INSERT INTO {TABLES['scanfile']} (scan_id, file_id, file_type)"
+                f" SELECT %s, id, input_type FROM {TABLES['file']} WHERE id = %s",
+                (row[0], file_id),
+            )
+    return int(row[0])
+
+
+async def _scan_summary(
+    conn: psycopg.AsyncConnection[Any], scan_id: int, detail: bool = False
+) -> dict[str, Any] | None:
+    cur = await conn.execute(
+        f"SELECT id, status, store_id, created_at, has_report FROM {TABLES['scan']} WHERE id = %s",
+        (scan_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    cur = await conn.execute(
+        f"SELECT file_id FROM {TABLES['scanfile']} WHERE scan_id = %s ORDER BY id", (scan_id,)
+    )
+    body = {"id": row[0], "status": row[1], "store": row[2],
+            "files": [r[0] for r in await cur.fetchall()]}  # fmt: skip
+    if detail:
+        body.update(created_at=row[3].isoformat(), has_report=row[4])
+    return body
+
+
+async def _copy_store(conn: psycopg.AsyncConnection[Any], template: int) -> int:
+    """A new empty store with the template's store POGs and their daily compliance."""
+    cur = await conn.execute(
+        f"INSERT INTO {TABLES['store']} (name) SELECT 'QA Copy Target ' || nextval("
+        f"pg_get_serial_sequence('{TABLES['store']}', 'id')) RETURNING id"
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    store_id = int(row[0])
+    cur = await conn.execute(
+        f"SELECT id, planogram_id FROM {TABLES['planogramstore']} WHERE store_id = %s ORDER BY id",
+        (template,),
+    )
+    for old_sp, planogram_id in await cur.fetchall():
+        cur2 = await conn.execute(
+            f"INSERT INTO {TABLES['planogramstore']} (planogram_id, store_id) VALUES (%s, %s) RETURNING id",
+            (planogram_id, store_id),
+        )
+        new = await cur2.fetchone()
+        assert new is not None
+        await conn.execute(
+            f"INSERT INTO {TABLES['spc']} (store_planogram_id, date, pre_compliance,"
+            " post_compliance, pre_osa, post_osa, facing_compliance, sequence_pre_compliance,"
+            " sequence_post_compliance, initial_pre_compliance)"
+            " SELECT %s, date, pre_compliance, post_compliance, pre_osa, post_osa,"
+            " facing_compliance, sequence_pre_compliance, sequence_post_compliance,"
+            f" initial_pre_compliance FROM {TABLES['spc']} WHERE store_planogram_id = %s",
+            (new[0], old_sp),
+        )
+    return store_id

@@ -1,0 +1,67 @@
+"""The sandbox's options: a dataclass and its command-line form."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """How to start a sandbox (see `scanjobs sandbox up --help`)."""
+
+    dir: Path
+    scans: int = 20
+    files_per_scan: int = 2
+    file_bytes: int | None = None
+    latency_ms: float = 0.0
+    fault_rate: float = 0.0
+    processing_delay: float = 2.0
+    ma_accuracy: float = 0.9
+    seed: int = 1
+    port_base: int = 0
+    hang_seconds: float = 15.0
+
+    def to_argv(self) -> list[str]:
+        """The `up` arguments that reproduce these options."""
+        argv = ["--dir", str(self.dir)]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "dir" and value is not None:
+                argv += [f"--{f.name.replace('_', '-')}", str(value)]
+        return argv
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `--dir` and every sandbox option to `parser`."""
+    parser.add_argument("--dir", type=Path, required=True, help="data directory (created)")
+    parser.add_argument("--scans", type=int, default=20, help="processed source scans (20)")
+    parser.add_argument("--files-per-scan", type=int, default=2, help="files per scan (2)")
+    parser.add_argument("--file-bytes", type=int, default=None,
+                        help="pad each image to this size (default: small real images)")  # fmt: skip
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="per-request latency, jittered 0.5x-1.5x (0)")  # fmt: skip
+    parser.add_argument("--fault-rate", type=_fraction, default=0.0,
+                        help="fraction of requests answered with a transient fault (0)")  # fmt: skip
+    parser.add_argument("--processing-delay", type=float, default=2.0,
+                        help="seconds until a created scan is done (2)")  # fmt: skip
+    parser.add_argument("--ma-accuracy", type=_fraction, default=0.9,
+                        help="probability the simulated MA maps a scan like the source (0.9)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=1, help="random seed for data and faults (1)")
+    parser.add_argument("--port-base", type=int, default=0,
+                        help="source API port; target +1, PostgreSQL +2 (0 = any free)")  # fmt: skip
+    parser.add_argument("--hang-seconds", type=float, default=15.0,
+                        help="how long a 'hang' fault stalls a GET (15)")  # fmt: skip
+
+
+def options_from_args(ns: argparse.Namespace) -> SandboxOptions:
+    """The options parsed by a parser prepared with `add_arguments`."""
+    return SandboxOptions(**{f.name: getattr(ns, f.name) for f in fields(SandboxOptions)})

@@ -1,0 +1,175 @@
+"""Simulated processing: a created scan becomes `done` with a realogram and an MA-chosen mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from scanjobs.sandbox.api import Instance
+from scanjobs.sandbox.seed import TABLES, SourceTruth
+
+log = logging.getLogger("scanjobs.sandbox")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of this instance with its planogram."""
+
+    id: int
+    name: str
+    planogram_id: int
+    planogram: str
+    category_id: int | None
+    additional: bool
+
+
+async def _sections(conn: psycopg.AsyncConnection[Any]) -> list[Section]:
+    cur = await conn.execute(
+        f"SELECT s.id, s.name, p.id, p.name, p.category_id, EXISTS (SELECT 1 FROM {TABLES['product']}"
+        " pr WHERE pr.section_id = s.id AND (pr.action ILIKE '%%additional%%'"
+        " OR pr.merch_method ILIKE '%%additional%%'))"
+        f" FROM {TABLES['section']} s JOIN {TABLES['planogram']} p ON p.id = s.planogram_id"
+        " ORDER BY s.id"
+    )
+    return [Section(*row) for row in await cur.fetchall()]
+
+
+def choose_section(
+    rng: random.Random, sections: list[Section], truth: SourceTruth | None,
+    hint: Section | None, accuracy: float,
+) -> tuple[Section, str]:  # fmt: skip
+    """The MA: the right section with probability `accuracy`, else a plausible wrong one."""
+    right: Section | None = hint
+    if right is None and truth is not None:
+        right = next((s for s in sections
+                      if s.planogram == truth.planogram and s.name == truth.section), None)  # fmt: skip
+    if right is None:
+        return rng.choice(sections), "fallback"
+    if rng.random() < accuracy:
+        return right, "section_hint" if hint is not None else rng.choice(["barcode", "majority"])
+    wrong = {
+        "other_section": [s for s in sections
+                          if s.planogram_id == right.planogram_id and s.id != right.id],
+        "other_planogram": [s for s in sections if s.planogram_id != right.planogram_id],
+        "additional": [s for s in sections if s.additional and s.id != right.id],
+    }  # fmt: skip
+    options = [kind for kind, found in wrong.items() if found]
+    if not options:
+        return right, "majority"
+    return rng.choice(wrong[rng.choice(options)]), "neighbour"
+
+
+def _rate(rng: random.Random, low: float = 35.0, high: float = 98.0) -> float:
+    return round(rng.uniform(low, high), 1)
+
+
+async def process_scan(inst: Instance, scan_id: int, rng: random.Random) -> None:
+    """Wait the processing delay, then write what the platform would after recognition."""
+    try:
+        await asyncio.sleep(inst.config.processing_delay / 2)
+        async with inst.pool.connection() as conn:
+            await conn.execute(f"UPDATE {TABLES['scan']} SET status = 'processing',"
+                               " updated_at = now() WHERE id = %s", (scan_id,))  # fmt: skip
+        await asyncio.sleep(inst.config.processing_delay / 2)
+        async with inst.pool.connection() as conn, conn.transaction():
+            await _finish(conn, inst, scan_id, rng)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("processing scan %s failed", scan_id)
+        async with inst.pool.connection() as conn:
+            await conn.execute(f"UPDATE {TABLES['scan']} SET status = 'failed' WHERE id = %s",
+                               (scan_id,))  # fmt: skip
+
+
+async def _finish(
+    conn: psycopg.AsyncConnection[Any], inst: Instance, scan_id: int, rng: random.Random
+) -> None:
+    cur = await conn.execute(
+        f"SELECT store_id, created_at, provided_values FROM {TABLES['scan']} WHERE id = %s",
+        (scan_id,),
+    )
+    scan = await cur.fetchone()
+    assert scan is not None
+    store_id, created, values = scan
+    payload = values.get("_raw_data", values) if isinstance(values, dict) else {}
+    cur = await conn.execute(
+        f"SELECT f.checksum FROM {TABLES['scanfile']} sf JOIN {TABLES['file']} f"
+        " ON f.id = sf.file_id WHERE sf.scan_id = %s ORDER BY sf.id",
+        (scan_id,),
+    )
+    truth = next((inst.truth[c] for (c,) in await cur.fetchall() if c in inst.truth), None)
+    sections = await _sections(conn)
+    hint = next((s for s in sections if s.id == payload.get("section_id")), None)
+    section, map_by = choose_section(rng, sections, truth, hint, inst.config.ma_accuracy)
+
+    cur = await conn.execute(
+        f"SELECT id FROM {TABLES['planogramstore']} WHERE store_id = %s AND planogram_id = %s"
+        " ORDER BY id LIMIT 1",
+        (store_id, section.planogram_id),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        cur = await conn.execute(
+            f"INSERT INTO {TABLES['planogramstore']} (planogram_id, store_id) VALUES (%s, %s) RETURNING id",
+            (section.planogram_id, store_id),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+    store_pog = int(row[0])
+
+    # Around the source's pre POG % (higher a good part of the time), so that every comment
+    # of the analysis occurs; the first scan of a store POG on a day fixes that day's row.
+    base = truth.pre_compliance if truth and truth.pre_compliance is not None else _rate(rng, 30, 90)
+    pre = round(min(100.0, max(0.0, base + rng.uniform(-12, 8))), 1)
+    day: dt.date = created.date()
+    await conn.execute(
+        f"INSERT INTO {TABLES['spc']} (store_planogram_id, date, pre_compliance, post_compliance,"
+        " pre_osa, post_osa, facing_compliance, sequence_pre_compliance, sequence_post_compliance,"
+        " initial_pre_compliance) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (store_planogram_id, date) DO NOTHING",
+        (store_pog, day, pre, min(100.0, round(pre + rng.uniform(0, 8), 1)), _rate(rng, 60, 98),
+         _rate(rng, 70, 100), _rate(rng), _rate(rng), _rate(rng), pre),
+    )  # fmt: skip
+
+    cur = await conn.execute(
+        f"INSERT INTO {TABLES['realogram']} (scan_id) VALUES (%s) RETURNING id", (scan_id,)
+    )
+    realogram = await cur.fetchone()
+    assert realogram is not None
+    for bay in range(rng.randint(1, 3)):
+        await conn.execute(f"INSERT INTO {TABLES['bay']} (realogram_id, number) VALUES (%s, %s)",
+                           (realogram[0], bay + 1))  # fmt: skip
+    reported = [section]
+    siblings = [s for s in sections if s.planogram_id == section.planogram_id and s != section]
+    if siblings and rng.random() < 0.3:
+        reported.append(rng.choice(siblings))
+    for sec in reported:
+        rates = {"osa": rng.randint(60, 100), "correct": rng.randint(5, 80),
+                 "wandering": rng.randint(0, 9), "missing": rng.randint(0, 15),
+                 "empty": rng.randint(0, 6)}  # fmt: skip
+        await conn.execute(
+            f"INSERT INTO {TABLES['report']} (realogram_id, store_planogram_id, planogram_id,"
+            " section_id, section_name, aisle_name, compliance_rate, facing_compliance_rate,"
+            " sequence_compliance_rate, initial_pre_compliance, compliance_rates,"
+            " scan_created_date) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (realogram[0], store_pog, sec.planogram_id, sec.id, sec.name, payload.get("aisle"),
+             _rate(rng), _rate(rng), _rate(rng), pre, Jsonb(rates), created),
+        )  # fmt: skip
+    await conn.execute(
+        f"INSERT INTO {TABLES['mlog']} (store_planogram_id, scan_created_date, data) VALUES (%s, %s, %s)",
+        (store_pog, created, Jsonb({str(scan_id): {"map_by": map_by}})),
+    )
+    await conn.execute(
+        f"UPDATE {TABLES['scan']} SET status = 'done', has_report = true, updated_at = now(),"
+        " active_realogram_id = %s, selected_category_id = COALESCE(selected_category_id, %s)"
+        " WHERE id = %s",
+        (realogram[0], section.category_id, scan_id),
+    )

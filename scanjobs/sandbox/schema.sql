@@ -1,0 +1,132 @@
+-- The sandbox's own copy of the platform tables (PLATFORM.md), typed as Django would create them.
+-- Deliberately independent of scanjobs/platform/, so a mismatch shows up as a failing test.
+
+CREATE TABLE master_data_implementation_store (
+    id bigserial PRIMARY KEY,
+    name varchar(255) NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE master_data_implementation_category (
+    id bigserial PRIMARY KEY,
+    name varchar(255) NOT NULL
+);
+
+CREATE TABLE master_data_implementation_fileupload (
+    id bigserial PRIMARY KEY,
+    file varchar(500) NOT NULL,
+    original_filename varchar(255) NOT NULL,
+    input_type varchar(20) NOT NULL,
+    content_type varchar(100) NOT NULL,
+    size bigint NOT NULL,
+    checksum varchar(64) NOT NULL,
+    store_id bigint NULL REFERENCES master_data_implementation_store (id),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE planograms_implementation_planogram (
+    id bigserial PRIMARY KEY,
+    name varchar(255) NOT NULL,
+    category_id bigint NULL REFERENCES master_data_implementation_category (id)
+);
+
+CREATE TABLE planograms_implementation_planogramstore (
+    id bigserial PRIMARY KEY,
+    planogram_id bigint NOT NULL REFERENCES planograms_implementation_planogram (id),
+    store_id bigint NOT NULL REFERENCES master_data_implementation_store (id),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE planograms_implementation_planogramsection (
+    id bigserial PRIMARY KEY,
+    planogram_id bigint NOT NULL REFERENCES planograms_implementation_planogram (id),
+    name varchar(255) NOT NULL,
+    position integer NOT NULL
+);
+
+CREATE TABLE planograms_implementation_planogramsectionproduct (
+    id bigserial PRIMARY KEY,
+    section_id bigint NOT NULL REFERENCES planograms_implementation_planogramsection (id),
+    upc varchar(32) NOT NULL,
+    action varchar(64) NULL,
+    merch_method varchar(64) NULL,
+    facings integer NOT NULL
+);
+
+CREATE TABLE realograms_implementation_scan (
+    id bigserial PRIMARY KEY,
+    store_id bigint NOT NULL REFERENCES master_data_implementation_store (id),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    status varchar(32) NOT NULL,
+    has_report boolean NOT NULL DEFAULT false,
+    selected_category_id bigint NULL REFERENCES master_data_implementation_category (id),
+    active_realogram_id bigint NULL,
+    provided_values jsonb NOT NULL DEFAULT '{}'::jsonb
+);
+
+CREATE TABLE realograms_implementation_scanfile (
+    id bigserial PRIMARY KEY,
+    scan_id bigint NOT NULL REFERENCES realograms_implementation_scan (id),
+    file_id bigint NOT NULL REFERENCES master_data_implementation_fileupload (id),
+    file_type varchar(20) NOT NULL
+);
+CREATE INDEX scanfile_scan_idx ON realograms_implementation_scanfile (scan_id);
+
+CREATE TABLE realograms_implementation_realogram (
+    id bigserial PRIMARY KEY,
+    scan_id bigint NOT NULL REFERENCES realograms_implementation_scan (id),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE realograms_implementation_realogrambay (
+    id bigserial PRIMARY KEY,
+    realogram_id bigint NOT NULL REFERENCES realograms_implementation_realogram (id),
+    number integer NOT NULL
+);
+
+CREATE TABLE planograms_compliance_planogramcompliancereport (
+    id bigserial PRIMARY KEY,
+    realogram_id bigint NOT NULL REFERENCES realograms_implementation_realogram (id),
+    store_planogram_id bigint NULL REFERENCES planograms_implementation_planogramstore (id),
+    planogram_id bigint NULL REFERENCES planograms_implementation_planogram (id),
+    section_id bigint NULL REFERENCES planograms_implementation_planogramsection (id),
+    section_name varchar(255) NULL,
+    aisle_name varchar(64) NULL,
+    compliance_rate double precision NULL,
+    facing_compliance_rate double precision NULL,
+    sequence_compliance_rate double precision NULL,
+    initial_pre_compliance double precision NULL,
+    compliance_rates jsonb NULL,
+    scan_created_date timestamptz NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE planograms_compliance_storeplanogramcompliance (
+    id bigserial PRIMARY KEY,
+    store_planogram_id bigint NOT NULL REFERENCES planograms_implementation_planogramstore (id),
+    date date NOT NULL,
+    pre_compliance double precision NULL,
+    post_compliance double precision NULL,
+    pre_osa double precision NULL,
+    post_osa double precision NULL,
+    facing_compliance double precision NULL,
+    sequence_pre_compliance double precision NULL,
+    sequence_post_compliance double precision NULL,
+    initial_pre_compliance double precision NULL,
+    UNIQUE (store_planogram_id, date)
+);
+
+CREATE TABLE planograms_compliance_majorityv2log (
+    id bigserial PRIMARY KEY,
+    store_planogram_id bigint NULL REFERENCES planograms_implementation_planogramstore (id),
+    scan_created_date timestamptz NOT NULL,
+    data jsonb NOT NULL DEFAULT '{}'::jsonb
+);
+
+-- Idempotency of scan creation: REB-CLIENT-REQUEST-UID -> scan (NULL while in flight).
+CREATE TABLE sandbox_client_request (
+    uid varchar(128) PRIMARY KEY,
+    scan_id bigint NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
