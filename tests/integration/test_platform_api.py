@@ -1,0 +1,179 @@
+"""PlatformAPI against the sandbox's real HTTP API: files, upload, idempotent create, faults."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+import pytest
+
+from scanjobs.errors import AuthError, PermanentError
+from scanjobs.platform.api import PlatformAPI
+from scanjobs.platform.db import PlatformDB
+from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
+
+pytestmark = pytest.mark.integration
+
+# Fast and patient: many quick retries, short timeouts so an injected hang costs little.
+POLICY = RetryPolicy(attempts=10, initial=0.01, max=0.2, deadline=120, retry_after_cap=0.5)
+TIMEOUTS = Timeouts(connect=5, read=3)
+
+
+def _api(inst: dict[str, Any], **kw: Any) -> PlatformAPI:
+    kw.setdefault("retry", POLICY)
+    kw.setdefault("timeouts", TIMEOUTS)
+    return PlatformAPI(inst["api_url"], inst["username"], inst["password"], **kw)
+
+
+def _db(inst: dict[str, Any]) -> PlatformDB:
+    db = inst["db"]
+    return PlatformDB(db["host"], db["port"], db["dbname"], db["user"], db["password"])
+
+
+@pytest.fixture
+def source(sandbox: Any) -> Iterator[PlatformAPI]:
+    with _api(sandbox.info["instances"]["source"]) as api:
+        yield api
+
+
+@pytest.fixture
+def target(sandbox: Any) -> Iterator[PlatformAPI]:
+    with _api(sandbox.info["instances"]["target"]) as api:
+        yield api
+
+
+@pytest.fixture
+def source_db(sandbox: Any) -> Iterator[PlatformDB]:
+    with _db(sandbox.info["instances"]["source"]) as db:
+        yield db
+
+
+def _checksum(sandbox: Any, file_id: int) -> str:
+    """The checksum the source platform stored for a file (an independent, direct query)."""
+    db = sandbox.info["instances"]["source"]["db"]
+    with psycopg.connect(
+        host=db["host"], port=db["port"], dbname=db["dbname"], user=db["user"],
+        password=db["password"],
+    ) as conn:  # fmt: skip
+        row = conn.execute(
+            "SELECT checksum FROM master_data_implementation_fileupload WHERE id = %s", (file_id,)
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _requests_total(sandbox: Any, instance: str) -> int:
+    return int(sandbox.stats(instance)["requests_total"])
+
+
+def test_download_every_file_of_a_scan_matches_the_stored_checksum(
+    sandbox: Any, source: PlatformAPI, source_db: PlatformDB
+) -> None:
+    scan = source_db.scans_with_files(sandbox.info["source_scan_ids"][:1])[0]
+    assert scan.files
+    for ref in scan.files:
+        meta = source.file_meta(ref.file_id)
+        assert meta.id == ref.file_id and meta.url.startswith("http://127.0.0.1")
+        with tempfile.TemporaryFile() as dest:
+            result = source.download(meta.url, dest)
+            assert dest.tell() == result.bytes
+        assert result.sha256 == _checksum(sandbox, ref.file_id)
+        if meta.size is not None:
+            assert result.bytes == meta.size
+        assert result.content_type in ("image/png", "image/jpeg")
+
+
+def test_upload_then_create_is_idempotent_by_request_uid(
+    sandbox: Any, source: PlatformAPI, target: PlatformAPI, source_db: PlatformDB
+) -> None:
+    store = sandbox.info["target_store_id"]
+    ref = source_db.scans_with_files(sandbox.info["source_scan_ids"][:1])[0].files[0]
+    meta = source.file_meta(ref.file_id)
+    with tempfile.SpooledTemporaryFile(max_size=1 << 20) as buf:
+        got = source.download(meta.url, buf)
+        new_file = target.upload(
+            buf, meta.original_filename or "image", input_type=ref.file_type or "image",
+            store=store, checksum=got.sha256, content_type=got.content_type,
+        )  # fmt: skip
+    created_before = sandbox.stats("target")["scans_created"]
+    uid = str(uuid.uuid4())
+    scan_id = target.create_scan({"store": store, "files": [new_file]}, uid)
+    assert target.create_scan({"store": store, "files": [new_file]}, uid) == scan_id
+    assert sandbox.stats("target")["scans_created"] == created_before + 1
+    detail = target.scan_detail(scan_id)
+    assert detail["id"] == scan_id and detail["files"] == [new_file]
+    copied = target.file_meta(new_file)
+    with io.BytesIO() as back:
+        assert target.download(copied.url, back).sha256 == got.sha256
+
+
+def test_wrong_password_is_one_request(sandbox: Any) -> None:
+    inst = dict(sandbox.info["instances"]["target"], password="not-the-password-123")
+    before = _requests_total(sandbox, "target")
+    with pytest.raises(AuthError) as info:
+        _api(inst).login()
+    assert _requests_total(sandbox, "target") == before + 1
+    assert "Unable to log in" in str(info.value)
+    assert "not-the-password-123" not in str(info.value)
+
+
+def test_invalid_file_in_payload_is_permanent_with_the_platform_message(
+    sandbox: Any, target: PlatformAPI
+) -> None:
+    payload = {"store": sandbox.info["target_store_id"], "files": [987654321]}
+    with pytest.raises(PermanentError) as info:
+        target.create_scan(payload, str(uuid.uuid4()))
+    assert info.value.status == 400
+    assert str(info.value).startswith(
+        "400 Bad Request from POST /api/v4/processing/actions/: files: Invalid pk"
+    )
+    assert "987654321" in str(info.value)
+
+
+def test_missing_file_meta_is_404_permanent(target: PlatformAPI) -> None:
+    with pytest.raises(PermanentError) as info:
+        target.file_meta(987654321)
+    assert info.value.status == 404
+
+
+def test_idempotent_calls_survive_faults_from_many_threads(
+    sandbox: Any, source_db: PlatformDB
+) -> None:
+    store = sandbox.info["target_store_id"]
+    refs = [f for s in source_db.scans_with_files(sandbox.info["source_scan_ids"]) for f in s.files]
+    events: list[RetryEvent] = []
+    src = _api(sandbox.info["instances"]["source"], on_retry=events.append)
+    tgt = _api(sandbox.info["instances"]["target"], on_retry=events.append)
+    # upload without faults: it is not retried after a read timeout, by design
+    with tempfile.TemporaryFile() as buf:
+        meta = src.file_meta(refs[0].file_id)
+        src.download(meta.url, buf)
+        new_file = tgt.upload(buf, "a.png", store=store)
+    created_before = sandbox.stats("target")["scans_created"]
+    uids = [str(uuid.uuid4()) for _ in range(8)]
+    sandbox.configure(fault_rate=0.3)
+    try:
+
+        def fetch(file_id: int) -> str:
+            with tempfile.TemporaryFile() as dest:
+                return src.download(src.file_meta(file_id).url, dest).sha256
+
+        def create(uid: str) -> int:
+            return tgt.create_scan({"store": store, "files": [new_file]}, uid)
+
+        with ThreadPoolExecutor(8) as pool:
+            digests = list(pool.map(fetch, [r.file_id for r in refs[:16]]))
+            scan_ids = list(pool.map(create, uids + uids))  # each uid sent twice
+    finally:
+        sandbox.configure(fault_rate=0.0)
+    assert digests == [_checksum(sandbox, r.file_id) for r in refs[:16]]
+    assert scan_ids[:8] == scan_ids[8:] and len(set(scan_ids)) == 8
+    assert sandbox.stats("target")["scans_created"] == created_before + 8
+    assert events, "a 30% fault rate should have caused retries"
+    src.close()
+    tgt.close()
