@@ -144,9 +144,15 @@ def build_app(inst: Instance) -> web.Application:
             row = await cur.fetchone()
         if row is None:
             return web.json_response(NOT_FOUND, status=404)
-        return web.json_response({"id": row[0], "file": _storage_url(inst, row[1]),
-                                  "original_filename": row[2], "input_type": row[3],
-                                  "size": row[4]})  # fmt: skip
+        return web.json_response(
+            {
+                "id": row[0],
+                "file": _storage_url(inst, row[1]),
+                "original_filename": row[2],
+                "input_type": row[3],
+                "size": row[4],
+            }
+        )
 
     async def storage(request: web.Request) -> web.StreamResponse:
         root = inst.storage.resolve()
@@ -205,13 +211,18 @@ def build_app(inst: Instance) -> web.Application:
                 rel = f"uploads/{row[0]}/{name}"
                 (inst.storage / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(tmp, inst.storage / rel)
-                await conn.execute(f"UPDATE {TABLES['file']} SET file = %s WHERE id = %s",
-                                   (rel, row[0]))  # fmt: skip
+                await conn.execute(f"UPDATE {TABLES['file']} SET file = %s WHERE id = %s", (rel, row[0]))
             inst.stats.files_uploaded += 1
-            return web.json_response({"id": row[0], "file": _storage_url(inst, rel),
-                                      "original_filename": original,
-                                      "input_type": fields["input_type"], "size": size},
-                                     status=201)  # fmt: skip
+            return web.json_response(
+                {
+                    "id": row[0],
+                    "file": _storage_url(inst, rel),
+                    "original_filename": original,
+                    "input_type": fields["input_type"],
+                    "size": size,
+                },
+                status=201,
+            )
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -222,8 +233,9 @@ def build_app(inst: Instance) -> web.Application:
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
-            return web.json_response({"non_field_errors": ["Invalid data. Expected a dictionary."]},
-                                     status=400)  # fmt: skip
+            return web.json_response(
+                {"non_field_errors": ["Invalid data. Expected a dictionary."]}, status=400
+            )
         error = await _validate_action(inst, payload)
         if error is not None:
             return error
@@ -347,8 +359,11 @@ async def _validate_action(inst: Instance, payload: dict[str, Any]) -> web.Respo
     for file_id in files:
         if not await _exists(inst, "file", file_id):
             return _invalid_pk("files", file_id)
-    for name, kind in (("category_id", "category"), ("section_id", "section"),
-                       ("store_planogram", "planogramstore")):  # fmt: skip
+    for name, kind in (
+        ("category_id", "category"),
+        ("section_id", "section"),
+        ("store_planogram", "planogramstore"),
+    ):
         value = payload.get(name)
         if value is not None and not await _exists(inst, kind, value):
             return _invalid_pk(name, value)
@@ -386,8 +401,7 @@ async def _scan_summary(
     cur = await conn.execute(
         f"SELECT file_id FROM {TABLES['scanfile']} WHERE scan_id = %s ORDER BY id", (scan_id,)
     )
-    body = {"id": row[0], "status": row[1], "store": row[2],
-            "files": [r[0] for r in await cur.fetchall()]}  # fmt: skip
+    body = {"id": row[0], "status": row[1], "store": row[2], "files": [r[0] for r in await cur.fetchall()]}
     if detail:
         body.update(created_at=row[3].isoformat(), has_report=row[4])
     return body

@@ -97,12 +97,14 @@ def fault_middleware(config: RuntimeConfig, stats: Stats, rng: random.Random) ->
                 await asyncio.sleep(config.hang_seconds)
             elif fault in ("502", "503"):
                 status = int(fault)
-                return web.json_response({"detail": "Bad gateway" if status == 502 else
-                                          "Service unavailable"}, status=status)  # fmt: skip
+                return web.json_response(
+                    {"detail": "Bad gateway" if status == 502 else "Service unavailable"}, status=status
+                )
             elif fault == "429":
                 status = 429
-                return web.json_response({"detail": "Request was throttled."}, status=429,
-                                         headers={"Retry-After": "1"})  # fmt: skip
+                return web.json_response(
+                    {"detail": "Request was throttled."}, status=429, headers={"Retry-After": "1"}
+                )
             response: web.StreamResponse = await handler(request)
             status = response.status
             return response

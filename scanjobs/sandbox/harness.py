@@ -58,9 +58,11 @@ class Sandbox:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "scanjobs.sandbox", "up", *self.options.to_argv()],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )  # fmt: skip
+            )
         deadline = time.monotonic() + self.start_timeout
         delay = 0.02
         while time.monotonic() < deadline:
@@ -98,9 +100,11 @@ class Sandbox:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.stop()
 
     # Runtime controls: served on every instance's port, never faulted nor counted.

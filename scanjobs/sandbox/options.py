@@ -45,21 +45,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", type=Path, required=True, help="data directory (created)")
     parser.add_argument("--scans", type=int, default=20, help="processed source scans (20)")
     parser.add_argument("--files-per-scan", type=int, default=2, help="files per scan (2)")
-    parser.add_argument("--file-bytes", type=int, default=None,
-                        help="pad each image to this size (default: small real images)")  # fmt: skip
-    parser.add_argument("--latency-ms", type=float, default=0.0,
-                        help="per-request latency, jittered 0.5x-1.5x (0)")  # fmt: skip
-    parser.add_argument("--fault-rate", type=_fraction, default=0.0,
-                        help="fraction of requests answered with a transient fault (0)")  # fmt: skip
-    parser.add_argument("--processing-delay", type=float, default=2.0,
-                        help="seconds until a created scan is done (2)")  # fmt: skip
-    parser.add_argument("--ma-accuracy", type=_fraction, default=0.9,
-                        help="probability the simulated MA maps a scan like the source (0.9)")  # fmt: skip
+    parser.add_argument(
+        "--file-bytes",
+        type=int,
+        default=None,
+        help="pad each image to this size (default: small real images)",
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="per-request latency, jittered 0.5x-1.5x (0)"
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=_fraction,
+        default=0.0,
+        help="fraction of requests answered with a transient fault (0)",
+    )
+    parser.add_argument(
+        "--processing-delay", type=float, default=2.0, help="seconds until a created scan is done (2)"
+    )
+    parser.add_argument(
+        "--ma-accuracy",
+        type=_fraction,
+        default=0.9,
+        help="probability the simulated MA maps a scan like the source (0.9)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed for data and faults (1)")
-    parser.add_argument("--port-base", type=int, default=0,
-                        help="source API port; target +1, PostgreSQL +2 (0 = any free)")  # fmt: skip
-    parser.add_argument("--hang-seconds", type=float, default=15.0,
-                        help="how long a 'hang' fault stalls a GET (15)")  # fmt: skip
+    parser.add_argument(
+        "--port-base", type=int, default=0, help="source API port; target +1, PostgreSQL +2 (0 = any free)"
+    )
+    parser.add_argument(
+        "--hang-seconds", type=float, default=15.0, help="how long a 'hang' fault stalls a GET (15)"
+    )
 
 
 def options_from_args(ns: argparse.Namespace) -> SandboxOptions:

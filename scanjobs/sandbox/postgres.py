@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -42,15 +43,22 @@ class EmbeddedPostgres:
 
     def _run(self, *args: str) -> None:
         """Run a PostgreSQL program (as the unprivileged user when we are root)."""
-        subprocess.run(
+        # uid, gid and groups all dropped: a kept root group would hit "group" permission bits.
+        ids: dict[str, Any] = {}
+        if self._user is not None:
+            entry = pwd.getpwnam(self._user)
+            ids = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        done = subprocess.run(
             [str(BIN / args[0]), *args[1:]],
-            check=True,
-            user=self._user,
+            **ids,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             timeout=60,
         )
+        if done.returncode != 0:
+            stderr = done.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"{args[0]} failed ({done.returncode}): {stderr[-500:]}")
 
     def _grant_access(self) -> None:
         """Let the unprivileged user reach and own the data directory."""
@@ -89,9 +97,19 @@ class EmbeddedPostgres:
                 entry = pwd.getpwnam(self._user)
                 os.chown(self._pwfile, entry.pw_uid, entry.pw_gid)
             self._run(
-                "initdb", "-D", str(self.data), "-U", SUPERUSER, f"--pwfile={self._pwfile}",
-                "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync",
-            )  # fmt: skip
+                "initdb",
+                "-D",
+                str(self.data),
+                "-U",
+                SUPERUSER,
+                f"--pwfile={self._pwfile}",
+                "-A",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            )
             self._pwfile.chmod(0o600)
         self.superuser_password = self._pwfile.read_text().strip()
         # No unix socket (paths under deep tmp dirs get too long); fsync off: data is disposable.
@@ -99,8 +117,9 @@ class EmbeddedPostgres:
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories="
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
         )
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "30", "-l", str(self.log),
-                  "-o", options, "start")  # fmt: skip
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-w", "-t", "30", "-l", str(self.log), "-o", options, "start"
+        )
 
     def stop(self) -> None:
         """Fast shutdown; never raises, since it runs on the way out."""

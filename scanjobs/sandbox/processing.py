@@ -42,24 +42,27 @@ async def _sections(conn: psycopg.AsyncConnection[Any]) -> list[Section]:
 
 
 def choose_section(
-    rng: random.Random, sections: list[Section], truth: SourceTruth | None,
-    hint: Section | None, accuracy: float,
-) -> tuple[Section, str]:  # fmt: skip
+    rng: random.Random,
+    sections: list[Section],
+    truth: SourceTruth | None,
+    hint: Section | None,
+    accuracy: float,
+) -> tuple[Section, str]:
     """The MA: the right section with probability `accuracy`, else a plausible wrong one."""
     right: Section | None = hint
     if right is None and truth is not None:
-        right = next((s for s in sections
-                      if s.planogram == truth.planogram and s.name == truth.section), None)  # fmt: skip
+        right = next(
+            (s for s in sections if s.planogram == truth.planogram and s.name == truth.section), None
+        )
     if right is None:
         return rng.choice(sections), "fallback"
     if rng.random() < accuracy:
         return right, "section_hint" if hint is not None else rng.choice(["barcode", "majority"])
     wrong = {
-        "other_section": [s for s in sections
-                          if s.planogram_id == right.planogram_id and s.id != right.id],
+        "other_section": [s for s in sections if s.planogram_id == right.planogram_id and s.id != right.id],
         "other_planogram": [s for s in sections if s.planogram_id != right.planogram_id],
         "additional": [s for s in sections if s.additional and s.id != right.id],
-    }  # fmt: skip
+    }
     options = [kind for kind, found in wrong.items() if found]
     if not options:
         return right, "majority"
@@ -75,8 +78,10 @@ async def process_scan(inst: Instance, scan_id: int, rng: random.Random) -> None
     try:
         await asyncio.sleep(inst.config.processing_delay / 2)
         async with inst.pool.connection() as conn:
-            await conn.execute(f"UPDATE {TABLES['scan']} SET status = 'processing',"
-                               " updated_at = now() WHERE id = %s", (scan_id,))  # fmt: skip
+            await conn.execute(
+                f"UPDATE {TABLES['scan']} SET status = 'processing', updated_at = now() WHERE id = %s",
+                (scan_id,),
+            )
         await asyncio.sleep(inst.config.processing_delay / 2)
         async with inst.pool.connection() as conn, conn.transaction():
             await _finish(conn, inst, scan_id, rng)
@@ -85,8 +90,7 @@ async def process_scan(inst: Instance, scan_id: int, rng: random.Random) -> None
     except Exception:
         log.exception("processing scan %s failed", scan_id)
         async with inst.pool.connection() as conn:
-            await conn.execute(f"UPDATE {TABLES['scan']} SET status = 'failed' WHERE id = %s",
-                               (scan_id,))  # fmt: skip
+            await conn.execute(f"UPDATE {TABLES['scan']} SET status = 'failed' WHERE id = %s", (scan_id,))
 
 
 async def _finish(
@@ -135,9 +139,19 @@ async def _finish(
         " pre_osa, post_osa, facing_compliance, sequence_pre_compliance, sequence_post_compliance,"
         " initial_pre_compliance) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (store_planogram_id, date) DO NOTHING",
-        (store_pog, day, pre, min(100.0, round(pre + rng.uniform(0, 8), 1)), _rate(rng, 60, 98),
-         _rate(rng, 70, 100), _rate(rng), _rate(rng), _rate(rng), pre),
-    )  # fmt: skip
+        (
+            store_pog,
+            day,
+            pre,
+            min(100.0, round(pre + rng.uniform(0, 8), 1)),
+            _rate(rng, 60, 98),
+            _rate(rng, 70, 100),
+            _rate(rng),
+            _rate(rng),
+            _rate(rng),
+            pre,
+        ),
+    )
 
     cur = await conn.execute(
         f"INSERT INTO {TABLES['realogram']} (scan_id) VALUES (%s) RETURNING id", (scan_id,)
@@ -145,24 +159,41 @@ async def _finish(
     realogram = await cur.fetchone()
     assert realogram is not None
     for bay in range(rng.randint(1, 3)):
-        await conn.execute(f"INSERT INTO {TABLES['bay']} (realogram_id, number) VALUES (%s, %s)",
-                           (realogram[0], bay + 1))  # fmt: skip
+        await conn.execute(
+            f"INSERT INTO {TABLES['bay']} (realogram_id, number) VALUES (%s, %s)", (realogram[0], bay + 1)
+        )
     reported = [section]
     siblings = [s for s in sections if s.planogram_id == section.planogram_id and s != section]
     if siblings and rng.random() < 0.3:
         reported.append(rng.choice(siblings))
     for sec in reported:
-        rates = {"osa": rng.randint(60, 100), "correct": rng.randint(5, 80),
-                 "wandering": rng.randint(0, 9), "missing": rng.randint(0, 15),
-                 "empty": rng.randint(0, 6)}  # fmt: skip
+        rates = {
+            "osa": rng.randint(60, 100),
+            "correct": rng.randint(5, 80),
+            "wandering": rng.randint(0, 9),
+            "missing": rng.randint(0, 15),
+            "empty": rng.randint(0, 6),
+        }
         await conn.execute(
             f"INSERT INTO {TABLES['report']} (realogram_id, store_planogram_id, planogram_id,"
             " section_id, section_name, aisle_name, compliance_rate, facing_compliance_rate,"
             " sequence_compliance_rate, initial_pre_compliance, compliance_rates,"
             " scan_created_date) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (realogram[0], store_pog, sec.planogram_id, sec.id, sec.name, payload.get("aisle"),
-             _rate(rng), _rate(rng), _rate(rng), pre, Jsonb(rates), created),
-        )  # fmt: skip
+            (
+                realogram[0],
+                store_pog,
+                sec.planogram_id,
+                sec.id,
+                sec.name,
+                payload.get("aisle"),
+                _rate(rng),
+                _rate(rng),
+                _rate(rng),
+                pre,
+                Jsonb(rates),
+                created,
+            ),
+        )
     await conn.execute(
         f"INSERT INTO {TABLES['mlog']} (store_planogram_id, scan_created_date, data) VALUES (%s, %s, %s)",
         (store_pog, created, Jsonb({str(scan_id): {"map_by": map_by}})),

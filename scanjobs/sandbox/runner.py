@@ -72,9 +72,16 @@ def _prepare_databases(
             cur.execute(schema)  # type: ignore[call-overload]
             if name == "source":
                 result, _ = seed.seed_source(
-                    cur, spec, random.Random(rng.random()), storage / name, options.scans,
-                    options.files_per_scan, options.file_bytes, options.seed, today,
-                )  # fmt: skip
+                    cur,
+                    spec,
+                    random.Random(rng.random()),
+                    storage / name,
+                    options.scans,
+                    options.files_per_scan,
+                    options.file_bytes,
+                    options.seed,
+                    today,
+                )
             else:
                 result.target_store_id, _ = seed.seed_target(cur, spec, random.Random(rng.random()), today)
             seed.reset_sequences(cur, name)
@@ -104,22 +111,30 @@ async def _serve(options: SandboxOptions, stop: asyncio.Event) -> int:
         if stop.is_set():
             return 0
         config = RuntimeConfig(
-            fault_rate=options.fault_rate, latency_ms=options.latency_ms,
-            processing_delay=options.processing_delay, ma_accuracy=options.ma_accuracy,
+            fault_rate=options.fault_rate,
+            latency_ms=options.latency_ms,
+            processing_delay=options.processing_delay,
+            ma_accuracy=options.ma_accuracy,
             hang_seconds=options.hang_seconds,
-        )  # fmt: skip
+        )
         ma_rng = random.Random(options.seed * 7919 + 1)
         info: dict[str, Any] = {"instances": {}}
         for n, name in enumerate(INSTANCES):
             pool = Pool(pg.conninfo(name))
             await pool.open()
             inst = Instance(
-                name=name, pool=pool, storage=directory / "storage" / name, username=API_USER,
-                password=secrets.token_hex(8), user_id=7 + n,
+                name=name,
+                pool=pool,
+                storage=directory / "storage" / name,
+                username=API_USER,
+                password=secrets.token_hex(8),
+                user_id=7 + n,
                 template_store_id=target_store if name == "target" else result.source_store_ids[0],
-                config=config, stats=Stats(), truth=result.by_checksum,
+                config=config,
+                stats=Stats(),
+                truth=result.by_checksum,
                 api_url=f"http://127.0.0.1:{ports[n]}",
-            )  # fmt: skip
+            )
 
             async def process(i: Instance, scan_id: int) -> None:
                 await process_scan(i, scan_id, ma_rng)
@@ -133,20 +148,31 @@ async def _serve(options: SandboxOptions, stop: asyncio.Event) -> int:
             await site.start()
             info["instances"][name] = {
                 "api_url": inst.api_url,
-                "db": {"host": "127.0.0.1", "port": pg.port, "dbname": name, "user": DB_USER,
-                       "password": db_password},
+                "db": {
+                    "host": "127.0.0.1",
+                    "port": pg.port,
+                    "dbname": name,
+                    "user": DB_USER,
+                    "password": db_password,
+                },
                 "username": inst.username,
                 "password": inst.password,
-            }  # fmt: skip
+            }
         for inst in instances:
             inst.peers = instances
         info.update(
-            source_scan_ids=result.source_scan_ids, source_store_ids=result.source_store_ids,
-            target_store_id=target_store, empty_scan_ids=result.empty_scan_ids,
-            shared_file_scan_ids=result.shared_file_scan_ids, pid=os.getpid(), seed=options.seed,
-            options={k: str(v) if isinstance(v, Path) else v
-                     for k, v in asdict(replace_dir(options, directory)).items()},
-        )  # fmt: skip
+            source_scan_ids=result.source_scan_ids,
+            source_store_ids=result.source_store_ids,
+            target_store_id=target_store,
+            empty_scan_ids=result.empty_scan_ids,
+            shared_file_scan_ids=result.shared_file_scan_ids,
+            pid=os.getpid(),
+            seed=options.seed,
+            options={
+                k: str(v) if isinstance(v, Path) else v
+                for k, v in asdict(replace_dir(options, directory)).items()
+            },
+        )
         with atomic_open(info_path) as fh:
             json.dump(info, fh, indent=2)
         print(

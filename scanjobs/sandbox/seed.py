@@ -17,13 +17,39 @@ from scanjobs.sandbox.images import write_image
 # Id offsets per instance: the target has the same names under different ids, so code that
 # forgets to translate ids by name fails loudly instead of passing by accident.
 OFFSETS: dict[str, dict[str, int]] = {
-    "source": {"store": 0, "category": 0, "planogram": 0, "section": 0, "product": 0,
-               "planogramstore": 0, "scan": 10000, "file": 20000, "realogram": 30000,
-               "report": 40000, "bay": 0, "spc": 0, "mlog": 0, "scanfile": 0},
-    "target": {"store": 100, "category": 200, "planogram": 300, "section": 400, "product": 5000,
-               "planogramstore": 600, "scan": 700000, "file": 800000, "realogram": 900000,
-               "report": 950000, "bay": 10000, "spc": 10000, "mlog": 10000, "scanfile": 10000},
-}  # fmt: skip
+    "source": {
+        "store": 0,
+        "category": 0,
+        "planogram": 0,
+        "section": 0,
+        "product": 0,
+        "planogramstore": 0,
+        "scan": 10000,
+        "file": 20000,
+        "realogram": 30000,
+        "report": 40000,
+        "bay": 0,
+        "spc": 0,
+        "mlog": 0,
+        "scanfile": 0,
+    },
+    "target": {
+        "store": 100,
+        "category": 200,
+        "planogram": 300,
+        "section": 400,
+        "product": 5000,
+        "planogramstore": 600,
+        "scan": 700000,
+        "file": 800000,
+        "realogram": 900000,
+        "report": 950000,
+        "bay": 10000,
+        "spc": 10000,
+        "mlog": 10000,
+        "scanfile": 10000,
+    },
+}
 TABLES = {
     "store": "master_data_implementation_store",
     "category": "master_data_implementation_category",
@@ -40,11 +66,18 @@ TABLES = {
     "spc": "planograms_compliance_storeplanogramcompliance",
     "mlog": "planograms_compliance_majorityv2log",
 }
-STORE_NAMES = ["Store 101 Downtown", "Store 202 Riverside", "Store 303 Airport Rd",
-               "Store 404 Mall"]  # fmt: skip
+STORE_NAMES = ["Store 101 Downtown", "Store 202 Riverside", "Store 303 Airport Rd", "Store 404 Mall"]
 CATEGORY_NAMES = ["Beverages", "Snacks", "Dairy", "Household", "Personal Care"]
-SECTION_NAMES = ["Sec 1 - 4ft", "Sec 2 - 4ft", "Endcap", "Top Shelf", "Chips / Snacks",
-                 "Cooler Door 3", "Promo Bay", "Lower Shelves"]  # fmt: skip
+SECTION_NAMES = [
+    "Sec 1 - 4ft",
+    "Sec 2 - 4ft",
+    "Endcap",
+    "Top Shelf",
+    "Chips / Snacks",
+    "Cooler Door 3",
+    "Promo Bay",
+    "Lower Shelves",
+]
 MAP_BY = ["barcode", "majority", "section_hint", "price_tag", "neighbour"]
 TARGET_STORE_NAME = "QA Copy Target"
 HISTORY_DAYS = 12
@@ -148,8 +181,19 @@ def _compliance_row(rng: random.Random, spc_id: int, store_pog: int, day: dt.dat
     pre = _rate(rng, 30, 92)
     post = min(100.0, round(pre + rng.uniform(0, 8), 1))
     post_osa = None if rng.random() < 0.05 else _rate(rng, 70, 100)  # realistic gaps
-    return (spc_id, store_pog, day, pre, post, _rate(rng, 60, 98), post_osa, _rate(rng),
-            _rate(rng), _rate(rng), pre)  # fmt: skip
+    return (
+        spc_id,
+        store_pog,
+        day,
+        pre,
+        post,
+        _rate(rng, 60, 98),
+        post_osa,
+        _rate(rng),
+        _rate(rng),
+        _rate(rng),
+        pre,
+    )
 
 
 def insert_compliance(cur: psycopg.Cursor[Any], rows: list[tuple[Any, ...]]) -> None:
@@ -164,19 +208,23 @@ def insert_compliance(cur: psycopg.Cursor[Any], rows: list[tuple[Any, ...]]) -> 
 
 
 def insert_master(
-    cur: psycopg.Cursor[Any], spec: MasterSpec, ids: Ids, rng: random.Random,
-    extra_store: str | None, today: dt.date,
-) -> InstanceMaster:  # fmt: skip
+    cur: psycopg.Cursor[Any],
+    spec: MasterSpec,
+    ids: Ids,
+    rng: random.Random,
+    extra_store: str | None,
+    today: dt.date,
+) -> InstanceMaster:
     """Insert the master data, store POGs for every store x POG and their daily compliance."""
     m = InstanceMaster()
     for name in spec.stores + ([extra_store] if extra_store else []):
         m.stores[name] = ids.take("store")
-        cur.execute(f"INSERT INTO {TABLES['store']} (id, name) VALUES (%s, %s)",
-                    (m.stores[name], name))  # fmt: skip
+        cur.execute(f"INSERT INTO {TABLES['store']} (id, name) VALUES (%s, %s)", (m.stores[name], name))
     for name in spec.categories:
         m.categories[name] = ids.take("category")
-        cur.execute(f"INSERT INTO {TABLES['category']} (id, name) VALUES (%s, %s)",
-                    (m.categories[name], name))  # fmt: skip
+        cur.execute(
+            f"INSERT INTO {TABLES['category']} (id, name) VALUES (%s, %s)", (m.categories[name], name)
+        )
     for pog in spec.planograms:
         pid = m.planograms[pog.name] = ids.take("planogram")
         cur.execute(
@@ -199,9 +247,15 @@ def insert_master(
                 cur.execute(
                     f"INSERT INTO {TABLES['product']} (id, section_id, upc, action, merch_method,"
                     " facings) VALUES (%s, %s, %s, %s, %s, %s)",
-                    (ids.take("product"), sid, f"0{rng.randrange(10**11):011d}", action, merch,
-                     rng.randint(1, 6)),
-                )  # fmt: skip
+                    (
+                        ids.take("product"),
+                        sid,
+                        f"0{rng.randrange(10**11):011d}",
+                        action,
+                        merch,
+                        rng.randint(1, 6),
+                    ),
+                )
     rows = []
     for store_id in m.stores.values():
         for pid in m.planograms.values():
@@ -219,9 +273,12 @@ def insert_master(
 
 def _report_values(rng: random.Random) -> tuple[Any, ...]:
     rates: dict[str, int | None] = {
-        "osa": rng.randint(60, 100), "correct": rng.randint(5, 80), "wandering": rng.randint(0, 9),
-        "missing": rng.randint(0, 15), "empty": rng.randint(0, 6),
-    }  # fmt: skip
+        "osa": rng.randint(60, 100),
+        "correct": rng.randint(5, 80),
+        "wandering": rng.randint(0, 9),
+        "missing": rng.randint(0, 15),
+        "empty": rng.randint(0, 6),
+    }
     if rng.random() < 0.08:
         rates[rng.choice(list(rates))] = None
     rate = None if rng.random() < 0.04 else _rate(rng)
@@ -237,9 +294,16 @@ def _filename(rng: random.Random, n: int, kind: str) -> str:
 
 
 def seed_source(
-    cur: psycopg.Cursor[Any], spec: MasterSpec, rng: random.Random, storage: Path, scans: int,
-    files_per_scan: int, file_bytes: int | None, seed: int, today: dt.date,
-) -> tuple[SeedResult, InstanceMaster]:  # fmt: skip
+    cur: psycopg.Cursor[Any],
+    spec: MasterSpec,
+    rng: random.Random,
+    storage: Path,
+    scans: int,
+    files_per_scan: int,
+    file_bytes: int | None,
+    seed: int,
+    today: dt.date,
+) -> tuple[SeedResult, InstanceMaster]:
     """Master data plus N processed scans with files, realograms, bays, reports, MA logs."""
     ids = Ids("source")
     m = insert_master(cur, spec, ids, rng, None, today)
@@ -253,8 +317,7 @@ def seed_source(
         kind = "png" if rng.random() < 0.4 else "jpg"
         name = _filename(rng, file_counter, kind)
         rel = f"uploads/{fid}/{name if '.' in name else name + '.' + kind}"
-        size, checksum = write_image(storage / rel, kind, rng, f"sandbox seed {seed} file {fid}",
-                                     file_bytes)  # fmt: skip
+        size, checksum = write_image(storage / rel, kind, rng, f"sandbox seed {seed} file {fid}", file_bytes)
         ctype = "image/png" if kind == "png" else "image/jpeg"
         cur.execute(
             f"INSERT INTO {TABLES['file']} (id, file, original_filename, input_type, content_type,"
@@ -272,16 +335,24 @@ def seed_source(
         store_pog = m.store_pogs[(store_id, pog_id)]
         created = dt.datetime.combine(
             today - dt.timedelta(days=rng.randint(1, HISTORY_DAYS - 1)),
-            dt.time(rng.randint(7, 20), rng.randint(0, 59), rng.randint(0, 59)), dt.timezone.utc,
-        )  # fmt: skip
+            dt.time(rng.randint(7, 20), rng.randint(0, 59), rng.randint(0, 59)),
+            dt.timezone.utc,
+        )
         payload = {
-            "store": store_id, "files": file_ids, "input_type": "image",
+            "store": store_id,
+            "files": file_ids,
+            "input_type": "image",
             "captured_at": int(created.timestamp()) - rng.randint(30, 600),
-            "category_id": m.categories[pog.category], "section_id": m.sections[(pog.name, section.name)],
-            "store_planogram": store_pog, "aisle": f"A{rng.randint(1, 12)}", "replace_id": None,
-            "id": scan_id, "created_at": created.isoformat(), "updated_at": created.isoformat(),
+            "category_id": m.categories[pog.category],
+            "section_id": m.sections[(pog.name, section.name)],
+            "store_planogram": store_pog,
+            "aisle": f"A{rng.randint(1, 12)}",
+            "replace_id": None,
+            "id": scan_id,
+            "created_at": created.isoformat(),
+            "updated_at": created.isoformat(),
             "task_id": str(uuid.UUID(int=rng.getrandbits(128))),
-        }  # fmt: skip
+        }
         realogram = ids.take("realogram")
         values = payload if flat_values else {"_raw_data": payload}
         cur.execute(
@@ -296,11 +367,15 @@ def seed_source(
                 " VALUES (%s, %s, %s, 'image')",
                 (ids.take("scanfile"), scan_id, fid),
             )
-        cur.execute(f"INSERT INTO {TABLES['realogram']} (id, scan_id, created_at)"
-                    " VALUES (%s, %s, %s)", (realogram, scan_id, created))  # fmt: skip
+        cur.execute(
+            f"INSERT INTO {TABLES['realogram']} (id, scan_id, created_at) VALUES (%s, %s, %s)",
+            (realogram, scan_id, created),
+        )
         for bay in range(rng.randint(1, 3)):
-            cur.execute(f"INSERT INTO {TABLES['bay']} (id, realogram_id, number) VALUES (%s, %s, %s)",
-                        (ids.take("bay"), realogram, bay + 1))  # fmt: skip
+            cur.execute(
+                f"INSERT INTO {TABLES['bay']} (id, realogram_id, number) VALUES (%s, %s, %s)",
+                (ids.take("bay"), realogram, bay + 1),
+            )
         sections = [section]
         others = [s for s in pog.sections if s != section]
         if others and rng.random() < 0.35:
@@ -312,16 +387,23 @@ def seed_source(
                 " facing_compliance_rate, sequence_compliance_rate, initial_pre_compliance,"
                 " compliance_rates, scan_created_date)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (ids.take("report"), realogram, store_pog, pog_id,
-                 m.sections[(pog.name, sec.name)], sec.name, payload["aisle"],
-                 *_report_values(rng), created),
-            )  # fmt: skip
+                (
+                    ids.take("report"),
+                    realogram,
+                    store_pog,
+                    pog_id,
+                    m.sections[(pog.name, sec.name)],
+                    sec.name,
+                    payload["aisle"],
+                    *_report_values(rng),
+                    created,
+                ),
+            )
         cur.execute(
             f"INSERT INTO {TABLES['mlog']} (id, store_planogram_id, scan_created_date, data)"
             " VALUES (%s, %s, %s, %s)",
-            (ids.take("mlog"), store_pog, created,
-             Jsonb({str(scan_id): {"map_by": rng.choice(MAP_BY)}})),
-        )  # fmt: skip
+            (ids.take("mlog"), store_pog, created, Jsonb({str(scan_id): {"map_by": rng.choice(MAP_BY)}})),
+        )
         row = cur.execute(
             f"SELECT pre_compliance FROM {TABLES['spc']} WHERE store_planogram_id = %s AND date = %s",
             (store_pog, created.date()),
@@ -334,14 +416,12 @@ def seed_source(
         scan_id, truth = new_scan(file_ids)
         result.source_scan_ids.append(scan_id)
         for fid in file_ids:
-            checksum = cur.execute(f"SELECT checksum FROM {TABLES['file']} WHERE id = %s",
-                                   (fid,)).fetchone()  # fmt: skip
+            checksum = cur.execute(f"SELECT checksum FROM {TABLES['file']} WHERE id = %s", (fid,)).fetchone()
             assert checksum is not None
             result.by_checksum.setdefault(checksum[0], truth)
     result.empty_scan_ids.append(new_scan([], flat_values=True)[0])
     shared = new_file()
-    result.shared_file_scan_ids = [new_scan([shared, new_file()])[0],
-                                   new_scan([shared, new_file()])[0]]  # fmt: skip
+    result.shared_file_scan_ids = [new_scan([shared, new_file()])[0], new_scan([shared, new_file()])[0]]
     return result, m
 
 

@@ -1,0 +1,438 @@
+"""The sandbox speaks PLATFORM.md: endpoints, errors, idempotency, processing, faults, lifecycle."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+import pytest
+import requests
+
+from scanjobs.sandbox import Sandbox
+
+pytestmark = pytest.mark.integration
+TRANSIENT = {424, 429, 502, 503}
+
+
+def token(sb: Sandbox, instance: str) -> dict[str, str]:
+    inst = sb.info["instances"][instance]
+    r = requests.post(
+        f"{inst['api_url']}/api/v4/token-auth/",
+        json={"username": inst["username"], "password": inst["password"]},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Token {r.json()['token']}"}
+
+
+def query(sb: Sandbox, instance: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(**sb.db(instance)) as conn:
+        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+def source_files(sb: Sandbox, scan_id: int) -> list[int]:
+    rows = query(
+        sb,
+        "source",
+        "SELECT file_id FROM realograms_implementation_scanfile WHERE scan_id = %s ORDER BY id",
+        scan_id,
+    )
+    return [r[0] for r in rows]
+
+
+def upload(sb: Sandbox, auth: dict[str, str], data: bytes, **form: Any) -> requests.Response:
+    return requests.post(
+        f"{sb.target_api}/api/v4/processing/upload/",
+        headers=auth,
+        files={"file": ("IMG_1.jpg", data)},
+        data={"input_type": "image", **form},
+        timeout=10,
+    )
+
+
+def wait_for(check: Callable[[], bool], deadline_s: float = 20.0) -> None:
+    end = time.monotonic() + deadline_s
+    while not check():
+        assert time.monotonic() < end, "condition not met before the deadline"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def auth(sandbox: Sandbox) -> dict[str, dict[str, str]]:
+    return {name: token(sandbox, name) for name in ("source", "target")}
+
+
+def test_info_describes_both_instances(sandbox: Sandbox) -> None:
+    info = sandbox.info
+    assert len(info["source_scan_ids"]) == 40 and info["seed"] == 7
+    assert all(len(source_files(sandbox, s)) == 3 for s in info["source_scan_ids"][:5])
+    assert source_files(sandbox, info["empty_scan_ids"][0]) == []
+    a, b = info["shared_file_scan_ids"]
+    assert set(source_files(sandbox, a)) & set(source_files(sandbox, b))
+    # Same master names, different ids on the target.
+    names = "SELECT id, name FROM planograms_implementation_planogram ORDER BY name"
+    src, tgt = query(sandbox, "source", names), query(sandbox, "target", names)
+    assert [n for _, n in src] == [n for _, n in tgt]
+    assert not {i for i, _ in src} & {i for i, _ in tgt}
+    additional = query(
+        sandbox,
+        "source",
+        "SELECT count(*) FROM"
+        " planograms_implementation_planogramsectionproduct WHERE action ILIKE"
+        " '%%additional%%' OR merch_method ILIKE '%%additional%%'",
+    )
+    assert additional[0][0] >= 1
+    rows = query(
+        sandbox,
+        "target",
+        "SELECT count(*) FROM realograms_implementation_scan WHERE store_id = %s",
+        info["target_store_id"],
+    )
+    assert rows[0][0] == 0
+
+
+def test_db_user_is_read_only(sandbox: Sandbox) -> None:
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        query(sandbox, "source", "DELETE FROM realograms_implementation_scan")
+
+
+def test_token_auth_and_401(sandbox: Sandbox) -> None:
+    r = requests.post(
+        f"{sandbox.source_api}/api/v4/token-auth/", json={"username": "qa", "password": "wrong"}, timeout=10
+    )
+    assert r.status_code == 400
+    assert r.json() == {"non_field_errors": ["Unable to log in with provided credentials."]}
+    for headers in ({}, {"Authorization": "Token nope"}):
+        r = requests.get(f"{sandbox.source_api}/api/v4/processing/actions/1/", headers=headers, timeout=10)
+        assert r.status_code == 401 and r.json() == {"detail": "Invalid token."}
+
+
+def test_file_meta_and_storage_bytes(sandbox: Sandbox, auth: dict[str, dict[str, str]]) -> None:
+    extensions = set()
+    for scan_id in sandbox.info["source_scan_ids"][:4]:
+        for file_id in source_files(sandbox, scan_id):
+            r = requests.get(
+                f"{sandbox.source_api}/api/v1/master-data/file-upload/{file_id}/",
+                headers=auth["source"],
+                timeout=10,
+            )
+            meta = r.json()
+            assert r.status_code == 200 and meta["id"] == file_id and meta["input_type"] == "image"
+            name = meta["original_filename"]
+            extensions.add(name.rsplit(".", 1)[-1].lower() if "." in name else "")
+            body = requests.get(meta["file"], timeout=10)  # storage: no auth header
+            assert body.status_code == 200 and len(body.content) == meta["size"]
+            assert body.headers["Content-Length"] == str(meta["size"])
+            kind = "image/png" if body.content.startswith(b"\x89PNG") else "image/jpeg"
+            assert body.content[:3] in (b"\x89PN", b"\xff\xd8\xff")
+            assert body.headers["Content-Type"] == kind
+    assert {"", "png"} <= extensions and extensions & {"jpg", "jpeg"}
+    r = requests.get(
+        f"{sandbox.source_api}/api/v1/master-data/file-upload/999999999/", headers=auth["source"], timeout=10
+    )
+    assert r.status_code == 404 and r.json() == {"detail": "Not found."}
+
+
+def test_storage_honours_range(sandbox: Sandbox, auth: dict[str, dict[str, str]]) -> None:
+    file_id = source_files(sandbox, sandbox.info["source_scan_ids"][0])[0]
+    meta = requests.get(
+        f"{sandbox.source_api}/api/v1/master-data/file-upload/{file_id}/", headers=auth["source"], timeout=10
+    ).json()
+    whole = requests.get(meta["file"], timeout=10).content
+    part = requests.get(meta["file"], headers={"Range": "bytes=10-29"}, timeout=10)
+    assert part.status_code == 206
+    assert part.headers["Content-Range"] == f"bytes 10-29/{len(whole)}"
+    assert part.content == whole[10:30]
+
+
+def test_upload_create_and_process(sandbox: Sandbox, auth: dict[str, dict[str, str]]) -> None:
+    store = sandbox.new_target_store()
+    scan = sandbox.info["source_scan_ids"][0]
+    new_ids = []
+    for file_id in source_files(sandbox, scan):
+        meta = requests.get(
+            f"{sandbox.source_api}/api/v1/master-data/file-upload/{file_id}/",
+            headers=auth["source"],
+            timeout=10,
+        ).json()
+        data = requests.get(meta["file"], timeout=10).content
+        r = upload(sandbox, auth["target"], data, store=str(store), checksum=hashlib.sha256(data).hexdigest())
+        assert r.status_code == 201, r.text
+        assert requests.get(r.json()["file"], timeout=10).content == data
+        new_ids.append(r.json()["id"])
+    payload = {"store": store, "files": new_ids, "input_type": "image", "captured_at": 1}
+    r = requests.post(
+        f"{sandbox.target_api}/api/v4/processing/actions/", json=payload, headers=auth["target"], timeout=10
+    )
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["status"] == "pending" and created["files"] == new_ids
+    url = f"{sandbox.target_api}/api/v4/processing/actions/{created['id']}/"
+
+    def done() -> bool:
+        return bool(requests.get(url, headers=auth["target"], timeout=10).json()["status"] == "done")
+
+    wait_for(done)
+    detail = requests.get(url, headers=auth["target"], timeout=10).json()
+    assert detail["has_report"] is True and detail["store"] == store and detail["created_at"]
+    rows = query(
+        sandbox,
+        "target",
+        """
+        SELECT s.provided_values, r.section_name, r.store_planogram_id, sf.file_type,
+               (SELECT count(*) FROM realograms_implementation_realogrambay b
+                 WHERE b.realogram_id = s.active_realogram_id),
+               (SELECT data FROM planograms_compliance_majorityv2log m
+                 WHERE m.data ? s.id::text)
+        FROM realograms_implementation_scan s
+        JOIN planograms_compliance_planogramcompliancereport r ON r.realogram_id = s.active_realogram_id
+        JOIN realograms_implementation_scanfile sf ON sf.scan_id = s.id
+        WHERE s.id = %s""",
+        created["id"],
+    )
+    values, section, store_pog, file_type, bays, mlog = rows[0]
+    assert values == {"_raw_data": payload} and section and file_type == "image" and bays >= 1
+    assert mlog[str(created["id"])]["map_by"]
+    assert (
+        query(
+            sandbox,
+            "target",
+            "SELECT store_id FROM planograms_implementation_planogramstore WHERE id = %s",
+            store_pog,
+        )[0][0]
+        == store
+    )
+
+
+def test_bad_requests_name_the_field(sandbox: Sandbox, auth: dict[str, dict[str, str]]) -> None:
+    t = auth["target"]
+    assert "input_type" in upload(sandbox, t, b"x", input_type="photo").json()
+    assert "checksum" in upload(sandbox, t, b"x", checksum="0" * 64).json()
+    assert upload(sandbox, t, b"x", store="999999").json() == {
+        "store": ['Invalid pk "999999" - object does not exist.']
+    }
+    good = upload(sandbox, t, b"\x89PNG\r\n\x1a\n").json()["id"]
+    store = sandbox.info["target_store_id"]
+    source_file = source_files(sandbox, sandbox.info["source_scan_ids"][0])[0]
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"files": [good]}, "store"),
+        ({"store": 9, "files": [good]}, "store"),
+        ({"store": store, "files": []}, "files"),
+        ({"store": store}, "files"),
+        ({"store": store, "files": [source_file]}, "files"),  # a source id: not on this instance
+        ({"store": store, "files": [good], "section_id": 1}, "section_id"),
+        ({"store": store, "files": [good], "category_id": 1}, "category_id"),
+        ({"store": store, "files": [good], "store_planogram": 1}, "store_planogram"),
+    ]
+    before = sandbox.stats("target")["scans_created"]
+    for payload, field in cases:
+        r = requests.post(
+            f"{sandbox.target_api}/api/v4/processing/actions/", json=payload, headers=t, timeout=10
+        )
+        assert r.status_code == 400 and list(r.json()) == [field], (payload, r.text)
+    r = requests.post(
+        f"{sandbox.target_api}/api/v4/processing/actions/", json={"store": 9}, headers=t, timeout=10
+    )
+    assert r.json() == {"store": ['Invalid pk "9" - object does not exist.']}
+    assert sandbox.stats("target")["scans_created"] == before
+    r = requests.get(f"{sandbox.target_api}/api/v4/processing/actions/999999999/", headers=t, timeout=10)
+    assert r.status_code == 404
+
+
+def test_same_uid_gives_one_scan(sandbox: Sandbox, auth: dict[str, dict[str, str]]) -> None:
+    t = auth["target"]
+    store = sandbox.new_target_store()
+    file_id = upload(sandbox, t, b"\xff\xd8\xff\xe0").json()["id"]
+    url = f"{sandbox.target_api}/api/v4/processing/actions/"
+    headers = {**t, "REB-CLIENT-REQUEST-UID": str(uuid.uuid4())}
+    first = requests.post(url, json={"store": store, "files": [file_id]}, headers=headers, timeout=10)
+    again = requests.post(url, json={"store": store, "files": [file_id]}, headers=headers, timeout=10)
+    assert first.status_code == 201 and again.status_code in (200, 201)
+    assert first.json()["id"] == again.json()["id"]
+
+    headers = {**t, "REB-CLIENT-REQUEST-UID": str(uuid.uuid4())}
+    results: list[tuple[int, Any]] = []
+    barrier = threading.Barrier(10)
+
+    def create() -> None:
+        barrier.wait()
+        r = requests.post(url, json={"store": store, "files": [file_id]}, headers=headers, timeout=10)
+        results.append((r.status_code, r.json()))
+
+    threads = [threading.Thread(target=create) for _ in range(10)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    ids = {body["id"] for status, body in results if status in (200, 201)}
+    assert len(ids) == 1 and all(s in (200, 201, 424) for s, _ in results), results
+    busy = [body for status, body in results if status == 424]
+    assert all(b == {"detail": "Another request is already processing"} for b in busy)
+    count = query(
+        sandbox, "target", "SELECT count(*) FROM realograms_implementation_scan WHERE store_id = %s", store
+    )[0][0]
+    assert count == 2
+
+
+def test_stats_count_routes(sandbox: Sandbox, auth: dict[str, dict[str, str]]) -> None:
+    sandbox.reset_stats()
+    for _ in range(3):
+        requests.get(
+            f"{sandbox.source_api}/api/v1/master-data/file-upload/1/", headers=auth["source"], timeout=10
+        )
+    stats = sandbox.stats("source")
+    assert stats["requests_total"] == 3 and stats["faults_injected"] == 0
+    assert stats["requests"] == [
+        {"method": "GET", "route": "/api/v1/master-data/file-upload/{id}/", "status": 404, "count": 3}
+    ]
+
+
+def test_fault_rate_is_observed(sandbox: Sandbox, auth: dict[str, dict[str, str]]) -> None:
+    sandbox.reset_stats()
+    config = sandbox.configure(fault_rate=0.2, hang_seconds=0.05)
+    assert config["fault_rate"] == 0.2
+    url = f"{sandbox.source_api}/api/v1/master-data/file-upload/1/"
+    failed = 0
+    try:
+        for _ in range(400):
+            try:
+                r = requests.get(url, headers=auth["source"], timeout=5)
+                failed += r.status_code in TRANSIENT
+                if r.status_code == 429:
+                    assert r.headers["Retry-After"] == "1"
+            except requests.ConnectionError:
+                failed += 1
+    finally:
+        sandbox.configure(fault_rate=0.0, hang_seconds=15)
+    stats = sandbox.stats("source")
+    assert 0.12 <= stats["faults_injected"] / 400 <= 0.28
+    hangs = stats["faults_injected"] - failed  # hung requests are answered normally afterwards
+    assert failed > 0 and hangs >= 0 and stats["requests_total"] == 400
+
+
+def _retrying(method: str, url: str, **kwargs: Any) -> requests.Response:
+    for _ in range(30):
+        try:
+            r = requests.request(method, url, timeout=(2, 1), **kwargs)
+        except (requests.ConnectionError, requests.Timeout):
+            continue
+        if r.status_code not in TRANSIENT:
+            return r
+        time.sleep(0.05)
+    raise AssertionError(f"{method} {url} kept failing")
+
+
+def test_retrying_client_copies_everything_at_5_percent(
+    sandbox: Sandbox, auth: dict[str, dict[str, str]]
+) -> None:
+    store = sandbox.new_target_store()
+    sandbox.configure(fault_rate=0.05, hang_seconds=1.5)
+    scans = sandbox.info["source_scan_ids"][:12]
+    try:
+        for scan in scans:
+            new_ids = []
+            for file_id in source_files(sandbox, scan):
+                meta = _retrying(
+                    "GET",
+                    f"{sandbox.source_api}/api/v1/master-data/file-upload/{file_id}/",
+                    headers=auth["source"],
+                ).json()
+                data = _retrying("GET", meta["file"]).content
+                assert hashlib.sha256(data).hexdigest() and len(data) == meta["size"]
+                r = _retrying(
+                    "POST",
+                    f"{sandbox.target_api}/api/v4/processing/upload/",
+                    headers=auth["target"],
+                    data={"input_type": "image"},
+                    files={"file": (meta["original_filename"], data)},
+                )
+                assert r.status_code == 201
+                new_ids.append(r.json()["id"])
+            headers = {**auth["target"], "REB-CLIENT-REQUEST-UID": str(uuid.uuid4())}
+            r = _retrying(
+                "POST",
+                f"{sandbox.target_api}/api/v4/processing/actions/",
+                json={"store": store, "files": new_ids},
+                headers=headers,
+            )
+            assert r.status_code in (200, 201)
+    finally:
+        sandbox.configure(fault_rate=0.0, hang_seconds=15)
+    assert sandbox.stats("source")["faults_injected"] > 0
+    count = query(
+        sandbox, "target", "SELECT count(*) FROM realograms_implementation_scan WHERE store_id = %s", store
+    )[0][0]
+    assert count == len(scans)
+
+
+def _fingerprint(sb: Sandbox) -> list[tuple[Any, ...]]:
+    return query(
+        sb,
+        "source",
+        """
+        SELECT s.id, f.checksum, f.original_filename,
+               (SELECT string_agg(r.section_name, ',' ORDER BY r.id)
+                  FROM planograms_compliance_planogramcompliancereport r
+                 WHERE r.realogram_id = s.active_realogram_id)
+        FROM realograms_implementation_scan s
+        JOIN realograms_implementation_scanfile sf ON sf.scan_id = s.id
+        JOIN master_data_implementation_fileupload f ON f.id = sf.file_id
+        ORDER BY s.id, sf.id""",
+    )
+
+
+def _postgres_of(directory: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if proc.info["name"] == "postgres" and str(directory) in cmdline:
+            found.append(proc)
+    return found
+
+
+def test_same_seed_same_data_and_clean_shutdown(
+    sandbox: Sandbox, sandbox_factory: Callable[..., Sandbox]
+) -> None:
+    began = time.monotonic()
+    one = sandbox_factory(scans=3, files_per_scan=2, seed=7, processing_delay=0.1)
+    assert time.monotonic() - began < 10
+    two = sandbox_factory(scans=3, files_per_scan=2, seed=7, processing_delay=0.1)
+    assert _fingerprint(one) == _fingerprint(two)
+    # Ids are positional, so a bigger sandbox with the same seed starts with the same ids.
+    assert one.info["source_scan_ids"] == sandbox.info["source_scan_ids"][:3]
+    for sb in (one, two):
+        pid = sb.info["pid"]
+        assert _postgres_of(sb.dir)
+        assert sb.stop() == 0
+        assert not psutil.pid_exists(pid) and not _postgres_of(sb.dir)
+
+
+def test_restart_over_orphaned_postgres_with_big_files(tmp_path: Path) -> None:
+    first = Sandbox(tmp_path, scans=1, files_per_scan=1, file_bytes=3_000_000, seed=3)
+    first.start()
+    try:
+        assert first.proc is not None
+        os.kill(first.proc.pid, signal.SIGKILL)
+        first.proc.wait()
+        assert _postgres_of(tmp_path)  # the orphan a killed run leaves behind
+        with Sandbox(tmp_path, scans=1, files_per_scan=1, file_bytes=3_000_000, seed=3) as again:
+            file_id = source_files(again, again.info["source_scan_ids"][0])[0]
+            auth = token(again, "source")
+            meta = requests.get(
+                f"{again.source_api}/api/v1/master-data/file-upload/{file_id}/", headers=auth, timeout=10
+            ).json()
+            assert meta["size"] == 3_000_000
+            head = requests.get(meta["file"], headers={"Range": "bytes=0-7"}, timeout=10)
+            assert head.status_code == 206 and head.content[:3] in (b"\x89PN", b"\xff\xd8\xff")
+    finally:
+        first.stop()
+    assert not _postgres_of(tmp_path)
