@@ -218,6 +218,11 @@ class PlatformDB:
                         )
                         cur.execute(_sql(name), params)
                         return cur.fetchall()
+                except psycopg.errors.QueryCanceled:
+                    raise PlatformError(
+                        f"database {self.dbname} at {self.host}:{self.port}: query {name} "
+                        f"exceeded the statement timeout of {self._statement_timeout_ms} ms"
+                    ) from None
                 except psycopg.OperationalError as exc:
                     if conn.broken and attempt == 1:
                         self._conn = None  # read-only queries are safe to run again
