@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scanjobs import failpoints
 from scanjobs.errors import LockedError, StateError
 
 __all__ = ["FORMAT_VERSION", "ItemRecord", "StateStore", "RunLock", "state_files"]
@@ -334,6 +335,7 @@ class StateStore:
                             [*args, kind, key])
             if cur.rowcount != 1:
                 raise KeyError(f"no {kind} item {key!r} in the state")
+            failpoints.hit("mid_state_write")
 
     def fail(self, kind: str, key: str, step: str, error: BaseException) -> None:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__

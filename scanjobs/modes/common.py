@@ -1,0 +1,139 @@
+"""What every mode shares: platform clients from the job, scan selection, failure window, CSVs."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scanjobs.errors import JobError
+from scanjobs.events import Events
+from scanjobs.fsutil import atomic_open
+from scanjobs.platform.api import PlatformAPI
+from scanjobs.platform.db import PlatformDB
+from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
+from scanjobs.spec.model import InstanceSpec, Job, ScanSelection
+
+__all__ = ["retry_policy", "open_api", "open_db", "select_scan_ids", "read_id_column", "FailureWindow",
+           "write_csv", "Stopwatch"]
+
+ID_COLUMNS = ("scan_id", "source_scan_id", "id", "scan")
+
+
+def retry_policy(job: Job) -> tuple[RetryPolicy, Timeouts]:
+    r = job.retry
+    return (RetryPolicy(attempts=r.attempts, initial=r.backoff.initial, max=r.backoff.max,
+                        multiplier=r.backoff.multiplier, jitter=r.backoff.jitter, deadline=r.deadline,
+                        retry_after_cap=r.backoff.max),
+            Timeouts(connect=r.timeout.connect, read=r.timeout.read))
+
+
+def open_api(instance: InstanceSpec, job: Job, events: Events, *, pool_size: int = 32) -> PlatformAPI:
+    """A logged-in API client; retries are reported as `retry` events."""
+    policy, timeouts = retry_policy(job)
+
+    def on_retry(event: RetryEvent) -> None:
+        events.emit("retry", instance=instance.name, call=event.call, attempt=event.attempt,
+                    wait=round(event.wait, 2), reason=event.reason)
+
+    api = PlatformAPI(instance.api_url, instance.username.reveal(), instance.password.reveal(),
+                      retry=policy, timeouts=timeouts, pool_size=pool_size, on_retry=on_retry)
+    try:
+        api.login()
+    except BaseException:
+        api.close()
+        raise
+    return api
+
+
+def open_db(instance: InstanceSpec, job: Job) -> PlatformDB:
+    db = instance.db
+    client = PlatformDB(db.host, db.port, db.dbname, db.user, db.password.reveal(),
+                        connect_timeout=job.retry.timeout.connect)
+    client.connect()
+    return client
+
+
+def read_id_column(path: Path) -> list[int]:
+    """Scan ids from a CSV (a column named scan_id/source_scan_id/id, or the only column) or text."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise JobError(f"cannot read the scan list {path}: {exc}") from None
+    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    if not rows:
+        raise JobError(f"the scan list {path} is empty")
+    header = [c.strip().lower() for c in rows[0]]
+    column = next((header.index(c) for c in ID_COLUMNS if c in header), None)
+    body = rows[1:] if column is not None else rows
+    if column is None:
+        if len(header) != 1 and not all(c.strip().isdigit() for c in rows[0]):
+            raise JobError(f"{path}: no scan id column (name one of: {', '.join(ID_COLUMNS)})")
+        column = 0
+    ids, bad = [], []
+    for number, row in enumerate(body, start=2 if body is not rows else 1):
+        cell = row[column].strip() if column < len(row) else ""
+        if cell.isdigit() and int(cell) > 0:
+            ids.append(int(cell))
+        else:
+            bad.append(f"line {number}: {cell!r}")
+    if bad:
+        raise JobError(f"{path}: not scan ids:", bad[:20])
+    if not ids:
+        raise JobError(f"the scan list {path} has no scan ids")
+    return list(dict.fromkeys(ids))
+
+
+def select_scan_ids(selection: ScanSelection, db: PlatformDB) -> tuple[list[int], list[int]]:
+    """(existing ids in selection order, ids that do not exist on the source)."""
+    if selection.kind == "query" and selection.query is not None:
+        q = selection.query
+        ids = db.select_scan_ids(store=q.store, date_from=q.date_from, date_to=q.date_to, status=q.status)
+        return (ids[: q.limit] if q.limit else ids), []
+    wanted = list(selection.ids) if selection.kind == "ids" else read_id_column(selection.file or Path())
+    missing = set(db.missing_scan_ids(wanted))
+    return [i for i in wanted if i not in missing], [i for i in wanted if i in missing]
+
+
+class FailureWindow:
+    """The share of failures among the last `size` finished scans (batch.max_failed_ratio)."""
+
+    def __init__(self, size: int, max_ratio: float) -> None:
+        self.recent: collections.deque[bool] = collections.deque(maxlen=size)
+        self.max_ratio = max_ratio
+
+    def record(self, failed: bool) -> None:
+        self.recent.append(failed)
+
+    def exceeded(self) -> bool:
+        if len(self.recent) < (self.recent.maxlen or 1) or self.max_ratio >= 1:
+            return False
+        return sum(self.recent) / len(self.recent) > self.max_ratio
+
+    def describe(self) -> str:
+        return (f"{sum(self.recent)} of the last {len(self.recent)} scans failed "
+                f"(batch.max_failed_ratio {self.max_ratio})")
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+@dataclass
+class Stopwatch:
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.started = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started

@@ -1,0 +1,421 @@
+"""Copy mode: source scans flow download -> upload -> create, each on its own, resumable, no duplicates."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from tempfile import SpooledTemporaryFile
+from typing import IO, Any
+
+from scanjobs import failpoints
+from scanjobs.errors import AuthError, JobError, ScanjobsError
+from scanjobs.events import Events
+from scanjobs.modes.common import FailureWindow, Stopwatch, open_api, open_db, select_scan_ids, write_csv
+from scanjobs.modes.payload import Untranslatable, build_payload, hint_ids, translate_hints
+from scanjobs.platform.api import PlatformAPI
+from scanjobs.platform.db import PlatformDB, ScanFileRef, SourceScan
+from scanjobs.runner import RunContext, RunResult
+from scanjobs.spec.model import Job
+from scanjobs.state import ItemRecord, StateStore
+
+__all__ = ["CopyPlan", "plan_copy", "request_uid", "CopyMode", "MODE", "MAPPING_CSV", "FAILURES_CSV"]
+
+MAPPING_CSV = "scan_mapping.csv"
+FAILURES_CSV = "failures.csv"
+SPOOL_BYTES = 1 << 20  # files up to 1 MiB stay in memory; larger ones spill to a temp file
+INPUT_TYPES = ("image", "video", "keyframe")
+
+
+class NotFoundOnSource(ScanjobsError):
+    """A selected scan id does not exist on the source."""
+
+
+class NoFiles(ScanjobsError):
+    """The source scan has no files: there is nothing to copy."""
+
+
+@dataclass(frozen=True, slots=True)
+class CopyPlan:
+    """What this run does, in order: unfinished work first, then failures, then new scans."""
+
+    resume: tuple[int, ...]
+    retry: tuple[int, ...]
+    new: tuple[int, ...]
+    already_done: tuple[int, ...]
+    deferred: int  # new scans left for a later run by --limit
+
+    @property
+    def todo(self) -> tuple[int, ...]:
+        return self.resume + self.retry + self.new
+
+
+def plan_copy(selected: Sequence[int], records: dict[str, ItemRecord], *, limit: int | None = None,
+              retry_failed_only: bool = False) -> CopyPlan:
+    """Pure: the selection and what the state holds -> the work of this run."""
+    resume, retry, new, done = [], [], [], []
+    for scan_id in selected:
+        rec = records.get(str(scan_id))
+        status = rec.status if rec else "pending"
+        if status == "done":
+            done.append(scan_id)
+        elif status == "failed":
+            retry.append(scan_id)
+        elif status == "running" or (rec is not None and rec.request_uid):
+            resume.append(scan_id)
+        else:
+            new.append(scan_id)
+    if retry_failed_only:
+        deferred, new = len(new), []
+    elif limit is not None:
+        deferred, new = max(0, len(new) - limit), new[:limit]
+    else:
+        deferred = 0
+    return CopyPlan(tuple(resume), tuple(retry), tuple(new), tuple(done), deferred)
+
+
+def request_uid(epoch: str, fingerprint: str, source_api: str, scan_id: int) -> str:
+    """The idempotency key of one scan's create: stable across resumes, new after --restart."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"scanjobs:{epoch}:{fingerprint}:{source_api}:{scan_id}"))
+
+
+class _FailpointWriter:
+    """Passes writes through to the spool; fires `mid_download` after the first chunk."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner = inner
+        self.first = True
+
+    def write(self, data: bytes) -> int:
+        written = self.inner.write(data)
+        if self.first:
+            self.first = False
+            failpoints.hit("mid_download")
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class FileMover:
+    """Moves each source file once (download, then upload), however many scans share it."""
+
+    def __init__(self, state: StateStore, source: PlatformAPI, target: PlatformAPI, store: int,
+                 workers_download: int, workers_upload: int, events: Events) -> None:
+        self.state, self.source, self.target, self.store, self.events = state, source, target, store, events
+        self.downloads = ThreadPoolExecutor(workers_download, thread_name_prefix="download")
+        self.uploads = ThreadPoolExecutor(workers_upload, thread_name_prefix="upload")
+        self.moves: dict[int, Future[int]] = {}
+        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        self.downloads.shutdown(wait=True)
+        self.uploads.shutdown(wait=True)
+
+    def move(self, ref: ScanFileRef) -> Future[int]:
+        """A future of the target file id of `ref` (already known, or being moved)."""
+        with self.lock:
+            if ref.file_id in self.moves:
+                return self.moves[ref.file_id]
+            future: Future[int] = Future()
+            self.moves[ref.file_id] = future
+        key = str(ref.file_id)
+        record = self.state.get("file", key)
+        if record and record.status == "done" and record.target_id:
+            future.set_result(record.target_id)
+            self.events.emit("advance", step="download")
+            self.events.emit("advance", step="upload")
+            return future
+        if record is None:
+            self.state.add_items("file", [(key, ref.file_id)])
+        self.downloads.submit(self._download, ref, future)
+        return future
+
+    def _fail(self, ref: ScanFileRef, step: str, exc: BaseException, future: Future[int]) -> None:
+        exc.scanjobs_step = step  # type: ignore[attr-defined]
+        self.state.fail("file", str(ref.file_id), step, exc)
+        future.set_exception(exc)
+
+    def _download(self, ref: ScanFileRef, future: Future[int]) -> None:
+        spool: IO[bytes] = SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - handed on
+        try:
+            self.state.update("file", str(ref.file_id), step="download", status="running", attempt=True)
+            meta = self.source.file_meta(ref.file_id)
+            result = self.source.download(meta.url, _FailpointWriter(spool))  # type: ignore[arg-type]
+        except BaseException as exc:
+            spool.close()
+            self._fail(ref, "download", exc, future)
+            return
+        self.events.emit("advance", step="download")
+        name = meta.original_filename or f"{ref.file_id}.jpg"
+        self.uploads.submit(self._upload, ref, spool, name, result.sha256, result.content_type, future)
+
+    def _upload(self, ref: ScanFileRef, spool: IO[bytes], name: str, sha256: str,
+                content_type: str | None, future: Future[int]) -> None:
+        input_type = ref.file_type if ref.file_type in INPUT_TYPES else "image"
+        try:
+            with spool:
+                spool.seek(0)
+                target_id = self.target.upload(spool, name, input_type=input_type, store=self.store,
+                                               checksum=sha256, content_type=content_type)
+            failpoints.hit("after_upload")
+            self.state.update("file", str(ref.file_id), step="upload", status="done", target_id=target_id,
+                              data={"sha256": sha256}, clear_error=True)
+        except BaseException as exc:
+            self._fail(ref, "upload", exc, future)
+            return
+        self.events.emit("advance", step="upload")
+        future.set_result(target_id)
+
+
+@dataclass
+class _Progress:
+    total: int
+    finished: int = 0
+    done: int = 0
+    failed: int = 0
+    batch_done: int = 0
+    batch_failed: int = 0
+    batch: int = 0
+    failures_by_class: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class CopyRun:
+    """One execution of a copy job (the pipeline and its bookkeeping)."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.job: Job = ctx.job
+        assert self.job.target is not None and self.job.target.store is not None
+        self.store: int = self.job.target.store
+        self.state = ctx.state
+        self.events = ctx.events
+        self.fatal: BaseException | None = None
+        epoch = self.state.meta("created_at") or "0"
+        self.uid_for: Callable[[int], str] = lambda scan_id: request_uid(
+            epoch, self.job.fingerprint(), self.job.source.api_url, scan_id)
+        self.captured_at = int(time.time()) if self.job.copy.captured_at == "now" else None
+
+    # -- the pieces ----------------------------------------------------------------------
+    def translations(self, scans: Sequence[SourceScan], source_db: PlatformDB,
+                     target_db: PlatformDB) -> dict[int, dict[str, int] | Exception]:
+        """mapped strategy: per scan, its hint ids translated by name (or why they can't be)."""
+        hints = {s.id: hint_ids(s.provided_values) for s in scans}
+        names = source_db.mapping_names(
+            store_planogram_ids=[h.store_planogram for h in hints.values() if h.store_planogram],
+            section_ids=[h.section_id for h in hints.values() if h.section_id],
+            category_ids=[h.category_id for h in hints.values() if h.category_id])
+        resolved = target_db.resolve_names(
+            self.store, planogram_names=names.store_planograms.values(),
+            sections=names.sections.values(), category_names=names.categories.values())
+        out: dict[int, dict[str, int] | Exception] = {}
+        for scan_id, h in hints.items():
+            try:
+                out[scan_id] = translate_hints(h, names, resolved)
+            except Untranslatable as exc:
+                out[scan_id] = exc
+        return out
+
+    def copy_one(self, scan: SourceScan, mover: FileMover, create_slots: threading.Semaphore,
+                 target: PlatformAPI, translated: dict[str, int] | Exception | None) -> None:
+        key = str(scan.id)
+        step = "select"
+        try:
+            if not scan.files:
+                raise NoFiles(f"scan {scan.id} has no files on {self.job.source.name}: nothing to copy")
+            if isinstance(translated, Exception):
+                raise translated
+            record = self.state.get("scan", key)
+            self.state.update("scan", key, step="files", status="running", attempt=True)
+            step = "files"
+            futures = [mover.move(ref) for ref in scan.files]
+            target_files = []
+            for future in futures:
+                try:
+                    target_files.append(future.result())
+                except BaseException as exc:
+                    step = getattr(exc, "scanjobs_step", "files")
+                    raise
+            step = "create"
+            uid = record.request_uid if record and record.request_uid else self.uid_for(scan.id)
+            if not (record and record.request_uid):
+                self.state.update("scan", key, step="create", request_uid=uid)  # the intent
+            payload = build_payload(scan.provided_values, store=self.store, files=target_files,
+                                    strategy=self.job.copy.strategy, captured_at=self.captured_at,
+                                    translated=translated if isinstance(translated, dict) else None)
+            failpoints.hit("before_create")
+            with create_slots:
+                target_id = target.create_scan(payload, uid)
+            failpoints.hit("after_create")
+            self.state.update("scan", key, step="create", status="done", target_id=target_id,
+                              data={"target_files": target_files}, clear_error=True)
+            self.finished(scan.id, step, None)
+        except AuthError as exc:
+            self.fatal = self.fatal or exc
+            self.ctx.stop.request("auth")
+            self.state.fail("scan", key, step, exc)
+            self.finished(scan.id, step, exc)
+        except Exception as exc:
+            self.state.fail("scan", key, step, exc)
+            self.finished(scan.id, step, exc)
+
+    def finished(self, scan_id: int, step: str, error: BaseException | None) -> None:
+        p = self.progress
+        with p.lock:
+            p.finished += 1
+            self.window.record(error is not None)
+            if error is None:
+                p.done += 1
+                p.batch_done += 1
+            else:
+                p.failed += 1
+                p.batch_failed += 1
+                name = type(error).__name__
+                p.failures_by_class[name] = p.failures_by_class.get(name, 0) + 1
+            batch_full = p.batch_done + p.batch_failed >= self.job.batch.size or p.finished == p.total
+            batch = None
+            if batch_full:
+                p.batch += 1
+                batch = (p.batch, p.batch_done, p.batch_failed, p.finished)
+                p.batch_done = p.batch_failed = 0
+        fields: dict[str, Any] = {"scan_id": scan_id, "step": "create", "status": "done"}
+        if error is not None:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            fields.update(step=step, status="failed", error=f"{type(error).__name__}: {message}")
+            self.events.emit("advance", step="create")
+        self.events.emit("item", **fields)
+        if batch:
+            self.events.emit("batch", batch=batch[0], done=batch[1], failed=batch[2], finished=batch[3],
+                             total=p.total)
+
+    # -- the run -------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        job, state, events, stop = self.job, self.state, self.events, self.ctx.stop
+        assert job.target is not None
+        clock = Stopwatch()
+        source_db = open_db(job.source, job)
+        target_db = open_db(job.target.instance, job)
+        try:
+            if not target_db.store_exists(self.store):
+                raise JobError(f"target store {self.store} does not exist on {job.target.instance.name}",
+                               hint="check target.store in the job file")
+            selected, missing = select_scan_ids(job.scans, source_db)
+            state.add_items("scan", [(str(i), i) for i in [*selected, *missing]])
+            for scan_id in missing:
+                state.fail("scan", str(scan_id), "select",
+                           NotFoundOnSource(f"scan {scan_id} does not exist on {job.source.name}"))
+            if missing:
+                events.emit("warning", message=f"{len(missing)} scan id(s) not found on "
+                            f"{job.source.name}: {', '.join(map(str, missing[:20]))}")
+            records = {r.key: r for r in state.items("scan")}
+            plan = plan_copy(selected, records, limit=self.ctx.options.limit,
+                             retry_failed_only=self.ctx.options.retry_failed)
+            events.emit("run_started", job=job.name, mode="copy", total=len(selected) + len(missing),
+                        todo=len(plan.todo), already_done=len(plan.already_done), resume=len(plan.resume),
+                        retry=len(plan.retry), deferred=plan.deferred)
+            result = RunResult(already_done=len(plan.already_done))
+            if plan.todo:
+                self.execute(plan, source_db, target_db, result)
+            result.failed += len(missing)
+            if missing:
+                result.failures_by_class["NotFoundOnSource"] = len(missing)
+            self.write_outputs()
+            if self.fatal is not None:
+                raise self.fatal
+            rate = result.done / clock.elapsed if clock.elapsed > 0 else 0.0
+            failed_text = ", ".join(f"{n} {c}" for c, n in sorted(result.failures_by_class.items()))
+            text = (f"copied {result.done}, already done {result.already_done}, failed {result.failed}"
+                    f"{f' ({failed_text})' if failed_text else ''}; {clock.elapsed:.1f}s, {rate:.2f} scans/s")
+            if plan.deferred:
+                text += f"; {plan.deferred} new scan(s) left for the next run (--limit)"
+            if result.threshold_stop:
+                text += f"\nstopped early: {self.window.describe()}; fix the cause and rerun to go on"
+            if result.failed:
+                text += f"\nfailures: {job.output / FAILURES_CSV} (rerun to retry them)"
+            events.emit("summary", text=text, copied=result.done, already_done=result.already_done,
+                        failed=result.failed, failures_by_class=result.failures_by_class,
+                        elapsed=round(clock.elapsed, 2), rate=round(rate, 3))
+            result.extra["rate"] = round(rate, 3)
+            if job.analysis.enabled and not stop.requested:
+                from scanjobs.modes.analyze import analyze_copy_job
+
+                analyze_copy_job(job, state, events, stop, source_db, target_db)
+            return result
+        finally:
+            source_db.close()
+            target_db.close()
+
+    def execute(self, plan: CopyPlan, source_db: PlatformDB, target_db: PlatformDB,
+                result: RunResult) -> None:
+        job, state, events, stop = self.job, self.state, self.events, self.ctx.stop
+        assert job.target is not None
+        scans = {s.id: s for s in source_db.scans_with_files(list(plan.todo))}
+        ordered = [scans[i] for i in plan.todo if i in scans]
+        translations: dict[int, dict[str, int] | Exception] = {}
+        if job.copy.strategy == "mapped":
+            translations = self.translations(ordered, source_db, target_db)
+        files = {ref.file_id for s in ordered for ref in s.files}
+        events.emit("plan", steps={"download": len(files), "upload": len(files), "create": len(ordered)})
+        self.progress = _Progress(total=len(ordered))
+        self.window = FailureWindow(job.batch.size, job.batch.max_failed_ratio)
+        w = job.batch.workers
+        pool = max(w.download, w.upload, w.create) + 4
+        source = open_api(job.source, job, events, pool_size=pool)
+        target = open_api(job.target.instance, job, events, pool_size=pool)
+        mover = FileMover(state, source, target, self.store, w.download, w.upload, events)
+        create_slots = threading.Semaphore(w.create)
+        in_flight = threading.Semaphore(job.batch.size)
+        scans_pool = ThreadPoolExecutor(job.batch.size, thread_name_prefix="scan")
+        try:
+            for scan in ordered:
+                while not in_flight.acquire(timeout=0.2):
+                    if stop.requested:
+                        break
+                if stop.requested:
+                    break
+                if self.window.exceeded():
+                    result.threshold_stop = True
+                    in_flight.release()
+                    break
+                future = scans_pool.submit(self.copy_one, scan, mover, create_slots, target,
+                                           translations.get(scan.id))
+                future.add_done_callback(lambda _f: in_flight.release())
+            scans_pool.shutdown(wait=True)
+        finally:
+            scans_pool.shutdown(wait=True)
+            mover.close()
+            source.close()
+            target.close()
+        if self.window.exceeded():
+            result.threshold_stop = True
+        result.done = self.progress.done
+        result.failed = self.progress.failed
+        result.failures_by_class = dict(self.progress.failures_by_class)
+
+    def write_outputs(self) -> None:
+        job, state, events = self.job, self.state, self.events
+        records = state.items("scan")
+        pairs = [(r.source_id, r.target_id) for r in records if r.status == "done"]
+        write_csv(job.output / MAPPING_CSV, ["Source_Scan_ID", "Target_Scan_ID"], pairs)
+        failures = [(r.source_id, r.step, r.error_class, r.error_message) for r in records
+                    if r.status == "failed"]
+        write_csv(job.output / FAILURES_CSV, ["scan_id", "step", "error_class", "error"], failures)
+        events.emit("output", what=f"scan mapping ({len(pairs)} pairs)", path=str(job.output / MAPPING_CSV))
+
+
+class CopyMode:
+    def plan(self, job: Job, state: StateStore | None, events: Events) -> dict[str, Any]:
+        from scanjobs.modes.preflight import preflight_copy
+
+        return preflight_copy(job, state, events)
+
+    def execute(self, ctx: RunContext) -> RunResult:
+        return CopyRun(ctx).run()
+
+
+MODE = CopyMode()
+

@@ -1,0 +1,101 @@
+"""The create payload of a copied scan (pure): PLATFORM.md "Copy", steps 3 and the strategies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scanjobs.platform.db import MappingNames, ResolvedIds
+
+__all__ = ["DROPPED_ALWAYS", "MAPPING_HINTS", "Untranslatable", "build_payload", "hint_ids", "translate_hints"]
+
+DROPPED_ALWAYS = ("id", "created_at", "updated_at", "task_id")
+MAPPING_HINTS = ("category_id", "section_id", "store_planogram", "aisle", "replace_id")
+
+
+class Untranslatable(ValueError):
+    """A mapping hint has no counterpart (by name) on the target."""
+
+
+def raw_payload(provided_values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The original create payload: provided_values._raw_data, else provided_values itself."""
+    values = dict(provided_values or {})
+    raw = values.get("_raw_data")
+    return dict(raw) if isinstance(raw, Mapping) else {k: v for k, v in values.items() if k != "_raw_data"}
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class HintIds:
+    store_planogram: int | None
+    section_id: int | None
+    category_id: int | None
+
+
+def hint_ids(provided_values: Mapping[str, Any] | None) -> HintIds:
+    raw = raw_payload(provided_values)
+    return HintIds(_as_int(raw.get("store_planogram", raw.get("store_planogram_id"))),
+                   _as_int(raw.get("section_id")), _as_int(raw.get("category_id")))
+
+
+def translate_hints(hints: HintIds, names: MappingNames, resolved: ResolvedIds) -> dict[str, int]:
+    """Source hint ids -> target ids by name; raise Untranslatable saying which name is missing."""
+    out: dict[str, int] = {}
+    if hints.store_planogram is not None:
+        pog = names.store_planograms.get(hints.store_planogram)
+        if pog is None:
+            raise Untranslatable(f"store planogram {hints.store_planogram} not found on the source")
+        if pog not in resolved.store_planograms:
+            raise Untranslatable(f"no store planogram named {pog!r} in the target store")
+        out["store_planogram"] = resolved.store_planograms[pog]
+    if hints.section_id is not None:
+        section = names.sections.get(hints.section_id)
+        if section is None:
+            raise Untranslatable(f"section {hints.section_id} not found on the source")
+        if section not in resolved.sections:
+            raise Untranslatable(f"no section {section[1]!r} of planogram {section[0]!r} on the target")
+        out["section_id"] = resolved.sections[section]
+    if hints.category_id is not None:
+        category = names.categories.get(hints.category_id)
+        if category is None:
+            raise Untranslatable(f"category {hints.category_id} not found on the source")
+        if category not in resolved.categories:
+            raise Untranslatable(f"no category named {category!r} on the target")
+        out["category_id"] = resolved.categories[category]
+    return out
+
+
+def build_payload(provided_values: Mapping[str, Any] | None, *, store: int, files: Sequence[int],
+                  strategy: str, captured_at: int | None, translated: Mapping[str, int] | None = None,
+                  ) -> dict[str, Any]:
+    """The payload to POST for one copy.
+
+    captured_at None keeps the source's value. Strategy auto drops every mapping hint (the MA
+    decides); mapped keeps them with ids replaced by `translated` (target ids by name), keeps the
+    aisle text, and drops replace_id: it names a source scan that means nothing on the target.
+    """
+    payload = raw_payload(provided_values)
+    for key in DROPPED_ALWAYS:
+        payload.pop(key, None)
+    payload["store"] = int(store)
+    payload["files"] = [int(f) for f in files]
+    if captured_at is not None:
+        payload["captured_at"] = int(captured_at)
+    if strategy == "auto":
+        for key in MAPPING_HINTS:
+            payload.pop(key, None)
+        payload.pop("store_planogram_id", None)
+    else:
+        payload.pop("replace_id", None)
+        payload.pop("store_planogram_id", None)
+        for key in ("store_planogram", "section_id", "category_id"):
+            payload.pop(key, None)
+        payload.update(translated or {})
+    return payload
