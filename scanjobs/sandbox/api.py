@@ -10,7 +10,7 @@ import re
 import secrets
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,7 @@ class Instance:
     truth: dict[str, SourceTruth]
     api_url: str = ""
     tokens: set[str] = field(default_factory=set)
-    process: Callable[[Instance, int], Awaitable[None]] | None = None
+    process: Callable[[Instance, int], Coroutine[Any, Any, None]] | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     peers: list[Instance] = field(default_factory=list)  # every instance, for shared controls
 

@@ -112,6 +112,6 @@ def fault_middleware(config: RuntimeConfig, stats: Stats, rng: random.Random) ->
             status = exc.status
             raise
         finally:
-            stats.requests[(*key, status)] += 1
+            stats.requests[(key[0], key[1], status)] += 1
 
     return middleware

@@ -55,6 +55,7 @@ class EmbeddedPostgres:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             timeout=60,
+            start_new_session=True,  # a terminal's Ctrl-C reaches us, and we stop postgres
         )
         if done.returncode != 0:
             stderr = done.stderr.decode(errors="replace").strip()

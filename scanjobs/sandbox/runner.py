@@ -69,7 +69,7 @@ def _prepare_databases(
     for name in INSTANCES:
         (storage / name).mkdir(parents=True, exist_ok=True)
         with psycopg.connect(pg.conninfo(name)) as conn, conn.cursor() as cur:
-            cur.execute(schema)  # type: ignore[call-overload]
+            cur.execute(schema.encode())  # a script of several statements, no params
             if name == "source":
                 result, _ = seed.seed_source(
                     cur,
@@ -176,8 +176,8 @@ async def _serve(options: SandboxOptions, stop: asyncio.Event) -> int:
         with atomic_open(info_path) as fh:
             json.dump(info, fh, indent=2)
         print(
-            f"sandbox ready in {time.monotonic() - started:.1f}s: source {instances[0].api_url},"
-            f" target {instances[1].api_url} ({info_path})",
+            f"sandbox ready: source {instances[0].api_url}, target {instances[1].api_url}"
+            f" ({info_path}) in {time.monotonic() - started:.1f}s",
             flush=True,
         )
         await stop.wait()
