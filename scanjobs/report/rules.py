@@ -17,6 +17,7 @@ __all__ = [
     "Comment",
     "build_analysis",
     "comment_for",
+    "integral_as_int",
 ]
 
 DETAIL_COLUMNS: tuple[str, ...] = (
@@ -122,7 +123,7 @@ def comment_for(source: Mapping[str, object], target: Mapping[str, object]) -> C
 _COPIED, _NOT_COPIED, _NOT_PROCESSED = "copied", "not_copied", "not_processed"
 
 
-def _as_int(series: pd.Series) -> pd.Series:
+def integral_as_int(series: pd.Series) -> pd.Series:
     """Nullable Int64 when every value is integral, so ids never print as `123.0`."""
     numbers = pd.to_numeric(series, errors="coerce")
     if (numbers.isna() != series.isna()).any():
@@ -141,7 +142,7 @@ def _normalise(details: pd.DataFrame) -> pd.DataFrame:
             out[col] = None
     out["scan_id"] = pd.to_numeric(out["scan_id"]).astype("Int64")
     for col in _INT_COLUMNS:
-        out[col] = _as_int(out[col])
+        out[col] = integral_as_int(out[col])
     for col in _PCT_COLUMNS:
         out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
     # Unexpected content stays as it is and is compared by truthiness, like `comment_for`.

@@ -1,0 +1,86 @@
+"""Analysis reports: scan details and commented comparison, as CSV and Excel files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from scanjobs.fsutil import atomic_open
+from scanjobs.report.excel import comment_counts, write_excel
+from scanjobs.report.rules import (
+    ANALYSIS_COLUMNS,
+    Comment,
+    build_analysis,
+    comment_for,
+    integral_as_int,
+)
+
+__all__ = [
+    "ANALYSIS_COLUMNS",
+    "Comment",
+    "ReportPaths",
+    "build_analysis",
+    "comment_for",
+    "summary_counts",
+    "write_csv",
+    "write_excel",
+    "write_reports",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPaths:
+    """Where `write_reports` put each file."""
+
+    source_details: Path
+    target_details: Path
+    analysis_csv: Path
+    analysis_xlsx: Path
+
+
+def summary_counts(analysis: pd.DataFrame) -> dict[str, int]:
+    """Comment text -> number of analysis rows, every comment listed (zero included)."""
+    return comment_counts(analysis)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write `frame` atomically: no index, NULL as an empty cell (never 0)."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        frame.to_csv(fh, index=False, na_rep="")
+
+
+_ID_COLUMNS = (
+    "scan_id", "report_id", "realogram_id", "store_planogram_id", "planogram_id", "section_id",
+    "ok", "wandering", "oos", "hole",
+)
+
+
+def _tidy_ids(details: pd.DataFrame) -> pd.DataFrame:
+    """Integral id/count columns as nullable ints: a NULL must not turn `123` into `123.0`."""
+    out = details.copy()
+    for col in _ID_COLUMNS:
+        if col in out.columns:
+            out[col] = integral_as_int(out[col])
+    return out
+
+
+def write_reports(
+    output_dir: Path,
+    source_details: pd.DataFrame,
+    target_details: pd.DataFrame,
+    analysis: pd.DataFrame,
+) -> ReportPaths:
+    """Write the four report files into `output_dir` and return their paths."""
+    paths = ReportPaths(
+        source_details=output_dir / "source_scandetails.csv",
+        target_details=output_dir / "target_scandetails.csv",
+        analysis_csv=output_dir / "analysis_with_comments.csv",
+        analysis_xlsx=output_dir / "analysis_with_comments.xlsx",
+    )
+    write_csv(_tidy_ids(source_details), paths.source_details)
+    write_csv(_tidy_ids(target_details), paths.target_details)
+    write_csv(analysis, paths.analysis_csv)
+    write_excel(analysis, paths.analysis_xlsx)
+    return paths
