@@ -168,7 +168,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         for line in plan.get("lines", []):
             print(line)
-    return int(ExitCode.OK)
+    return int(plan.get("exit_code", ExitCode.OK))
 
 
 def status_report(job_path: Path) -> dict[str, Any]:

@@ -1,0 +1,175 @@
+"""Analyze mode (and the analysis step of copy jobs): wait for processing, compare, write reports."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scanjobs.errors import JobError, StateError
+from scanjobs.events import Events
+from scanjobs.modes.common import Stopwatch, open_db
+from scanjobs.platform.db import PlatformDB
+from scanjobs.runner import RunContext, RunResult, StopSignal
+from scanjobs.spec.model import Job
+from scanjobs.state import StateStore
+
+__all__ = ["AnalyzeMode", "MODE", "analyze_pairs", "analyze_copy_job", "read_pairs_csv",
+           "pairs_from_state", "wait_for_processing"]
+
+Pair = tuple[int, "int | None"]
+
+
+def read_pairs_csv(path: Path) -> list[tuple[int, int | None]]:
+    """Source_Scan_ID,Target_Scan_ID rows (header names case-insensitive); empty target = not copied."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise JobError(f"cannot read the pairs file {path}: {exc}") from None
+    reader = csv.DictReader(io.StringIO(text))
+    fields = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
+    src_col, tgt_col = fields.get("source_scan_id"), fields.get("target_scan_id")
+    if not src_col or not tgt_col:
+        raise JobError(f"{path}: needs columns Source_Scan_ID,Target_Scan_ID (found: "
+                       f"{', '.join(reader.fieldnames or []) or 'nothing'})")
+    pairs: list[tuple[int, int | None]] = []
+    bad: list[str] = []
+    for line, row in enumerate(reader, start=2):
+        src, tgt = (row.get(src_col) or "").strip(), (row.get(tgt_col) or "").strip()
+        if not src and not tgt:
+            continue
+        if not src.isdigit() or (tgt and not tgt.isdigit()):
+            bad.append(f"line {line}: {src!r},{tgt!r}")
+            continue
+        pairs.append((int(src), int(tgt) if tgt else None))
+    if bad:
+        raise JobError(f"{path}: not scan id pairs:", bad[:20])
+    if not pairs:
+        raise JobError(f"{path} holds no pairs")
+    return pairs
+
+
+def pairs_from_state(state: StateStore) -> list[tuple[int, int | None]]:
+    """Every scan of a copy job in selection order: done -> its target, otherwise None."""
+    return [(int(r.source_id or r.key), r.target_id if r.status == "done" else None)
+            for r in state.items("scan")]
+
+
+def wait_for_processing(target_db: PlatformDB, target_ids: Sequence[int], timeout: float,
+                        events: Events, stop: StopSignal) -> set[int]:
+    """Poll (with backoff, up to `timeout`) until every target scan is processed; the processed set."""
+    clock = Stopwatch()
+    delay = 1.0
+    wanted = set(target_ids)
+    processed: set[int] = set()
+    while True:
+        status = target_db.processing_status(sorted(wanted - processed))
+        processed |= {scan_id for scan_id, s in status.items() if s.processed}
+        events.emit("waiting", processed=len(processed), total=len(wanted), elapsed=round(clock.elapsed, 1))
+        remaining = timeout - clock.elapsed
+        if processed >= wanted or remaining <= 0 or stop.requested:
+            break
+        stop.wait(min(delay, remaining))
+        delay = min(delay * 1.5, 15.0)
+    missing = len(wanted - processed)
+    if missing:
+        events.emit("warning", message=f"{missing} target scan(s) not processed after "
+                    f"{clock.elapsed:.0f}s: reported as 'Target Not Processed' (rerun later to analyse them)")
+    return processed
+
+
+def analyze_pairs(job: Job, events: Events, stop: StopSignal, pairs: Sequence[tuple[int, int | None]],
+                  source_db: PlatformDB, target_db: PlatformDB) -> dict[str, Any]:
+    """Compare the pairs and write the reports under job.output; the comment counts and paths."""
+    from scanjobs.report import summary_counts, write_reports
+    from scanjobs.report.rules import build_analysis
+
+    target_ids = [t for _, t in pairs if t is not None]
+    processed = wait_for_processing(target_db, target_ids, job.analysis.wait_for_processing, events, stop)
+    source_details = source_db.scan_details([s for s, _ in pairs])
+    target_details = target_db.scan_details(sorted(processed))
+    analysis = build_analysis(source_details, target_details, list(pairs), processed)
+    paths = write_reports(job.output, source_details, target_details, analysis)
+    counts = summary_counts(analysis)
+    for what, path in (("source details", paths.source_details), ("target details", paths.target_details),
+                       ("analysis CSV", paths.analysis_csv), ("Excel report", paths.analysis_xlsx)):
+        events.emit("output", what=what, path=str(path))
+    text = "analysis: " + ", ".join(f"{n} {c}" for c, n in counts.items() if n)
+    events.emit("summary", text=text, comments=counts, rows=len(analysis))
+    return {"comments": counts, "unprocessed": len(set(target_ids) - processed),
+            "excel": str(paths.analysis_xlsx)}
+
+
+def _signature(pairs: Sequence[tuple[int, int | None]]) -> str:
+    return hashlib.sha256(json.dumps(list(pairs)).encode()).hexdigest()[:24]
+
+
+def analyze_copy_job(job: Job, state: StateStore, events: Events, stop: StopSignal,
+                     source_db: PlatformDB, target_db: PlatformDB) -> dict[str, Any] | None:
+    """The analysis step of a copy job; skipped when the same pairs were fully analysed before."""
+    pairs = pairs_from_state(state)
+    if not pairs:
+        return None
+    signature = _signature(pairs)
+    report = job.output / "analysis_with_comments.xlsx"
+    if state.meta("analysis_complete") == signature and report.exists():
+        events.emit("info", message=f"analysis up to date: {report}")
+        return None
+    result = analyze_pairs(job, events, stop, pairs, source_db, target_db)
+    if result["unprocessed"] == 0:
+        state.set_meta("analysis_complete", signature)
+    return result
+
+
+class AnalyzeMode:
+    def _pairs(self, job: Job) -> list[tuple[int, int | None]]:
+        if job.scans.kind == "pairs" and job.scans.file is not None:
+            return read_pairs_csv(job.scans.file)
+        from scanjobs.spec import load_job
+
+        assert job.scans.file is not None
+        copy_job = load_job(job.scans.file)
+        if copy_job.mode != "copy":
+            raise JobError(f"scans.from_job: {job.scans.file} is a {copy_job.mode} job, not a copy job")
+        try:
+            store = StateStore.open(copy_job.state_path, create=False)
+        except StateError as exc:
+            raise JobError(f"scans.from_job: {exc}") from None
+        try:
+            pairs = pairs_from_state(store)
+        finally:
+            store.close()
+        if not pairs:
+            raise JobError(f"scans.from_job: {job.scans.file} has not copied any scan yet")
+        return pairs
+
+    def plan(self, job: Job, state: StateStore | None, events: Events) -> dict[str, Any]:
+        from scanjobs.modes.preflight import preflight_analyze
+
+        return preflight_analyze(job, self._pairs(job), events)
+
+    def execute(self, ctx: RunContext) -> RunResult:
+        job = ctx.job
+        assert job.target is not None
+        pairs = self._pairs(job)
+        ctx.events.emit("run_started", job=job.name, mode="analyze", total=len(pairs), todo=len(pairs),
+                        already_done=0)
+        source_db = open_db(job.source, job)
+        try:
+            target_db = open_db(job.target.instance, job)
+            try:
+                outcome = analyze_pairs(job, ctx.events, ctx.stop, pairs, source_db, target_db)
+            finally:
+                target_db.close()
+        finally:
+            source_db.close()
+        copied = sum(1 for _, t in pairs if t is not None)
+        return RunResult(done=copied, extra={"comments": outcome["comments"],
+                                             "unprocessed": outcome["unprocessed"]})
+
+
+MODE = AnalyzeMode()
