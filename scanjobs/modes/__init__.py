@@ -1,0 +1,1 @@
+"""Job modes: copy, download and analyse."""

@@ -1,0 +1,130 @@
+"""Download file names: `{scan_id}_{section}_{store_pog}[_{n}].{ext}`, safe on any disk."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+import unicodedata
+from pathlib import Path
+
+from scanjobs.fsutil import is_inside
+
+__all__ = ["extension_for", "file_name", "safe_component", "safe_join"]
+
+# Content types the platform serves, mapped explicitly: mimetypes' answers vary by OS
+# (image/jpeg gives ".jpg" or ".jpe") and may not know image/heic at all.
+_CONTENT_TYPES = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+    "image/heic": ".heic",
+    "video/mp4": ".mp4",
+}
+_EXTENSION = re.compile(r"\.[a-z0-9]{1,5}")
+# Characters Windows forbids in names, and both path separators.
+_FORBIDDEN = set('<>:"/\\|?*')
+_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(10)}
+_HASH_CHARS = 8
+
+
+def _replaceable(char: str) -> bool:
+    # Category C*: control (NUL included), format (bidi overrides can disguise a name),
+    # surrogates (not encodable), private use, unassigned; Zl/Zp break lines.
+    return char in _FORBIDDEN or unicodedata.category(char)[0] == "C" or char in "\u2028\u2029"
+
+
+def _truncate_bytes(text: str, limit: int) -> str:
+    """At most `limit` UTF-8 bytes, cut on a character boundary."""
+    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+
+
+def safe_component(text: str, *, max_length: int = 80) -> str:
+    """`text` as one safe path component; different texts (after NFC) give different names.
+
+    NFC first (NFC and NFD spellings of one text are the same text). Separators, characters
+    Windows forbids, control and format characters become `_`; leading dots and trailing
+    dots/spaces go; a Windows-reserved stem (CON, NUL, COM1, ...) gets a `_` prefix.
+    Whenever that changed the text, `_` + 8 hex digits of the SHA-256 of the NFC text are
+    appended, so `a/b` and `a_b` stay distinct. `max_length` counts UTF-8 bytes, since file
+    systems limit bytes (255 on most), not characters; the hash always fits.
+    Raises ValueError for an empty or whitespace-only text: there is nothing to name.
+    """
+    if max_length < _HASH_CHARS + 2:
+        raise ValueError(f"max_length must be at least {_HASH_CHARS + 2}")
+    original = unicodedata.normalize("NFC", text)
+    if not original.strip():
+        raise ValueError("an empty text cannot be a path component")
+    cleaned = "".join("_" if _replaceable(ch) else ch for ch in original)
+    cleaned = cleaned.strip().lstrip(".").rstrip(". ")
+    if cleaned.split(".")[0].upper().rstrip() in _RESERVED:
+        cleaned = "_" + cleaned
+    if cleaned == original and len(cleaned.encode("utf-8")) <= max_length:
+        return cleaned
+    digest = hashlib.sha256(original.encode("utf-8", errors="surrogatepass")).hexdigest()
+    suffix = digest[:_HASH_CHARS]
+    head = _truncate_bytes(cleaned, max_length - len(suffix) - 1).rstrip(". ")
+    return f"{head}_{suffix}" if head else suffix
+
+
+def extension_for(original_filename: str | None, content_type: str | None) -> str:
+    """The file's real extension, lower-case with the dot: from its original name, else its
+    Content-Type, else `.bin`. Only a short alphanumeric suffix of the name is trusted."""
+    if original_filename:
+        base = re.split(r"[/\\]", original_filename)[-1]
+        if "." in base.strip("."):
+            ext = "." + base.rsplit(".", 1)[1].strip().lower()
+            if _EXTENSION.fullmatch(ext):
+                return ext
+    if content_type:
+        mime = content_type.split(";", 1)[0].strip().lower()
+        ext = _CONTENT_TYPES.get(mime) or mimetypes.guess_extension(mime) or ""
+        if _EXTENSION.fullmatch(ext):
+            return ext
+    return ".bin"
+
+
+def _present(value: int | str | None) -> str | None:
+    """The text of a name part, or None when it is missing (None, empty, blank)."""
+    if value is None or not str(value).strip():
+        return None
+    return str(value)
+
+
+def file_name(
+    scan_id: int,
+    section_name: str | None,
+    store_pog_id: int | str | None,
+    *,
+    index: int | None,
+    extension: str,
+) -> str:
+    """`{scan_id}_{section}_{store_pog}[_{index}]{extension}`, missing parts dropped.
+
+    `index` is None when the scan has a single file, else 1.. in file order. The section
+    and store POG id pass through `safe_component` (the store POG id comes from the scan's
+    own payload, so it is not trusted either).
+    """
+    if isinstance(scan_id, bool) or not isinstance(scan_id, int) or scan_id < 0:
+        raise ValueError(f"scan_id must be a non-negative int, got {scan_id!r}")
+    if not _EXTENSION.fullmatch(extension):
+        raise ValueError(f"extension must look like '.jpg', got {extension!r}")
+    if index is not None and (isinstance(index, bool) or index < 1):
+        raise ValueError(f"index must be None or >= 1, got {index!r}")
+    parts = [str(scan_id)]
+    # Blank means missing; otherwise the text goes in unstripped, so " Sec" and "Sec" differ.
+    if _present(section_name) is not None:
+        parts.append(safe_component(str(section_name)))
+    if _present(store_pog_id) is not None:
+        parts.append(safe_component(str(store_pog_id), max_length=40))
+    if index is not None:
+        parts.append(str(index))
+    return "_".join(parts) + extension
+
+
+def safe_join(folder: Path, name: str) -> Path:
+    """`folder / name`, or ValueError when that resolves anywhere but strictly inside folder."""
+    path = folder / name
+    if not name or not is_inside(path, folder) or path.resolve() == folder.resolve():
+        raise ValueError(f"file name {name!r} would leave the folder {folder}")
+    return path
