@@ -49,8 +49,11 @@ class EventBus:
 
     def emit(self, event: str, **fields: Any) -> None:
         with self._lock:
-            for sink in self._sinks:
-                sink.handle(event, fields)
+            for sink in list(self._sinks):
+                try:
+                    sink.handle(event, fields)
+                except OSError:  # e.g. stdout piped into `head`: the run goes on, the log keeps all
+                    self._sinks.remove(sink)
 
     def close(self) -> None:
         with self._lock:
@@ -77,7 +80,7 @@ class JsonSink:
 def _describe(event: str, f: Mapping[str, Any]) -> str | None:
     """The human line of an event, or None for events only bars show."""
     if event == "run_started":
-        return (f"{f.get('mode')} job {f.get('job')}: {f.get('total')} scan(s), "
+        return (f"{f.get('mode')} job {f.get('job')}: {f.get('total')} {f.get('unit', 'scan')}(s), "
                 f"{f.get('already_done', 0)} already done, {f.get('todo')} to do")
     if event == "item" and f.get("status") == "failed":
         return f"scan {f.get('scan_id')} failed at {f.get('step')}: {f.get('error')}"

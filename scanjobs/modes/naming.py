@@ -98,6 +98,7 @@ def file_name(
     *,
     index: int | None,
     extension: str,
+    section_max_length: int = 80,
 ) -> str:
     """`{scan_id}_{section}_{store_pog}[_{index}]{extension}`, missing parts dropped.
 
@@ -114,7 +115,7 @@ def file_name(
     parts = [str(scan_id)]
     # Blank means missing; otherwise the text goes in unstripped, so " Sec" and "Sec" differ.
     if _present(section_name) is not None:
-        parts.append(safe_component(str(section_name)))
+        parts.append(safe_component(str(section_name), max_length=section_max_length))
     if _present(store_pog_id) is not None:
         parts.append(safe_component(str(store_pog_id), max_length=40))
     if index is not None:
