@@ -320,7 +320,24 @@ def build_app(inst: Instance) -> web.Application:
     app.router.add_post("/_sandbox/stats/reset", stats_reset)
     app.router.add_get("/_sandbox/config", config)
     app.router.add_post("/_sandbox/config", config)
+    async def rename_section(request: web.Request) -> web.Response:
+        # Test control: any text a real platform could hold (hostile names for download tests).
+        raw = request.match_info["id"]
+        name = (await request.json()).get("name")
+        if not raw.isdigit() or not isinstance(name, str):
+            return web.json_response({"detail": "give a section id and a JSON {name}"}, status=400)
+        async with inst.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "UPDATE planograms_implementation_planogramsection SET name = %s WHERE id = %s", (name, int(raw)))
+            await conn.execute(
+                "UPDATE planograms_compliance_planogramcompliancereport SET section_name = %s "
+                "WHERE section_id = %s", (name, int(raw)))
+        if cur.rowcount != 1:
+            return web.json_response(NOT_FOUND, status=404)
+        return web.json_response({"id": int(raw), "name": name})
+
     app.router.add_post("/_sandbox/stores", new_store)
+    app.router.add_post("/_sandbox/sections/{id}", rename_section)
     return app
 
 

@@ -130,6 +130,12 @@ class Sandbox:
         response.raise_for_status()
         return int(response.json()["id"])
 
+    def rename_section(self, section_id: int, name: str, instance: str = "source") -> None:
+        """Rename a section (and its reports' section_name): for hostile-name tests."""
+        url = self.source_api if instance == "source" else self.target_api
+        response = requests.post(f"{url}/_sandbox/sections/{section_id}", json={"name": name}, timeout=10)
+        response.raise_for_status()
+
     def db(self, instance: str) -> dict[str, Any]:
         """The psycopg connection keywords of one instance (read-only user)."""
         return dict(self.info["instances"][instance]["db"])
