@@ -47,9 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and the summary")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    # -v/-q also after the command (`scanjobs run job.yaml -q`); SUPPRESS keeps the global value
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="more detail (retries, every item)")
+    common.add_argument("-q", "--quiet", action="count", default=argparse.SUPPRESS,
+                        help="only warnings and the summary")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text,
+        return sub.add_parser(name, help=help_text, description=help_text, parents=[common],
                               epilog=f"example:\n  {EXAMPLES[name]}",
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
@@ -90,19 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
     # don't import the web server); `scanjobs sandbox up --help` shows them.
     up = sandbox_sub.add_parser("up", help="start the sandbox in the foreground until Ctrl-C / SIGTERM "
                                 "(--help lists its options)", add_help=False)
-    up.add_argument("rest", nargs=argparse.REMAINDER)
-    up.set_defaults(func=cmd_sandbox_up)
+    up.set_defaults(func=cmd_sandbox_up, forwards_arguments=True)
 
     p = add("demo", "start a sandbox, write demo jobs, run them and show the reports")
     p.add_argument("--dir", type=Path, default=Path("scanjobs-demo"), help="where the demo lives "
                    "(default: ./scanjobs-demo)")
     p.add_argument("--scans", type=int, default=12, help="scans in the demo (default 12)")
+    p.add_argument("--keep-running", action="store_true",
+                   help="keep the sandbox up afterwards (until Ctrl-C) to rerun or plan the jobs by hand")
     p.set_defaults(func=cmd_demo)
 
     p = add("init", "write a commented job file to start from")
     p.add_argument("mode", choices=["copy", "download", "analyze"])
     p.add_argument("path", type=Path, nargs="?", help="default: jobs/<mode>.yaml")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--sandbox", type=Path, metavar="DIR",
+                   help="write a job against the sandbox running in DIR (`scanjobs sandbox up --dir DIR`), "
+                        "with instances.yaml and .env beside it")
     p.set_defaults(func=cmd_init)
     return parser
 
@@ -269,13 +279,15 @@ def cmd_sandbox_up(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from scanjobs.demo import run_demo
 
-    return int(run_demo(args.dir, scans=args.scans, verbosity=_verbosity(args)))
+    if args.scans < 1:
+        raise JobError("--scans must be at least 1")
+    return int(run_demo(args.dir, scans=args.scans, verbosity=_verbosity(args), keep_running=args.keep_running))
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     from scanjobs.templates import write_template
 
-    path = write_template(args.mode, args.path, force=args.force)
+    path = write_template(args.mode, args.path, force=args.force, sandbox=args.sandbox)
     print(f"wrote {path}; edit it, then: scanjobs validate {path} && scanjobs plan {path}")
     return int(ExitCode.OK)
 
@@ -292,7 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args: argparse.Namespace | None = None
     try:
-        args = parser.parse_args(argv)
+        args, rest = parser.parse_known_args(argv)
+        if rest and not getattr(args, "forwards_arguments", False):
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        args.rest = rest
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except SystemExit as exc:  # argparse: --help is 0, usage errors are 2
