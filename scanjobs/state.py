@@ -114,10 +114,10 @@ class RunLock:
 
     def holder(self) -> dict[str, Any] | None:
         try:
-            info: dict[str, Any] = json.loads(self.path.read_text() or "null") or None
-            return info
+            info = json.loads(self.path.read_text() or "null")
         except (OSError, ValueError):
             return None
+        return info if isinstance(info, dict) else None
 
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -292,7 +292,8 @@ class StateStore:
 
     def items(self, kind: str, *, status: str | Iterable[str] | None = None,
               keys: Iterable[str] | None = None) -> list[ItemRecord]:
-        sql, args = "SELECT * FROM items WHERE kind=?", [kind]
+        sql = "SELECT * FROM items WHERE kind=?"
+        args: list[Any] = [kind]
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             sql += f" AND status IN ({','.join('?' * len(statuses))})"
@@ -313,7 +314,8 @@ class StateStore:
         unknown = set(fields) - set(_FIELDS)
         if unknown:
             raise ValueError(f"unknown item fields: {unknown}")
-        sets, args = ["updated_at=?"], [time.time()]
+        sets: list[str] = ["updated_at=?"]
+        args: list[Any] = [time.time()]
         for name, value in (("step", step), ("status", status)):
             if value is not None:
                 sets.append(f"{name}=?")

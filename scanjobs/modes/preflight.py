@@ -94,9 +94,10 @@ def preflight_copy(job: Job, state: StateStore | None, events: Events) -> dict[s
     pf.login(job.source, events)
     pf.login(job.target.instance, events)
     selected, db = _select(pf, events)
-    target_db = pf.check(f"database of {job.target.instance.name}", lambda: open_db(job.target.instance, job))
+    target = job.target
+    target_db = pf.check(f"database of {target.instance.name}", lambda: open_db(target.instance, job))
     if target_db is not None:
-        store = job.target.store
+        store = int(target.store or 0)
         exists = target_db.store_exists(store)
         pf.lines.append(f"  {'ok  ' if exists else 'FAIL'} target store {store} "
                         f"{'exists' if exists else 'does not exist'} on {job.target.instance.name}")
@@ -141,7 +142,8 @@ def preflight_analyze(job: Job, pairs: Sequence[tuple[int, int | None]], events:
     db = pf.check(f"database of {job.source.name}", lambda: open_db(job.source, job))
     if db is not None:
         db.close()
-    target_db = pf.check(f"database of {job.target.instance.name}", lambda: open_db(job.target.instance, job))
+    target = job.target
+    target_db = pf.check(f"database of {target.instance.name}", lambda: open_db(target.instance, job))
     if target_db is not None:
         status = target_db.processing_status(copied)
         done = sum(1 for s in status.values() if s.processed)

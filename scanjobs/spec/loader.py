@@ -98,7 +98,7 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return "must not be empty"
     if error.validator == "type" and isinstance(error.validator_value, str):
         return f"expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
-    return error.message
+    return str(error.message)
 
 
 def _schema_problems(data: Any, schema: Mapping[str, Any], lines: LineMap, file: Path,
@@ -147,7 +147,7 @@ class _Builder:
 
     def text(self, value: str, *path: str | int) -> str:
         try:
-            return expand(value, self.env)
+            return str(expand(value, self.env))
         except UnsetVariable as exc:
             why = exc.message or "and has no default"
             self.problems.append(f"{self.where(*path)}: ${{{exc.var}}} is not set {why}".rstrip())
@@ -302,7 +302,8 @@ class _Builder:
                                max_failed_ratio=float(b.get("max_failed_ratio", 0.5))),
             retry=RetryOptions(
                 attempts=r.get("attempts", 4),
-                backoff=Backoff(**{k: float(v) if k != "jitter" else v for k, v in bo.items()}),
+                backoff=Backoff(initial=float(bo.get("initial", 1.0)), max=float(bo.get("max", 60.0)),
+                                multiplier=float(bo.get("multiplier", 2.0)), jitter=bool(bo.get("jitter", True))),
                 timeout=Timeout(**{k: float(v) for k, v in to.items()}),
                 deadline=self.duration(r.get("deadline", "30m"), "retry", "deadline"),
             ),
