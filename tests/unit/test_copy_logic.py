@@ -1,0 +1,108 @@
+"""Pure pieces of copy and analyze: the plan, the payload rules, the failure window, id lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scanjobs.errors import JobError
+from scanjobs.modes.analyze import read_pairs_csv
+from scanjobs.modes.common import FailureWindow, read_id_column
+from scanjobs.modes.copy import plan_copy, request_uid
+from scanjobs.modes.payload import Untranslatable, build_payload, hint_ids, translate_hints
+from scanjobs.platform.db import MappingNames, ResolvedIds
+from scanjobs.state import ItemRecord
+
+RAW = {"_raw_data": {"store": 3, "files": [1, 2], "input_type": "image", "captured_at": 1700000000,
+                     "category_id": 7, "section_id": 11, "store_planogram": 21, "aisle": "A3",
+                     "replace_id": 99, "id": 5, "created_at": "x", "updated_at": "y", "task_id": "t"}}
+
+
+def record(key: str, status: str, uid: str | None = None) -> ItemRecord:
+    return ItemRecord("scan", key, 1, "create", status, int(key), None, uid, 0, None, None, {}, 0.0)
+
+
+def test_plan_orders_unfinished_then_failed_then_new_and_limits_new_only() -> None:
+    records = {"1": record("1", "done"), "2": record("2", "failed"), "3": record("3", "running"),
+               "4": record("4", "pending", uid="u")}
+    plan = plan_copy([1, 2, 3, 4, 5, 6, 7], records, limit=2)
+    assert plan.resume == (3, 4) and plan.retry == (2,) and plan.new == (5, 6)
+    assert plan.already_done == (1,) and plan.deferred == 1
+    assert plan.todo == (3, 4, 2, 5, 6)
+    only_failed = plan_copy([1, 2, 3, 5], records, retry_failed_only=True)
+    assert only_failed.todo == (3, 2) and only_failed.deferred == 1
+
+
+def test_request_uid_is_stable_and_scoped() -> None:
+    a = request_uid("epoch1", "fp", "https://albt", 5)
+    assert a == request_uid("epoch1", "fp", "https://albt", 5)
+    assert a != request_uid("epoch2", "fp", "https://albt", 5)  # --restart: a new state epoch
+    assert a != request_uid("epoch1", "fp", "https://albt", 6)
+
+
+def test_auto_payload_drops_hints_and_server_fields() -> None:
+    payload = build_payload(RAW, store=8, files=[101, 102], strategy="auto", captured_at=1800000000)
+    assert payload == {"store": 8, "files": [101, 102], "input_type": "image", "captured_at": 1800000000}
+
+
+def test_mapped_payload_keeps_translated_hints_and_source_time() -> None:
+    payload = build_payload(RAW, store=8, files=[101, 102], strategy="mapped", captured_at=None,
+                            translated={"store_planogram": 321, "section_id": 411, "category_id": 517})
+    assert payload["store_planogram"] == 321 and payload["section_id"] == 411 and payload["category_id"] == 517
+    assert payload["aisle"] == "A3" and "replace_id" not in payload
+    assert payload["captured_at"] == 1700000000
+    assert not {"id", "created_at", "updated_at", "task_id"} & set(payload)
+
+
+def test_payload_falls_back_to_provided_values() -> None:
+    payload = build_payload({"store": 3, "files": [1], "note": "x"}, store=8, files=[5], strategy="auto",
+                            captured_at=1)
+    assert payload == {"store": 8, "files": [5], "note": "x", "captured_at": 1}
+
+
+def test_translate_hints_by_name() -> None:
+    names = MappingNames(store_planograms={21: "POG A"}, sections={11: ("POG A", "Top")}, categories={7: "Chips"})
+    resolved = ResolvedIds(store_planograms={"POG A": 321}, sections={("POG A", "Top"): 411},
+                           categories={"Chips": 517})
+    hints = hint_ids(RAW)
+    assert translate_hints(hints, names, resolved) == {"store_planogram": 321, "section_id": 411,
+                                                       "category_id": 517}
+    missing = ResolvedIds(store_planograms={"POG A": 321}, sections={}, categories={"Chips": 517})
+    with pytest.raises(Untranslatable, match="no section 'Top' of planogram 'POG A'"):
+        translate_hints(hints, names, missing)
+
+
+def test_failure_window() -> None:
+    window = FailureWindow(4, 0.5)
+    for failed in (True, True, True):
+        window.record(failed)
+    assert not window.exceeded()  # the window is not full yet
+    window.record(False)
+    assert window.exceeded()  # 3 of 4 > 0.5
+    window.record(False)
+    assert not window.exceeded()  # 2 of 4 is not more than half
+    assert not FailureWindow(1, 1.0).exceeded()
+
+
+def test_read_id_column(tmp_path: Path) -> None:
+    path = tmp_path / "ids.csv"
+    path.write_text("store,Scan_ID\n8,12\n8,13\n8,12\n")
+    assert read_id_column(path) == [12, 13]
+    path.write_text("12\n13\n")
+    assert read_id_column(path) == [12, 13]
+    path.write_text("scan_id\n12\nabc\n")
+    with pytest.raises(JobError, match="line 3"):
+        read_id_column(path)
+    path.write_text("")
+    with pytest.raises(JobError, match="empty"):
+        read_id_column(path)
+
+
+def test_read_pairs_csv(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.csv"
+    path.write_text("Source_Scan_ID,Target_Scan_ID\n1,10\n2,\n")
+    assert read_pairs_csv(path) == [(1, 10), (2, None)]
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(JobError, match="Source_Scan_ID"):
+        read_pairs_csv(path)
