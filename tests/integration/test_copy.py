@@ -1,0 +1,325 @@
+"""Copy mode against the sandbox (issue 4 acceptance): outcomes checked with our own SQL."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from copy_support import (
+    assert_bytes_identical,
+    assert_copied,
+    expected_hints,
+    output_of,
+    query,
+    read_failures,
+    read_mapping,
+    scans_in_store,
+    source_raw,
+    spawn,
+    uploads_in_store,
+    wait_until,
+    write_copy_job,
+)
+
+from scanjobs.cli import main
+from scanjobs.sandbox import Sandbox
+from scanjobs.spec.env import env_var_for
+
+pytestmark = pytest.mark.integration
+
+
+def posts(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in stats["requests"] if r["method"] == "POST"]
+
+
+def count(stats: dict[str, Any], method: str, route: str) -> int:
+    return sum(r["count"] for r in stats["requests"] if r["method"] == method and r["route"] == route)
+
+
+@pytest.fixture
+def restore_config(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """For tests that change latency or faults of the shared sandbox."""
+    try:
+        yield sandbox
+    finally:
+        sandbox.configure(fault_rate=0, latency_ms=0, hang_seconds=15)
+
+
+def test_auto_copy_is_complete_and_a_rerun_sends_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
+    store, ids = sandbox.new_target_store(), sandbox.info["source_scan_ids"][:30]
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids, strategy="auto")
+    started = time.time()
+    assert main(["run", str(job)]) == 0
+    mapping = assert_copied(sandbox, job, store, ids, captured_between=(started, time.time()))
+    assert uploads_in_store(sandbox, store) == 90, "every file uploaded once"
+    assert read_failures(job) == {}
+    assert_bytes_identical(sandbox, dict(list(mapping.items())[:2]))
+
+    sandbox.reset_stats()
+    began = time.monotonic()
+    assert main(["run", str(job)]) == 0
+    assert time.monotonic() - began < 5
+    for instance in ("source", "target"):
+        assert posts(sandbox.stats(instance)) == [], f"a finished job sent a POST to {instance}"
+    assert len(scans_in_store(sandbox, store)) == 30
+    assert read_mapping(job) == mapping
+
+
+def test_mapped_copy_translates_hints_by_name(sandbox: Sandbox, tmp_path: Path) -> None:
+    store, ids = sandbox.new_target_store(), sandbox.info["source_scan_ids"][10:40]
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids, strategy="mapped",
+                         copy={"strategy": "mapped", "captured_at": "source"})
+    assert main(["run", str(job)]) == 0
+    mapping = assert_copied(sandbox, job, store, ids, strategy="mapped")
+    raws = source_raw(sandbox, ids)
+    targets = scans_in_store(sandbox, store)
+    for source_id, target_id in mapping.items():
+        assert targets[target_id]["captured_at"] == raws[source_id]["captured_at"]
+    # the ids really changed: the target has the same names under other ids
+    assert all(targets[t]["section_id"] != raws[s]["section_id"] for s, t in mapping.items())
+
+
+def test_transient_faults_do_not_fail_items(restore_config: Sandbox, tmp_path: Path) -> None:
+    sandbox = restore_config
+    store, ids = sandbox.new_target_store(), sandbox.info["source_scan_ids"][:20]
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids,
+                         retry={"attempts": 8, "backoff": {"initial": 0.05, "max": 1},
+                                "timeout": {"connect": 5, "read": 1}})
+    sandbox.configure(fault_rate=0.05, hang_seconds=2)  # a hang outlives the read timeout
+    sandbox.reset_stats()
+    assert main(["run", str(job)]) == 0
+    faults = sandbox.stats("source")["faults_injected"] + sandbox.stats("target")["faults_injected"]
+    assert faults > 0
+    sandbox.configure(fault_rate=0)
+    assert read_failures(job) == {}
+    assert_copied(sandbox, job, store, ids)
+    assert uploads_in_store(sandbox, store) == 60
+
+
+def test_scans_without_files_and_unknown_ids_fail_alone(sandbox: Sandbox, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    store = sandbox.new_target_store()
+    good = sandbox.info["source_scan_ids"][:2]
+    empty, unknown = sandbox.info["empty_scan_ids"][0], 999_999
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=[*good, empty, unknown])
+    assert main(["run", str(job)]) == 1
+    out = capsys.readouterr().out
+    assert "999999" in out and "not found" in out
+    failures = read_failures(job)
+    assert set(failures) == {empty, unknown}
+    assert failures[empty]["error_class"] == "NoFiles" and "has no files" in failures[empty]["error"]
+    assert failures[unknown]["error_class"] == "NotFoundOnSource"
+    assert "does not exist" in failures[unknown]["error"]
+    assert sorted(read_mapping(job)) == sorted(good)
+    assert len(scans_in_store(sandbox, store)) == 2 and uploads_in_store(sandbox, store) == 6
+
+
+def test_missing_target_store_touches_nothing(sandbox: Sandbox, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    job = write_copy_job(tmp_path, sandbox, store=987_654, scan_ids=sandbox.info["source_scan_ids"][:3])
+    sandbox.reset_stats()
+    assert main(["run", str(job)]) == 2
+    assert "target store 987654 does not exist" in capsys.readouterr().err
+    assert sandbox.stats("target")["requests_total"] == 0
+    assert sandbox.stats("source")["requests_total"] == 0
+
+
+def test_limit_takes_at_most_n_new_scans(sandbox: Sandbox, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    store, ids = sandbox.new_target_store(), sandbox.info["source_scan_ids"][:5]
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids)
+    assert main(["run", str(job), "--limit", "2"]) == 0
+    assert "3 new scan(s) left for the next run" in capsys.readouterr().out
+    assert len(scans_in_store(sandbox, store)) == 2 and sorted(read_mapping(job)) == ids[:2]
+    assert main(["run", str(job), "--limit", "2"]) == 0
+    assert len(scans_in_store(sandbox, store)) == 4
+    assert main(["run", str(job)]) == 0
+    assert_copied(sandbox, job, store, ids)
+
+
+def test_plan_is_a_read_only_preflight(sandbox: Sandbox, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    store = sandbox.new_target_store()
+    ids = [*sandbox.info["source_scan_ids"][:4], sandbox.info["empty_scan_ids"][0]]
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids)
+    sandbox.reset_stats()
+    assert main(["plan", str(job), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["ok"] and plan["facts"]["selected"] == 5 and plan["facts"]["files"] == 12
+    assert plan["facts"]["scans_without_files"] == [ids[-1]] and plan["facts"]["todo"] == 5
+    for instance in ("source", "target"):
+        assert {r["route"] for r in posts(sandbox.stats(instance))} <= {"/api/v4/token-auth/"}
+    assert not (tmp_path / "copy.state.sqlite").exists()
+    assert scans_in_store(sandbox, store) == {}
+    bad = write_copy_job(tmp_path, sandbox, store=987_654, scan_ids=ids, name="bad")
+    assert main(["plan", str(bad)]) == 2
+    assert "target store 987654 does not exist" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("secret", ["PASSWORD", "DB_PASSWORD"])
+def test_wrong_password_exits_5_without_retry_storm(sandbox: Sandbox, tmp_path: Path, secret: str,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    store = sandbox.new_target_store()
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=sandbox.info["source_scan_ids"][:3])
+    monkeypatch.setenv(env_var_for("sandbox-target", secret), "not-the-password")
+    sandbox.reset_stats()
+    assert main(["run", str(job)]) == 5
+    err = capsys.readouterr().err
+    assert "not-the-password" not in err
+    assert ("refused" if secret == "PASSWORD" else "authentication") in err.lower(), err
+    target = sandbox.stats("target")
+    assert count(target, "POST", "/api/v4/token-auth/") <= 1, "one refusal is final"
+    assert count(target, "POST", "/api/v4/processing/upload/") == 0
+    assert sandbox.stats("source")["requests_total"] <= 1  # at most its login
+    assert scans_in_store(sandbox, store) == {}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _instance(sb: Sandbox, api_of: tuple[Sandbox, str], db_of: tuple[Sandbox, str], env: dict[str, str],
+              label: str, **db_override: Any) -> dict[str, Any]:
+    """A job-file instance whose API and database may belong to different sandbox instances."""
+    api_sb, api_role = api_of
+    db_sb, db_role = db_of
+    api, db = api_sb.info["instances"][api_role], db_sb.info["instances"][db_role]
+    env[f"COPYTEST_{label}_PASSWORD"] = api["password"]
+    env[f"COPYTEST_{label}_DB_PASSWORD"] = db["db"]["password"]
+    return {"api_url": api["api_url"], "username": api["username"],
+            "password": f"${{COPYTEST_{label}_PASSWORD}}",
+            "db": {"host": db["db"]["host"], "port": int(db["db"]["port"]), "dbname": db["db"]["dbname"],
+                   "user": db["db"]["user"], "password": f"${{COPYTEST_{label}_DB_PASSWORD}}",
+                   **db_override}}
+
+
+def test_unreachable_database_exits_5(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    env: dict[str, str] = {}
+    port = _free_port()
+    dead = _instance(sandbox, (sandbox, "target"), (sandbox, "target"), env, "DEAD", port=port)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    job = write_copy_job(tmp_path, sandbox, store=sandbox.info["target_store_id"],
+                         scan_ids=sandbox.info["source_scan_ids"][:2],
+                         target={"instance": "dead-target", "store": sandbox.info["target_store_id"]},
+                         instances={"dead-target": dead})
+    began = time.monotonic()
+    assert main(["run", str(job)]) == 5
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}" in err or str(port) in err, err
+    assert time.monotonic() - began < 30
+
+
+def test_create_400_fails_only_that_scan(sandbox: Sandbox, sandbox_factory: Callable[..., Sandbox],
+                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An honest 400 from create: the target's API and database are different instances.
+
+    The sandbox's create validates that store, files and hint ids exist. scanjobs checks the
+    store and translates hints on the target *database*; pointing that at another sandbox
+    (same names, another seed, so some section ids don't exist behind the API) makes the
+    platform refuse exactly the scans whose translated ids it does not know.
+    """
+    other = sandbox_factory(scans=1, files_per_scan=1, seed=12, processing_delay=0.5)
+    store = sandbox.info["target_store_id"]
+    assert other.info["target_store_id"] == store
+    raws = source_raw(sandbox, sandbox.info["source_scan_ids"])
+
+    def accepted(scan_id: int) -> bool:
+        hints = expected_hints(sandbox, raws[scan_id], store)
+        for key, table in (("store_planogram", "planograms_implementation_planogramstore"),
+                           ("section_id", "planograms_implementation_planogramsection"),
+                           ("category_id", "master_data_implementation_category")):
+            if not query(other, "target", f"SELECT 1 FROM {table} WHERE id = %s", hints[key]):
+                return False
+        return True
+
+    verdict = {s: accepted(s) for s in sandbox.info["source_scan_ids"]}
+    refused = [s for s, ok in verdict.items() if not ok][:1]
+    fine = [s for s, ok in verdict.items() if ok][:4]
+    assert refused and len(fine) == 4, "seed 12 no longer yields a refusable scan: pick another seed"
+    env: dict[str, str] = {}
+    split = _instance(sandbox, (other, "target"), (sandbox, "target"), env, "SPLIT")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    ids = [*fine[:2], *refused, *fine[2:]]
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids, strategy="mapped",
+                         target={"instance": "split-target", "store": store},
+                         instances={"split-target": split})
+    before = set(scans_in_store(other, store))
+    other.reset_stats()
+    assert main(["run", str(job)]) == 1
+    failures = read_failures(job)
+    assert list(failures) == refused
+    row = failures[refused[0]]
+    assert row["step"] == "create" and row["error_class"] == "PermanentError"
+    assert "400" in row["error"] and "Invalid pk" in row["error"], row
+    assert sorted(read_mapping(job)) == sorted(fine)
+    assert len(set(scans_in_store(other, store)) - before) == 4
+    refusals = [r for r in other.stats("target")["requests"]
+                if r["route"] == "/api/v4/processing/actions/" and r["status"] == 400]
+    assert sum(r["count"] for r in refusals) == 1, "a 400 is permanent: sent once"
+
+
+def test_failure_threshold_stops_the_run(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A source whose API is another instance: every file is a 404, so every scan fails."""
+    env: dict[str, str] = {}
+    split = _instance(sandbox, (sandbox, "target"), (sandbox, "source"), env, "WRONGAPI")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    store, ids = sandbox.new_target_store(), sandbox.info["source_scan_ids"][:30]
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids, source="wrongapi-source",
+                         instances={"wrongapi-source": split},
+                         batch={"size": 4, "max_failed_ratio": 0.5})
+    assert main(["run", str(job)]) == 1
+    assert "stopped early" in capsys.readouterr().out
+    failures = read_failures(job)
+    assert 4 <= len(failures) < 30, "stopped after the window, not at the end"
+    assert all(f["step"] == "download" and "404" in f["error"] for f in failures.values())
+    with sqlite3.connect(tmp_path / "copy.state.sqlite") as conn:
+        statuses = dict(conn.execute("SELECT status, count(*) FROM items WHERE kind='scan' GROUP BY status"))
+    assert statuses.get("pending", 0) == 30 - len(failures) and "running" not in statuses
+    assert scans_in_store(sandbox, store) == {}
+
+
+def test_sigint_finishes_in_flight_scans_then_rerun_completes(restore_config: Sandbox,
+                                                              tmp_path: Path) -> None:
+    sandbox = restore_config
+    store, ids = sandbox.new_target_store(), sandbox.info["source_scan_ids"][:16]
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids, batch={"size": 4})
+    sandbox.configure(latency_ms=60)
+    proc = spawn(job)
+    try:
+        wait_until(lambda: len(scans_in_store(sandbox, store)) >= 2 or proc.poll() is not None, 60,
+                   "two scans copied")
+        assert proc.poll() is None, output_of(job)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 130, output_of(job)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # in-flight scans finished and were recorded: every target scan is in the mapping
+    mapping = read_mapping(job)
+    assert sorted(mapping.values()) == sorted(scans_in_store(sandbox, store))
+    assert len(mapping) < len(ids), "the interrupt came too late to test anything"
+    with sqlite3.connect(tmp_path / "copy.state.sqlite") as conn:
+        running = conn.execute("SELECT count(*) FROM items WHERE status='running'").fetchone()[0]
+    assert running == 0, "interrupted scans are left resumable, not half-recorded"
+    sandbox.configure(latency_ms=0)
+    assert main(["run", str(job)]) == 0
+    assert_copied(sandbox, job, store, ids)
+    assert uploads_in_store(sandbox, store) == 48
+

@@ -1,0 +1,135 @@
+"""Copy mode survives SIGKILL anywhere: named failpoints and seeded random kills, then reruns."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from copy_support import (
+    assert_copied,
+    output_of,
+    read_mapping,
+    run_to_end,
+    scan_files,
+    scans_in_store,
+    spawn,
+    uploads_in_store,
+    wait_until,
+    write_copy_job,
+)
+
+from scanjobs.sandbox import Sandbox
+
+pytestmark = pytest.mark.reliability
+
+KILLED = -signal.SIGKILL
+# Failpoint runs are sequential (one scan in flight, one worker per stage), so each kill opens
+# only its own window: (point armed at the N-th hit, target scans created when it fires).
+# State writes per 3-file scan: scan running, 2 per file (order racy), create intent, done; so
+# the 9th is the "done" record of the first scan, torn after its create was sent.
+FAILPOINTS = [("mid_download:1", 0), ("after_upload:4", 1), ("before_create:2", 1), ("after_create:3", 3),
+              ("mid_state_write:9", 1)]
+SEQUENTIAL = {"size": 1, "workers": {"download": 1, "upload": 1, "create": 1}}
+# Random kills keep the pipeline concurrent, with few upload workers to bound what a kill can
+# orphan (see assert_exactly_once).
+CONCURRENT = {"size": 4, "workers": {"download": 4, "upload": 2, "create": 2}}
+
+
+@pytest.fixture
+def scan_ids(sandbox: Sandbox) -> list[int]:
+    """Six scans: four of three files, and the two that share a file (15 distinct files)."""
+    return [*sandbox.info["source_scan_ids"][:4], *sandbox.info["shared_file_scan_ids"]]
+
+
+@pytest.fixture
+def slow_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """Latency gives a random kill a run to land in; restored for the other tests."""
+    sandbox.configure(latency_ms=80)
+    try:
+        yield sandbox
+    finally:
+        sandbox.configure(latency_ms=0, fault_rate=0)
+
+
+def distinct_files(sb: Sandbox, scan_ids: list[int]) -> int:
+    return len({f for files in scan_files(sb, "source", scan_ids).values() for f, _, _ in files})
+
+
+def rerun_until_done(job: Path, attempts: int = 3) -> None:
+    for _ in range(attempts):
+        code = run_to_end(job)
+        if code == 0:
+            return
+        assert code in (1, 130), output_of(job)  # a partial run may be rerun; anything else is a bug
+    raise AssertionError(f"not done after {attempts} reruns:\n{output_of(job)}")
+
+
+def assert_exactly_once(sb: Sandbox, job: Path, store: int, scan_ids: list[int], *,
+                        orphans_allowed: int = 0) -> None:
+    """N target scans, one per source scan, no duplicate; each source file uploaded once.
+
+    The exception is a kill between the platform accepting an upload and scanjobs committing
+    its record (`after_upload`, or a torn write of that record): the platform honours the request
+    uid only on creates, so the rerun cannot learn that the file exists and uploads it again.
+    Each upload in flight at the kill can leave one such orphan, so `orphans_allowed` is 1 for
+    that failpoint and the upload worker count for random kills. The created scans must still
+    reference exactly one upload per source file.
+    """
+    mapping = assert_copied(sb, job, store, scan_ids)
+    files = distinct_files(sb, scan_ids)
+    uploads = uploads_in_store(sb, store)
+    assert files <= uploads <= files + orphans_allowed, f"{uploads} uploads for {files} files"
+    source = scan_files(sb, "source", scan_ids)
+    target = scan_files(sb, "target", list(mapping.values()))
+    used: dict[int, set[int]] = {}
+    for source_id, target_id in mapping.items():
+        for (sf, _, _), (tf, _, _) in zip(source[source_id], target[target_id], strict=True):
+            used.setdefault(sf, set()).add(tf)
+    assert len(used) == files and all(len(t) == 1 for t in used.values()), used
+    assert len({t for ts in used.values() for t in ts}) == files
+
+
+@pytest.mark.parametrize(("failpoint", "created"), FAILPOINTS, ids=[f for f, _ in FAILPOINTS])
+def test_failpoint_kill_then_rerun(sandbox: Sandbox, scan_ids: list[int], tmp_path: Path,
+                                   failpoint: str, created: int) -> None:
+    store = sandbox.new_target_store()
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=scan_ids, batch=SEQUENTIAL)
+    code = run_to_end(job, env={"SCANJOBS_FAILPOINTS": failpoint})
+    assert code == KILLED, f"{failpoint} did not fire (exit {code}):\n{output_of(job)}"
+    assert len(scans_in_store(sandbox, store)) == created, "the kill landed elsewhere than planned"
+    rerun_until_done(job)
+    assert_exactly_once(sandbox, job, store, scan_ids,
+                        orphans_allowed=1 if failpoint.startswith("after_upload") else 0)
+    assert run_to_end(job) == 0  # and once done, it stays done
+    assert len(read_mapping(job)) == len(scan_ids)
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_random_sigkill_then_rerun(slow_sandbox: Sandbox, scan_ids: list[int], tmp_path: Path,
+                                   case: int) -> None:
+    sandbox = slow_sandbox
+    rng = random.Random(4_000 + case)
+    store = sandbox.new_target_store()
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=scan_ids, batch=CONCURRENT)
+    state = tmp_path / "copy.state.sqlite"
+    proc = spawn(job)
+    try:
+        # Start the clock when the run has its state (imports take a variable second before).
+        wait_until(lambda: state.exists() or proc.poll() is not None, 30, "the run opened its state")
+        delay = rng.uniform(0.0, 1.2)
+        try:
+            proc.wait(delay)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in (0, KILLED), output_of(job)
+    rerun_until_done(job)
+    assert_exactly_once(sandbox, job, store, scan_ids, orphans_allowed=CONCURRENT["workers"]["upload"])
