@@ -154,3 +154,29 @@ def test_killed_mid_file_leaves_no_partial_file(small: Sandbox, tmp_path: Path) 
     images = [out / n for n in names if not n.endswith(".csv")]
     assert len(images) == 12
     assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in images} == sums
+
+
+def test_limit_unknown_ids_plan_and_exit_codes(small: Sandbox, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    ids = small.info["source_scan_ids"][:4]
+    job = write_job(tmp_path, small, [*ids, 99999999])
+    assert main(["plan", str(job)]) == 1  # runnable, but one id does not exist
+    out = capsys.readouterr().out
+    assert "4 scan(s) found, 1 not found: 99999999" in out and "8 file(s)" in out
+    assert main(["run", str(job), "--limit", "2"]) == 1  # two scans now, the unknown id fails
+    images = tmp_path / "images"
+    assert len([p for p in images.iterdir() if p.suffix != ".csv"]) == 4
+    with open(images / "failures.csv", newline="") as fh:
+        failures = list(csv.DictReader(fh))
+    assert [(f["scan_id"], f["error_class"]) for f in failures] == [("99999999", "NotFoundOnSource")]
+    assert main(["run", str(job)]) == 1
+    assert len([p for p in images.iterdir() if p.suffix != ".csv"]) == 8
+    # an unreachable database: exit 5 with a clear message, nothing written
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    write_job(broken, small, ids)
+    text = (broken / "instances.yaml").read_text()
+    port = str(small.info["instances"]["source"]["db"]["port"])
+    (broken / "instances.yaml").write_text(text.replace(f"port: {port}", "port: 9"))
+    assert main(["run", str(broken / "download.yaml")]) == 5
+    assert "cannot connect to database source at 127.0.0.1:9" in capsys.readouterr().err
