@@ -1,0 +1,424 @@
+"""Analysis acceptance (issue 5): a copy job's report against the rules applied to independent SQL."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import psycopg
+import pytest
+import yaml
+
+from scanjobs.cli import main
+from scanjobs.errors import ExitCode
+from scanjobs.report.rules import Comment
+from scanjobs.sandbox import Sandbox
+from scanjobs.sandboxjobs import write_sandbox_instances
+
+RULE_COMMENTS = ("Wrong POG Name Mapping", "Same POG Name but Different Section",
+                 "Target Has Additional Section (Source Does Not)", "Target Has Higher POG% Than Source",
+                 "No Issues")
+# Compared per side in the analysis: (CSV column suffix, kind) -> how a CSV cell is read back.
+FIELDS = {
+    "store_planogram_id": "int", "planogram_name": "text", "section_id": "int", "section_name": "text",
+    "is_additional_section": "bool", "pre_pog_pct": "float", "post_pog_pct": "float",
+    "pre_osa_pct": "float", "post_osa_pct": "float", "ok": "int", "wandering": "int", "oos": "int",
+    "hole": "int",
+}
+NULLABLE_NUMBERS = [f for f, kind in FIELDS.items() if kind in ("int", "float")]
+
+# One row per compliance report of the scan's active realogram. The planogram comes from the
+# store POG; every per-report value is a scalar subquery so nothing can multiply the rows.
+REPORTS_SQL = """
+SELECT s.id AS scan_id, r.id AS report_id, r.store_planogram_id,
+       (SELECT p.name FROM planograms_implementation_planogramstore ps
+          JOIN planograms_implementation_planogram p ON p.id = ps.planogram_id
+         WHERE ps.id = r.store_planogram_id) AS planogram_name,
+       r.section_id, r.section_name,
+       EXISTS (SELECT 1 FROM planograms_implementation_planogramsectionproduct sp
+                WHERE sp.section_id = r.section_id
+                  AND (sp.action ILIKE '%%additional%%' OR sp.merch_method ILIKE '%%additional%%'))
+           AS is_additional_section,
+       c.pre_compliance AS pre_pog_pct, c.post_compliance AS post_pog_pct,
+       c.pre_osa AS pre_osa_pct, c.post_osa AS post_osa_pct,
+       (r.compliance_rates ->> 'correct')::int AS ok, (r.compliance_rates ->> 'wandering')::int AS wandering,
+       (r.compliance_rates ->> 'missing')::int AS oos, (r.compliance_rates ->> 'empty')::int AS hole
+FROM realograms_implementation_scan s
+JOIN planograms_compliance_planogramcompliancereport r ON r.realogram_id = s.active_realogram_id
+LEFT JOIN planograms_compliance_storeplanogramcompliance c
+       ON c.store_planogram_id = r.store_planogram_id AND c.date = r.scan_created_date::date
+WHERE s.id = ANY(%s)
+ORDER BY s.id, r.id
+"""
+PROCESSED_SQL = """
+SELECT s.id FROM realograms_implementation_scan s
+WHERE s.id = ANY(%s) AND s.status = 'done'
+  AND EXISTS (SELECT 1 FROM planograms_compliance_planogramcompliancereport r
+               WHERE r.realogram_id = s.active_realogram_id)
+"""
+BAYS_SQL = """
+SELECT s.id, (SELECT count(*) FROM realograms_implementation_realogrambay b
+               WHERE b.realogram_id = s.active_realogram_id)
+FROM realograms_implementation_scan s WHERE s.id = ANY(%s)
+"""
+
+
+# -- the job files -------------------------------------------------------------------------------
+
+def write_job(folder: Path, sb: Sandbox, name: str, body: dict[str, Any]) -> Path:
+    write_sandbox_instances(sb.info, folder)
+    job = {"version": 1, "source": "sandbox-source", "name": name,
+           "retry": {"attempts": 6, "backoff": {"initial": 0.05, "max": 0.5},
+                     "timeout": {"connect": 5, "read": 10}}, **body}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(job, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def copy_job(folder: Path, sb: Sandbox, name: str, store: int, ids: list[int], wait: str) -> Path:
+    return write_job(folder, sb, name, {
+        "mode": "copy", "target": {"instance": "sandbox-target", "store": store},
+        "scans": {"ids": ids}, "copy": {"strategy": "auto", "captured_at": "now"},
+        "batch": {"size": 10, "workers": {"download": 20, "upload": 20, "create": 10}},
+        "analysis": {"enabled": True, "wait_for_processing": wait}, "output": f"out-{name}"})
+
+
+def analyze_job(folder: Path, sb: Sandbox, name: str, scans: dict[str, str]) -> Path:
+    return write_job(folder, sb, name, {
+        "mode": "analyze", "target": {"instance": "sandbox-target"}, "scans": scans,
+        "analysis": {"wait_for_processing": "1m"}, "output": f"out-{name}"})
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def read_pairs(path: Path) -> list[tuple[int, int | None]]:
+    return [(int(r["Source_Scan_ID"]), int(r["Target_Scan_ID"]) if r["Target_Scan_ID"] else None)
+            for r in read_csv(path)]
+
+
+# -- the independent analysis --------------------------------------------------------------------
+
+def fetch_reports(sb: Sandbox, instance: str, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    with psycopg.connect(**sb.db(instance), row_factory=psycopg.rows.dict_row) as conn:
+        for row in conn.execute(REPORTS_SQL, (ids,)).fetchall():
+            out[row["scan_id"]].append(row)
+    return out
+
+
+def fetch_processed(sb: Sandbox, ids: list[int]) -> set[int]:
+    with psycopg.connect(**sb.db("target")) as conn:
+        return {r[0] for r in conn.execute(PROCESSED_SQL, (ids,)).fetchall()}
+
+
+def rule(source: dict[str, Any], target: dict[str, Any]) -> str:
+    """PLATFORM.md's table, first match wins; `!=` on None makes two NULL names equal."""
+    if source["planogram_name"] != target["planogram_name"]:
+        return "Wrong POG Name Mapping"
+    if source["section_name"] != target["section_name"]:
+        return "Same POG Name but Different Section"
+    if target["is_additional_section"] and not source["is_additional_section"]:
+        return "Target Has Additional Section (Source Does Not)"
+    s_pre, t_pre = source["pre_pog_pct"], target["pre_pog_pct"]
+    if s_pre is not None and t_pre is not None and t_pre > s_pre:
+        return "Target Has Higher POG% Than Source"
+    return "No Issues"
+
+
+def link(src: list[dict[str, Any]], tgt: list[dict[str, Any]]) -> list[tuple[int | None, int | None]]:
+    """Source and target report indexes: same section name first, the rest by order."""
+    by_name: list[tuple[int | None, int | None]] = []
+    taken: set[int] = set()
+    for i, s in enumerate(src):
+        j = next((j for j, t in enumerate(tgt) if j not in taken and t["section_name"] == s["section_name"]),
+                 None)
+        if j is not None:
+            taken.add(j)
+            by_name.append((i, j))
+    rest_s = [i for i in range(len(src)) if i not in {i for i, _ in by_name}]
+    rest_t = [j for j in range(len(tgt)) if j not in taken]
+    links = by_name + list(itertools.zip_longest(rest_s, rest_t))
+    return sorted(links, key=lambda x: tuple(math.inf if n is None else n for n in x))
+
+
+@dataclass
+class Expected:
+    source_scan_id: int
+    target_scan_id: int | None
+    source: dict[str, Any] | None
+    target: dict[str, Any] | None
+    comment: str
+
+
+def expected_rows(sb: Sandbox, pairs: list[tuple[int, int | None]]) -> list[Expected]:
+    src_reports = fetch_reports(sb, "source", [s for s, _ in pairs])
+    target_ids = [t for _, t in pairs if t is not None]
+    processed = fetch_processed(sb, target_ids)
+    tgt_reports = fetch_reports(sb, "target", sorted(processed))
+    rows: list[Expected] = []
+    for s_id, t_id in pairs:
+        src = src_reports.get(s_id, [])
+        if t_id is None or t_id not in processed:
+            comment = "Not Copied" if t_id is None else "Target Not Processed"
+            alone: list[dict[str, Any] | None] = [*src] or [None]
+            rows += [Expected(s_id, t_id, s, None, comment) for s in alone]
+            continue
+        tgt = tgt_reports[t_id]
+        if not src and not tgt:
+            rows.append(Expected(s_id, t_id, None, None, "No Report on Either Side"))
+        for i, j in link(src, tgt):
+            s, t = (None if i is None else src[i]), (None if j is None else tgt[j])
+            comment = ("Target Report Missing" if t is None else "Source Report Missing" if s is None
+                       else rule(s, t))
+            rows.append(Expected(s_id, t_id, s, t, comment))
+    return rows
+
+
+def cell(text: str, kind: str) -> Any:
+    """A CSV cell read back; an empty cell is NULL (the report must never write 0 for NULL)."""
+    if text == "":
+        return None
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    if kind == "bool":
+        return {"True": True, "False": False}[text]
+    return text
+
+
+def assert_rows_match(csv_rows: list[dict[str, str]], expected: list[Expected]) -> None:
+    assert len(csv_rows) == len(expected)
+    for n, (got, exp) in enumerate(zip(csv_rows, expected, strict=True)):
+        where = f"row {n + 2} ({exp.source_scan_id} -> {exp.target_scan_id})"
+        assert cell(got["source_scan_id"], "int") == exp.source_scan_id, where
+        assert cell(got["target_scan_id"], "int") == exp.target_scan_id, where
+        assert got["comment"] == exp.comment, where
+        for side, report in (("source", exp.source), ("target", exp.target)):
+            for field, kind in FIELDS.items():
+                value = None if report is None else report[field]
+                if kind == "float" and value is not None:
+                    value = float(value)
+                assert cell(got[f"{side}_{field}"], kind) == value, f"{where}: {side}_{field}"
+
+
+# -- the shared copy job ------------------------------------------------------------------------
+
+@dataclass
+class CopyRun:
+    folder: Path
+    job: Path
+    out: Path
+    pairs: list[tuple[int, int | None]]
+    rows: list[dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def copied(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> CopyRun:
+    """All 40 source scans copied into a fresh store, analysed by the copy job itself."""
+    folder = tmp_path_factory.mktemp("analysis")
+    ids = sandbox.info["source_scan_ids"][:40]
+    job = copy_job(folder, sandbox, "copy", sandbox.new_target_store(), ids, "2m")
+    assert main(["run", str(job)]) == ExitCode.OK
+    out = folder / "out-copy"
+    pairs = read_pairs(out / "scan_mapping.csv")
+    assert [s for s, _ in pairs] == ids and all(t is not None for _, t in pairs)
+    return CopyRun(folder, job, out, pairs, read_csv(out / "analysis_with_comments.csv"))
+
+
+def test_every_row_follows_the_rules_on_independent_data(sandbox: Sandbox, copied: CopyRun) -> None:
+    expected = expected_rows(sandbox, copied.pairs)
+    assert_rows_match(copied.rows, expected)
+    counts = Counter(r["comment"] for r in copied.rows)
+    print("comments:", dict(counts))
+    # every rule the sandbox can produce occurs (rule 3 cannot: see the xfail test below)
+    assert set(RULE_COMMENTS) - {"Target Has Additional Section (Source Does Not)"} <= set(counts), counts
+
+
+def test_excel_fills_header_filter_and_summary(copied: CopyRun) -> None:
+    wb = openpyxl.load_workbook(copied.out / "analysis_with_comments.xlsx")
+    assert wb.sheetnames[:2] == ["Analysis", "Summary"]
+    ws = wb["Analysis"]
+    header = [c.value for c in ws[1]]
+    assert header == list(copied.rows[0])
+    assert all(c.font.bold for c in ws[1])
+    assert ws.freeze_panes == "A2"
+    assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}{len(copied.rows) + 1}"
+    assert ws.max_row == len(copied.rows) + 1
+    comment_col = header.index("comment")
+    for row, expected in zip(ws.iter_rows(min_row=2), copied.rows, strict=True):
+        assert row[comment_col].value == expected["comment"]
+        fill = Comment.from_text(expected["comment"]).fill
+        assert {(c.fill.fill_type, str(c.fill.fgColor.rgb)[-6:].upper()) for c in row} == {("solid", fill)}
+        for c, name in zip(row, header, strict=True):
+            assert (c.value is None) == (expected[name] == ""), f"{c.coordinate} {name}"
+
+    summary = wb["Summary"]
+    table: dict[str, int] = {}
+    for text, count in summary.iter_rows(min_row=2, max_col=2, values_only=True):
+        if text == "Total":
+            break
+        table[str(text)] = int(str(count))
+    csv_counts = Counter(r["comment"] for r in copied.rows)
+    assert table == {c.text: csv_counts.get(c.text, 0) for c in Comment}
+
+
+def test_null_stays_null(sandbox: Sandbox, copied: CopyRun) -> None:
+    """Where the database holds NULL the CSV cell is empty and the Excel cell is empty, never 0."""
+    expected = expected_rows(sandbox, copied.pairs)
+    ws = openpyxl.load_workbook(copied.out / "analysis_with_comments.xlsx")["Analysis"]
+    header = [c.value for c in ws[1]]
+    nulls = 0
+    for n, (exp, got) in enumerate(zip(expected, copied.rows, strict=True)):
+        for side, report in (("source", exp.source), ("target", exp.target)):
+            for field in NULLABLE_NUMBERS:
+                if report is not None and report[field] is None:
+                    column = f"{side}_{field}"
+                    assert got[column] == ""
+                    assert ws.cell(row=n + 2, column=header.index(column) + 1).value is None
+                    nulls += 1
+    assert nulls > 0, "the seeded data should hold some NULL counts or OSA values"
+    details = read_csv(copied.out / "source_scandetails.csv")
+    assert all(r["ok"] not in ("0.0", "nan", "NaN") for r in details)
+
+
+def test_bays_are_counted_not_joined(sandbox: Sandbox, copied: CopyRun) -> None:
+    for instance, ids in (("source", [s for s, _ in copied.pairs]),
+                          ("target", [t for _, t in copied.pairs if t is not None])):
+        with psycopg.connect(**sandbox.db(instance)) as conn:
+            bays = dict(conn.execute(BAYS_SQL, (ids,)).fetchall())
+        reports = fetch_reports(sandbox, instance, ids)
+        details = read_csv(copied.out / f"{instance}_scandetails.csv")
+        per_scan = Counter(int(r["scan_id"]) for r in details)
+        assert per_scan == {i: max(1, len(reports[i])) for i in ids}
+        assert {int(r["scan_id"]): int(r["bays"]) for r in details} == bays
+        assert max(bays.values()) > 1  # several bays occurred, and did not multiply anything
+    # the analysis has one row per linked report pair: as many rows as the larger side per pair
+    target_reports = fetch_reports(sandbox, "target", [t for _, t in copied.pairs if t is not None])
+    source_reports = fetch_reports(sandbox, "source", [s for s, _ in copied.pairs])
+    per_pair = Counter(int(r["source_scan_id"]) for r in copied.rows)
+    for s, t in copied.pairs:
+        assert t is not None
+        assert per_pair[s] <= len(source_reports[s]) + len(target_reports[t])
+        assert per_pair[s] >= max(len(source_reports[s]), len(target_reports[t]))
+
+
+def test_analyze_on_pairs_csv_and_from_job_equal_the_copy_analysis(sandbox: Sandbox, copied: CopyRun) -> None:
+    pairs_job = analyze_job(copied.folder, sandbox, "by-pairs", {"pairs": "out-copy/scan_mapping.csv"})
+    assert main(["run", str(pairs_job)]) == ExitCode.OK
+    assert read_csv(copied.folder / "out-by-pairs" / "analysis_with_comments.csv") == copied.rows
+
+    from_job = analyze_job(copied.folder, sandbox, "from-job", {"from_job": copied.job.name})
+    assert main(["run", str(from_job)]) == ExitCode.OK
+    assert read_csv(copied.folder / "out-from-job" / "analysis_with_comments.csv") == copied.rows
+
+
+def test_scan_not_copied_gets_its_own_rows(sandbox: Sandbox, copied: CopyRun) -> None:
+    """An empty target in the pairs CSV: that scan's source rows say "Not Copied", borrowing nothing."""
+    pairs = copied.pairs[:6]
+    blanked = pairs[2][0]
+    folder = copied.folder / "not-copied"
+    folder.mkdir()
+    with open(folder / "pairs.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["Source_Scan_ID", "Target_Scan_ID"])
+        writer.writerows((s, "" if s == blanked else t) for s, t in pairs)
+    job = analyze_job(folder, sandbox, "analyze", {"pairs": "pairs.csv"})
+    assert main(["run", str(job)]) == ExitCode.OK
+    rows = read_csv(folder / "out-analyze" / "analysis_with_comments.csv")
+    mine = [r for r in rows if r["source_scan_id"] == str(blanked)]
+    assert mine and {r["comment"] for r in mine} == {"Not Copied"}
+    assert {r["target_scan_id"] for r in mine} == {""}
+    assert all(r[f"target_{f}"] == "" for r in mine for f in FIELDS)
+    # every other pair's rows are exactly the copy job's
+    others = {s for s, _ in pairs} - {blanked}
+    assert [r for r in rows if int(r["source_scan_id"]) in others] == \
+        [r for r in copied.rows if int(r["source_scan_id"]) in others]
+    assert_rows_match(rows, expected_rows(sandbox, [(s, None if s == blanked else t) for s, t in pairs]))
+
+
+def test_unprocessed_target_and_missing_source_scan(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Processing slower than the wait: "Target Not Processed" rows; an id the source lacks: "Not Copied"."""
+    ids = sandbox.info["source_scan_ids"][:3]
+    missing = 9_999_999
+    store = sandbox.new_target_store()
+    before = sandbox.configure()["processing_delay"]
+    sandbox.configure(processing_delay=600)
+    try:
+        job = copy_job(tmp_path, sandbox, "slow", store, [*ids, missing], "2s")
+        started = time.monotonic()
+        assert main(["run", str(job)]) == ExitCode.PARTIAL  # the missing id is a failed scan
+        assert time.monotonic() - started < 30
+    finally:
+        sandbox.configure(processing_delay=before)
+    out = tmp_path / "out-slow"
+    pairs = read_pairs(out / "scan_mapping.csv")
+    assert [s for s, _ in pairs] == ids
+    rows = read_csv(out / "analysis_with_comments.csv")
+    expected = expected_rows(sandbox, [*pairs, (missing, None)])
+    assert {e.comment for e in expected} == {"Target Not Processed", "Not Copied"}
+    assert_rows_match(rows, expected)
+    assert rows[-1]["source_scan_id"] == str(missing) and rows[-1]["comment"] == "Not Copied"
+    assert all(r[f"target_{f}"] == "" for r in rows for f in FIELDS)
+    assert read_csv(out / "target_scandetails.csv") == []  # unprocessed reports are never read
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "sandbox bug: whether a section is additional comes from the master spec both instances share, "
+    "so a (POG name, section name) is additional on both sides or on neither and rule 3 can never "
+    "fire; test_target_additional_section_rule shows the rule works once the sides differ"))
+def test_all_five_comments_occur(copied: CopyRun) -> None:
+    assert set(RULE_COMMENTS) <= {r["comment"] for r in copied.rows}
+
+
+SECTIONS_SQL = """
+SELECT s.id, p.name, s.name,
+       EXISTS (SELECT 1 FROM planograms_implementation_planogramsectionproduct sp
+                WHERE sp.section_id = s.id
+                  AND (sp.action ILIKE '%additional%' OR sp.merch_method ILIKE '%additional%'))
+FROM planograms_implementation_planogramsection s
+JOIN planograms_implementation_planogram p ON p.id = s.planogram_id
+ORDER BY s.id
+"""
+
+
+def test_target_additional_section_rule(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> None:
+    """Rule 3 end to end: on a private sandbox the target swaps the names of an additional and a
+    plain section of one POG, so a scan the source mapped to the plain one lands (accurate MA) on
+    a target section of the same name that is additional."""
+    sb: Sandbox = sandbox_factory(scans=20, files_per_scan=1, processing_delay=0.2, ma_accuracy=1.0, seed=7)
+    ids = sb.info["source_scan_ids"]
+    with psycopg.connect(**sb.db("target")) as conn:
+        sections = conn.execute(SECTIONS_SQL).fetchall()
+    used = Counter((r["planogram_name"], r["section_name"])
+                   for reports in fetch_reports(sb, "source", ids).values() for r in reports)
+    # the most used plain section whose POG has an additional one
+    plain, extra = max(
+        ((p, a) for p in sections for a in sections
+         if p[1] == a[1] and not p[3] and a[3] and used[(p[1], p[2])]),
+        key=lambda pa: used[(pa[0][1], pa[0][2])])
+    sb.rename_section(plain[0], "swap in progress", instance="target")
+    sb.rename_section(extra[0], plain[2], instance="target")
+    sb.rename_section(plain[0], extra[2], instance="target")
+
+    job = copy_job(tmp_path, sb, "swap", sb.new_target_store(), ids, "1m")
+    assert main(["run", str(job)]) == ExitCode.OK
+    pairs = read_pairs(tmp_path / "out-swap" / "scan_mapping.csv")
+    rows = read_csv(tmp_path / "out-swap" / "analysis_with_comments.csv")
+    assert_rows_match(rows, expected_rows(sb, pairs))
+    rule3 = [r for r in rows if r["comment"] == "Target Has Additional Section (Source Does Not)"]
+    # each scan the source mapped there gets it (a second, random report of a scan may not)
+    assert 1 <= len(rule3) <= used[(plain[1], plain[2])]
+    assert {(r["target_section_name"], r["source_is_additional_section"], r["target_is_additional_section"])
+            for r in rule3} == {(plain[2], "False", "True")}
