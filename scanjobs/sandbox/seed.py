@@ -428,9 +428,27 @@ def seed_source(
 def seed_target(
     cur: psycopg.Cursor[Any], spec: MasterSpec, rng: random.Random, today: dt.date
 ) -> tuple[int, InstanceMaster]:
-    """The same master data under other ids, plus an empty store to copy scans into."""
+    """The same master data under other ids, plus an empty store to copy scans into.
+
+    Staging's planograms are a little newer than production's: the first plain section of the
+    first two planograms has an additional product there, so a scan mapped to the same section
+    on both sides can still meet "Target Has Additional Section (Source Does Not)".
+    """
+    spec = staging_spec(spec)
     m = insert_master(cur, spec, Ids("target"), rng, TARGET_STORE_NAME, today)
     return m.stores[TARGET_STORE_NAME], m
+
+
+def staging_spec(spec: MasterSpec) -> MasterSpec:
+    """`spec` with the first plain section of the first two planograms made additional."""
+    planograms = list(spec.planograms)
+    for n, pog in enumerate(planograms[:2]):
+        plain = [i for i, sec in enumerate(pog.sections) if not sec.additional]
+        if plain:
+            sections = list(pog.sections)
+            sections[plain[0]] = SectionSpec(sections[plain[0]].name, True)
+            planograms[n] = PlanogramSpec(pog.name, pog.category, tuple(sections))
+    return MasterSpec(spec.stores, spec.categories, planograms)
 
 
 def reset_sequences(cur: psycopg.Cursor[Any], instance: str) -> None:
