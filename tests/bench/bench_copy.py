@@ -1,0 +1,152 @@
+"""Benchmark of copy mode against local sandboxes: throughput vs its bound, under faults, peak RSS.
+
+Run from a checkout: `.venv/bin/python tests/bench/bench_copy.py` (takes a minute or two).
+
+(a) With per-request latency L (50 ms, jittered 0.5x-1.5x by the sandbox) and the legacy worker
+    counts download/upload/create = 20/20/10, the throughput bound is the slowest stage's
+        workers / (requests per scan x L)
+    where per scan of F files the download stage makes 2F requests (file meta + bytes), upload F,
+    create 1. With F = 3: min(20/(6L), 20/(3L), 10/L) = 20/(6 x 0.05) = 66.7 scans/s.
+    Enough scans must be in flight to feed it (batch.size): a scan needs about 4 round trips
+    (meta, bytes, upload, create), so batch.size >= bound x 4L = 13; we run 60 and also show 10.
+(b) The same with 2% transient faults (502/503/429/reset/hang) against the fault-free rate.
+(c) Peak RSS of the scanjobs process while copying 10 scans x 3 files x 20 MB.
+Targets (issue 4): (a) >= 80% of the bound, (b) >= 70% of fault-free, (c) < 200 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+# Run as a plain script from a checkout: make the repository and the test helpers importable.
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from copy_support import scans_in_store, uploads_in_store, write_copy_job  # noqa: E402
+
+from scanjobs.sandbox import Sandbox  # noqa: E402
+
+WORKERS = {"download": 20, "upload": 20, "create": 10}
+FILES = 3
+
+
+def bound(latency_s: float, files: int = FILES) -> tuple[float, str]:
+    stages = {"download": WORKERS["download"] / (2 * files * latency_s),
+              "upload": WORKERS["upload"] / (files * latency_s),
+              "create": WORKERS["create"] / (1 * latency_s)}
+    slowest = min(stages, key=lambda s: stages[s])
+    return stages[slowest], slowest
+
+
+def run_copy(sb: Sandbox, folder: Path, name: str, scan_ids: list[int], *, batch_size: int,
+             retry: dict[str, Any] | None = None, sample_rss: bool = False) -> dict[str, Any]:
+    """Copy into a fresh store as a child process; its summary, wall time and peak RSS."""
+    store = sb.new_target_store()
+    sections: dict[str, Any] = {"batch": {"size": batch_size, "workers": WORKERS, "max_failed_ratio": 1}}
+    if retry:
+        sections["retry"] = retry
+    job = write_copy_job(folder, sb, store=store, scan_ids=scan_ids, name=name, **sections)
+    log = folder / f"{name}.jsonl"  # a file, not a pipe: a full pipe would stall the child
+    began = time.monotonic()
+    with open(log, "w", encoding="utf-8") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "scanjobs", "run", str(job), "--json"], cwd=ROOT,
+                                stdout=fh, stderr=subprocess.STDOUT)
+    peak = 0
+    if sample_rss:
+        ps = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                peak = max(peak, ps.memory_info().rss)
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.02)  # the sampling period, not a wait for something
+    proc.wait(600)
+    out = log.read_text(encoding="utf-8")
+    wall = time.monotonic() - began
+    summary = next((json.loads(line) for line in out.splitlines()
+                    if line.startswith("{") and json.loads(line).get("event") == "summary"), None)
+    if proc.returncode != 0 or summary is None:
+        raise SystemExit(f"{name}: exit {proc.returncode}\n{out[-3000:]}")
+    copied = len(scans_in_store(sb, store))
+    assert copied == len(scan_ids), f"{name}: {copied} scans for {len(scan_ids)}"
+    return {"rate": float(summary["rate"]), "elapsed": float(summary["elapsed"]), "wall": wall,
+            "failed": summary["failed"], "peak_rss": peak, "uploads": uploads_in_store(sb, store)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scans", type=int, default=300, help="scans for (a) and (b) (300)")
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--fault-rate", type=float, default=0.02)
+    parser.add_argument("--batch-size", type=int, default=60, help="scans in flight for (a) and (b) (60)")
+    parser.add_argument("--big-mb", type=float, default=20.0, help="file size for (c) in MB (20)")
+    parser.add_argument("--skip-rss", action="store_true")
+    args = parser.parse_args()
+    latency = args.latency_ms / 1000
+    limit, stage = bound(latency)
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="bench-copy-") as tmp:
+        root = Path(tmp)
+        print(f"(a) throughput: {args.scans} scans x {FILES} files, latency {args.latency_ms:g} ms, "
+              f"workers {WORKERS['download']}/{WORKERS['upload']}/{WORKERS['create']}")
+        per_scan = 2 * FILES if stage == "download" else FILES if stage == "upload" else 1
+        print(f"    bound = min over stages of workers / (requests per scan x latency) = {limit:.1f} scans/s "
+              f"({stage}: {WORKERS[stage]} / ({per_scan} x {latency:g} s))")
+        with Sandbox(root / "sb", scans=args.scans, files_per_scan=FILES, latency_ms=args.latency_ms,
+                     processing_delay=60, seed=3, hang_seconds=15) as sb:
+            ids = list(sb.info["source_scan_ids"])
+            # Quick retries for the benchmark (the defaults wait 1 s+ per retry); a hung GET
+            # is cut by the read timeout, then retried.
+            retry = {"attempts": 6, "backoff": {"initial": 0.1, "max": 2},
+                     "timeout": {"connect": 5, "read": 2}}
+            small = run_copy(sb, root / "jobs", "batch10", ids, batch_size=10, retry=retry)
+            print(f"    batch.size 10 (the default; in-flight bound ~10/(4 x {latency:g})): "
+                  f"{small['rate']:.1f} scans/s = {small['rate'] / limit:.0%} of the bound")
+            clean = run_copy(sb, root / "jobs", "clean", ids, batch_size=args.batch_size, retry=retry)
+            share = clean["rate"] / limit
+            ok &= share >= 0.8
+            print(f"    batch.size {args.batch_size}: {clean['rate']:.1f} scans/s "
+                  f"({clean['elapsed']:.2f} s in the run, {clean['wall']:.2f} s wall with start-up) = "
+                  f"{share:.0%} of the bound "
+                  f"[target >= 80%: {'ok' if share >= 0.8 else 'MISSED'}]")
+            sb.configure(fault_rate=args.fault_rate)
+            sb.reset_stats()
+            faulty = run_copy(sb, root / "jobs", "faults", ids, batch_size=args.batch_size, retry=retry)
+            faults = sb.stats("source")["faults_injected"] + sb.stats("target")["faults_injected"]
+            sb.configure(fault_rate=0)
+            share = faulty["rate"] / clean["rate"]
+            ok &= share >= 0.7 and faulty["failed"] == 0
+            print(f"(b) with {args.fault_rate:.0%} faults ({faults} injected; retry backoff 0.1-2 s, "
+                  f"read timeout 2 s): {faulty['rate']:.1f} scans/s, failed {faulty['failed']}, "
+                  f"uploads {faulty['uploads']} for {FILES * len(ids)} files = {share:.0%} of fault-free "
+                  f"[target >= 70%: {'ok' if share >= 0.7 else 'MISSED'}]")
+        if not args.skip_rss:
+            size = int(args.big_mb * 1_000_000)
+            with Sandbox(root / "big", scans=10, files_per_scan=FILES, file_bytes=size,
+                         processing_delay=60, seed=5) as sb:
+                big = run_copy(sb, root / "jobs", "big", list(sb.info["source_scan_ids"]), batch_size=10,
+                               sample_rss=True)
+            children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB -> MiB
+            mb = big["peak_rss"] / 2**20
+            ok &= mb < 200
+            print(f"(c) peak RSS copying 10 scans x {FILES} x {args.big_mb:g} MB "
+                  f"({10 * FILES * size / 1e6:.0f} MB): {mb:.0f} MiB sampled every 20 ms "
+                  f"(getrusage max over waited children: {children:.0f} MiB); {big['elapsed']:.1f} s "
+                  f"[target < 200 MB: {'ok' if mb < 200 else 'MISSED'}]")
+    print("all targets met" if ok else "some targets MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
