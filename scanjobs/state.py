@@ -222,7 +222,9 @@ class StateStore:
         conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        # NORMAL in WAL mode survives a killed process (what resume must survive); after a power
+        # loss the last transitions may be lost, which the deterministic request uid still covers.
+        conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
         store = cls(path, conn)
         if not exists:
@@ -309,13 +311,16 @@ class StateStore:
 
     def update(self, kind: str, key: str, *, step: str | None = None, status: str | None = None,
                data: dict[str, Any] | None = None, attempt: bool = False,
-               clear_error: bool = False, **fields: Any) -> None:
-        """One transition of one item, in one transaction. `data` is merged into the JSON."""
+               clear_error: bool = False, ensure: int | None = None, **fields: Any) -> None:
+        """One transition of one item, in one transaction. `data` is merged into the JSON;
+        with `ensure` (its source id), an item not yet known is created first, in the same
+        transaction."""
         unknown = set(fields) - set(_FIELDS)
         if unknown:
             raise ValueError(f"unknown item fields: {unknown}")
+        now = time.time()
         sets: list[str] = ["updated_at=?"]
-        args: list[Any] = [time.time()]
+        args: list[Any] = [now]
         for name, value in (("step", step), ("status", status)):
             if value is not None:
                 sets.append(f"{name}=?")
@@ -327,22 +332,26 @@ class StateStore:
             sets += ["error_class=NULL", "error_message=NULL"]
         if attempt:
             sets.append("attempts=attempts+1")
+        if data:
+            sets.append("data=json_patch(COALESCE(data, '{}'), ?)")
+            args.append(json.dumps(data, sort_keys=True, default=str))
         with self.transaction() as c:
-            if data:
-                row = c.execute("SELECT data FROM items WHERE kind=? AND key=?", (kind, key)).fetchone()
-                merged = {**(json.loads(row[0]) if row and row[0] else {}), **data}
-                sets.append("data=?")
-                args.append(json.dumps(merged, sort_keys=True, default=str))
+            if ensure is not None:
+                c.execute(
+                    "INSERT OR IGNORE INTO items (kind, key, seq, step, status, source_id, updated_at) "
+                    "VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM items WHERE kind=?), 'new', "
+                    "'pending', ?, ?)", (kind, key, kind, ensure, now))
             cur = c.execute(f"UPDATE items SET {', '.join(sets)} WHERE kind=? AND key=?",
                             [*args, kind, key])
             if cur.rowcount != 1:
                 raise KeyError(f"no {kind} item {key!r} in the state")
             failpoints.hit("mid_state_write")
 
-    def fail(self, kind: str, key: str, step: str, error: BaseException) -> None:
+    def fail(self, kind: str, key: str, step: str, error: BaseException, *, attempt: bool = False,
+             ensure: int | None = None) -> None:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         self.update(kind, key, step=step, status="failed", error_class=type(error).__name__,
-                    error_message=message[:2000])
+                    error_message=message[:2000], attempt=attempt, ensure=ensure)
 
     def reset_failed(self, kind: str) -> int:
         """Put failed items back to pending (their step stays, so done sub-steps are kept)."""

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from tempfile import SpooledTemporaryFile
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 from scanjobs import failpoints
 from scanjobs.errors import AuthError, JobError, ScanjobsError
@@ -110,6 +110,8 @@ class FileMover:
         self.uploads = ThreadPoolExecutor(workers_upload, thread_name_prefix="upload")
         self.moves: dict[int, Future[int]] = {}
         self.lock = threading.Lock()
+        # one read up front instead of one per file: the state lock is the pipeline's hot spot
+        self.uploaded = {int(r.key): r.target_id for r in state.items("file", status="done") if r.target_id}
 
     def close(self) -> None:
         self.downloads.shutdown(wait=True)
@@ -122,27 +124,22 @@ class FileMover:
                 return self.moves[ref.file_id]
             future: Future[int] = Future()
             self.moves[ref.file_id] = future
-        key = str(ref.file_id)
-        record = self.state.get("file", key)
-        if record and record.status == "done" and record.target_id:
-            future.set_result(record.target_id)
+        if ref.file_id in self.uploaded:
+            future.set_result(self.uploaded[ref.file_id])
             self.events.emit("advance", step="download")
             self.events.emit("advance", step="upload")
             return future
-        if record is None:
-            self.state.add_items("file", [(key, ref.file_id)])
         self.downloads.submit(self._download, ref, future)
         return future
 
     def _fail(self, ref: ScanFileRef, step: str, exc: BaseException, future: Future[int]) -> None:
         exc.scanjobs_step = step  # type: ignore[attr-defined]
-        self.state.fail("file", str(ref.file_id), step, exc)
+        self.state.fail("file", str(ref.file_id), step, exc, attempt=True, ensure=ref.file_id)
         future.set_exception(exc)
 
     def _download(self, ref: ScanFileRef, future: Future[int]) -> None:
-        spool: IO[bytes] = SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - handed on
+        spool = cast(BinaryIO, SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 - handed on
         try:
-            self.state.update("file", str(ref.file_id), step="download", status="running", attempt=True)
             meta = self.source.file_meta(ref.file_id)
             result = self.source.download(meta.url, _FailpointWriter(spool))  # type: ignore[arg-type]
         except BaseException as exc:
@@ -153,7 +150,7 @@ class FileMover:
         name = meta.original_filename or f"{ref.file_id}.jpg"
         self.uploads.submit(self._upload, ref, spool, name, result.sha256, result.content_type, future)
 
-    def _upload(self, ref: ScanFileRef, spool: IO[bytes], name: str, sha256: str,
+    def _upload(self, ref: ScanFileRef, spool: BinaryIO, name: str, sha256: str,
                 content_type: str | None, future: Future[int]) -> None:
         input_type = ref.file_type if ref.file_type in INPUT_TYPES else "image"
         try:
@@ -163,7 +160,7 @@ class FileMover:
                                                checksum=sha256, content_type=content_type)
             failpoints.hit("after_upload")
             self.state.update("file", str(ref.file_id), step="upload", status="done", target_id=target_id,
-                              data={"sha256": sha256}, clear_error=True)
+                              data={"sha256": sha256}, clear_error=True, attempt=True, ensure=ref.file_id)
         except BaseException as exc:
             self._fail(ref, "upload", exc, future)
             return
@@ -220,8 +217,9 @@ class CopyRun:
                 out[scan_id] = exc
         return out
 
-    def copy_one(self, scan: SourceScan, mover: FileMover, create_slots: threading.Semaphore,
-                 target: PlatformAPI, translated: dict[str, int] | Exception | None) -> None:
+    def copy_one(self, scan: SourceScan, record: ItemRecord | None, mover: FileMover,
+                 create_slots: threading.Semaphore, target: PlatformAPI,
+                 translated: dict[str, int] | Exception | None) -> None:
         key = str(scan.id)
         step = "select"
         try:
@@ -229,8 +227,6 @@ class CopyRun:
                 raise NoFiles(f"scan {scan.id} has no files on {self.job.source.name}: nothing to copy")
             if isinstance(translated, Exception):
                 raise translated
-            record = self.state.get("scan", key)
-            self.state.update("scan", key, step="files", status="running", attempt=True)
             step = "files"
             futures = [mover.move(ref) for ref in scan.files]
             target_files = []
@@ -242,8 +238,8 @@ class CopyRun:
                     raise
             step = "create"
             uid = record.request_uid if record and record.request_uid else self.uid_for(scan.id)
-            if not (record and record.request_uid):
-                self.state.update("scan", key, step="create", request_uid=uid)  # the intent
+            # the intent, recorded before the POST (the uid is derived, so it is the same anyway)
+            self.state.update("scan", key, step="create", status="running", request_uid=uid, attempt=True)
             payload = build_payload(scan.provided_values, store=self.store, files=target_files,
                                     strategy=self.job.copy.strategy, captured_at=self.captured_at,
                                     translated=translated if isinstance(translated, dict) else None)
@@ -257,10 +253,10 @@ class CopyRun:
         except AuthError as exc:
             self.fatal = self.fatal or exc
             self.ctx.stop.request("auth")
-            self.state.fail("scan", key, step, exc)
+            self.state.fail("scan", key, step, exc, attempt=step != "create")
             self.finished(scan.id, step, exc)
         except Exception as exc:
-            self.state.fail("scan", key, step, exc)
+            self.state.fail("scan", key, step, exc, attempt=step != "create")
             self.finished(scan.id, step, exc)
 
     def finished(self, scan_id: int, step: str, error: BaseException | None) -> None:
@@ -319,7 +315,7 @@ class CopyRun:
                         retry=len(plan.retry), deferred=plan.deferred)
             result = RunResult(already_done=len(plan.already_done))
             if plan.todo:
-                self.execute(plan, source_db, target_db, result)
+                self.execute(plan, records, source_db, target_db, result)
             result.failed += len(missing)
             if missing:
                 result.failures_by_class["NotFoundOnSource"] = len(missing)
@@ -349,8 +345,8 @@ class CopyRun:
             source_db.close()
             target_db.close()
 
-    def execute(self, plan: CopyPlan, source_db: PlatformDB, target_db: PlatformDB,
-                result: RunResult) -> None:
+    def execute(self, plan: CopyPlan, records: dict[str, ItemRecord], source_db: PlatformDB,
+                target_db: PlatformDB, result: RunResult) -> None:
         job, state, events, stop = self.job, self.state, self.events, self.ctx.stop
         assert job.target is not None
         scans = {s.id: s for s in source_db.scans_with_files(list(plan.todo))}
@@ -381,8 +377,8 @@ class CopyRun:
                     result.threshold_stop = True
                     in_flight.release()
                     break
-                future = scans_pool.submit(self.copy_one, scan, mover, create_slots, target,
-                                           translations.get(scan.id))
+                future = scans_pool.submit(self.copy_one, scan, records.get(str(scan.id)), mover,
+                                           create_slots, target, translations.get(scan.id))
                 future.add_done_callback(lambda _f: in_flight.release())
             scans_pool.shutdown(wait=True)
         finally:

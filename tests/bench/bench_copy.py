@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -57,6 +58,8 @@ def run_copy(sb: Sandbox, folder: Path, name: str, scan_ids: list[int], *, batch
         sections["retry"] = retry
     job = write_copy_job(folder, sb, store=store, scan_ids=scan_ids, name=name, **sections)
     log = folder / f"{name}.jsonl"  # a file, not a pipe: a full pipe would stall the child
+    platform_cpu = _platform_cpu(sb)
+    client_cpu = _children_cpu()
     began = time.monotonic()
     with open(log, "w", encoding="utf-8") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "scanjobs", "run", str(job), "--json"], cwd=ROOT,
@@ -73,6 +76,8 @@ def run_copy(sb: Sandbox, folder: Path, name: str, scan_ids: list[int], *, batch
     proc.wait(600)
     out = log.read_text(encoding="utf-8")
     wall = time.monotonic() - began
+    client_cpu = _children_cpu() - client_cpu
+    platform_cpu = _platform_cpu(sb) - platform_cpu
     summary = next((json.loads(line) for line in out.splitlines()
                     if line.startswith("{") and json.loads(line).get("event") == "summary"), None)
     if proc.returncode != 0 or summary is None:
@@ -80,7 +85,35 @@ def run_copy(sb: Sandbox, folder: Path, name: str, scan_ids: list[int], *, batch
     copied = len(scans_in_store(sb, store))
     assert copied == len(scan_ids), f"{name}: {copied} scans for {len(scan_ids)}"
     return {"rate": float(summary["rate"]), "elapsed": float(summary["elapsed"]), "wall": wall,
-            "failed": summary["failed"], "peak_rss": peak, "uploads": uploads_in_store(sb, store)}
+            "failed": summary["failed"], "peak_rss": peak, "uploads": uploads_in_store(sb, store),
+            "client_cpu": client_cpu, "platform_cpu": platform_cpu}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _platform_cpu(sb: Sandbox) -> float:
+    """CPU seconds used so far by the sandbox process and its PostgreSQL processes."""
+    root = psutil.Process(int(sb.info["pid"]))
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def cpu_line(run: dict[str, Any], scans: int) -> str:
+    """Where the CPU went: on a small machine the client and the sandbox share the cores."""
+    client, platform = run["client_cpu"] / scans * 1000, run["platform_cpu"] / scans * 1000
+    cores = os.cpu_count() or 1
+    ceiling = cores / ((client + platform) / 1000)
+    return (f"    CPU per scan: scanjobs {client:.0f} ms, sandbox + PostgreSQL {platform:.0f} ms: "
+            f"{cores} cores saturate at ~{ceiling:.0f} scans/s")
 
 
 def main() -> int:
@@ -120,6 +153,7 @@ def main() -> int:
                   f"({clean['elapsed']:.2f} s in the run, {clean['wall']:.2f} s wall with start-up) = "
                   f"{share:.0%} of the bound "
                   f"[target >= 80%: {'ok' if share >= 0.8 else 'MISSED'}]")
+            print(cpu_line(clean, len(ids)))
             sb.configure(fault_rate=args.fault_rate)
             sb.reset_stats()
             faulty = run_copy(sb, root / "jobs", "faults", ids, batch_size=args.batch_size, retry=retry)
