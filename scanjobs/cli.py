@@ -43,29 +43,44 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"scanjobs {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail (retries, every item)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail (retries, every item)"
+    )
     parser.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and the summary")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     # -v/-q also after the command (`scanjobs run job.yaml -q`); SUPPRESS keeps the global value
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                        help="more detail (retries, every item)")
-    common.add_argument("-q", "--quiet", action="count", default=argparse.SUPPRESS,
-                        help="only warnings and the summary")
+    common.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more detail (retries, every item)"
+    )
+    common.add_argument(
+        "-q", "--quiet", action="count", default=argparse.SUPPRESS, help="only warnings and the summary"
+    )
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text, parents=[common],
-                              epilog=f"example:\n  {EXAMPLES[name]}",
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            parents=[common],
+            epilog=f"example:\n  {EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     p = add("run", "run a job; rerunning the same command resumes it")
     _job_arg(p)
-    p.add_argument("--restart", action="store_true",
-                   help="start over: the old state is kept aside as a backup (needed after the job's "
-                        "source, target or strategy changed)")
-    p.add_argument("--retry-failed", action="store_true", help="retry the items that failed before "
-                   "(a plain rerun does too; this says it explicitly)")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="start over: the old state is kept aside as a backup (needed after the job's "
+        "source, target or strategy changed)",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="retry the items that failed before (a plain rerun does too; this says it explicitly)",
+    )
     p.add_argument("--limit", type=int, metavar="N", help="take at most N new scans in this run")
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     p.set_defaults(func=cmd_run)
@@ -94,25 +109,39 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_sub.required = True
     # The sandbox owns its options (its parser is built only when it runs, so other commands
     # don't import the web server); `scanjobs sandbox up --help` shows them.
-    up = sandbox_sub.add_parser("up", help="start the sandbox in the foreground until Ctrl-C / SIGTERM "
-                                "(--help lists its options)", add_help=False)
+    up = sandbox_sub.add_parser(
+        "up",
+        help="start the sandbox in the foreground until Ctrl-C / SIGTERM (--help lists its options)",
+        add_help=False,
+    )
     up.set_defaults(func=cmd_sandbox_up, forwards_arguments=True)
 
     p = add("demo", "start a sandbox, write demo jobs, run them and show the reports")
-    p.add_argument("--dir", type=Path, default=Path("scanjobs-demo"), help="where the demo lives "
-                   "(default: ./scanjobs-demo)")
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("scanjobs-demo"),
+        help="where the demo lives (default: ./scanjobs-demo)",
+    )
     p.add_argument("--scans", type=int, default=12, help="scans in the demo (default 12)")
-    p.add_argument("--keep-running", action="store_true",
-                   help="keep the sandbox up afterwards (until Ctrl-C) to rerun or plan the jobs by hand")
+    p.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="keep the sandbox up afterwards (until Ctrl-C) to rerun or plan the jobs by hand",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = add("init", "write a commented job file to start from")
     p.add_argument("mode", choices=["copy", "download", "analyze"])
     p.add_argument("path", type=Path, nargs="?", help="default: jobs/<mode>.yaml")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
-    p.add_argument("--sandbox", type=Path, metavar="DIR",
-                   help="write a job against the sandbox running in DIR (`scanjobs sandbox up --dir DIR`), "
-                        "with instances.yaml and .env beside it")
+    p.add_argument(
+        "--sandbox",
+        type=Path,
+        metavar="DIR",
+        help="write a job against the sandbox running in DIR (`scanjobs sandbox up --dir DIR`), "
+        "with instances.yaml and .env beside it",
+    )
     p.set_defaults(func=cmd_init)
     return parser
 
@@ -136,8 +165,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{path}: invalid\n{exc}", file=sys.stderr)
             worst = ExitCode.INVALID
             continue
-        unset = [s.var for inst in _instances(job) for s in (inst.username, inst.password,
-                 inst.db.password) if s.value is None and s.var]
+        unset = [
+            s.var
+            for inst in _instances(job)
+            for s in (inst.username, inst.password, inst.db.password)
+            if s.value is None and s.var
+        ]
         note = f" (to run it, set: {', '.join(dict.fromkeys(unset))})" if unset else ""
         print(f"{path}: ok, mode {job.mode}, {job.scans.describe()}{note}")
     return int(worst)
@@ -156,8 +189,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = load_job(args.job)
     events = _events(args, json_lines=args.json)
     try:
-        code = run_job(job, RunOptions(restart=args.restart, retry_failed=args.retry_failed,
-                                       limit=args.limit), events)
+        code = run_job(
+            job, RunOptions(restart=args.restart, retry_failed=args.retry_failed, limit=args.limit), events
+        )
     finally:
         events.close()
     return int(code)
@@ -188,21 +222,44 @@ def status_report(job_path: Path) -> dict[str, Any]:
 
     job = load_job(job_path)
     if not job.state_path.exists():
-        return {"job": str(job.path), "state": str(job.state_path), "started": False,
-                "counts": {}, "failures": [], "runs": [], "running": None}
+        return {
+            "job": str(job.path),
+            "state": str(job.state_path),
+            "started": False,
+            "counts": {},
+            "failures": [],
+            "runs": [],
+            "running": None,
+        }
     store = open_state_readonly(job)
     try:
         counts = store.counts()
-        failures = [{"kind": r.kind, "id": r.key, "step": r.step, "error_class": r.error_class,
-                     "error": r.error_message, "attempts": r.attempts}
-                    for kind in ("scan", "image", "file") for r in store.items(kind, status="failed")]
+        failures = [
+            {
+                "kind": r.kind,
+                "id": r.key,
+                "step": r.step,
+                "error_class": r.error_class,
+                "error": r.error_message,
+                "attempts": r.attempts,
+            }
+            for kind in ("scan", "image", "file")
+            for r in store.items(kind, status="failed")
+        ]
         runs = store.runs()
     finally:
         store.close()
     lock = RunLock(job.state_path.with_suffix(".lock"))
     holder = lock.holder()
-    return {"job": str(job.path), "state": str(job.state_path), "started": True, "counts": counts,
-            "failures": failures, "runs": runs[-5:], "running": holder}
+    return {
+        "job": str(job.path),
+        "state": str(job.state_path),
+        "started": True,
+        "counts": counts,
+        "failures": failures,
+        "runs": runs[-5:],
+        "running": holder,
+    }
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -249,8 +306,9 @@ def cmd_reset(args: argparse.Namespace) -> int:
         return int(ExitCode.OK)
     if not args.yes:
         if not sys.stdin.isatty():
-            raise JobError("reset deletes the record of finished work; add --yes to confirm",
-                           [str(p) for p in files])
+            raise JobError(
+                "reset deletes the record of finished work; add --yes to confirm", [str(p) for p in files]
+            )
         answer = input(f"delete {', '.join(str(p) for p in files)}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
@@ -271,7 +329,9 @@ def cmd_sandbox_up(args: argparse.Namespace) -> int:
         prog="scanjobs sandbox up",
         description="Run a local twin of the platform (embedded PostgreSQL + HTTP API) until "
         "Ctrl-C or SIGTERM; DIR/sandbox.json tells how to reach it.",
-        epilog=f"example:\n  {EXAMPLES['sandbox']}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=f"example:\n  {EXAMPLES['sandbox']}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     return int(run_up(options_from_args(parser.parse_args(args.rest))))
 
@@ -281,7 +341,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.scans < 1:
         raise JobError("--scans must be at least 1")
-    return int(run_demo(args.dir, scans=args.scans, verbosity=_verbosity(args), keep_running=args.keep_running))
+    return int(
+        run_demo(args.dir, scans=args.scans, verbosity=_verbosity(args), keep_running=args.keep_running)
+    )
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -326,12 +388,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "a", encoding="utf-8") as fh:
-                fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} scanjobs {__version__} "
-                         f"internal error\n{traceback.format_exc()}\n")
+                fh.write(
+                    f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} scanjobs {__version__} "
+                    f"internal error\n{traceback.format_exc()}\n"
+                )
         except OSError:
             log = Path("(could not write the log)")
-        print(f"scanjobs: internal error; the traceback is in {log} (please report it)",
-              file=sys.stderr)
+        print(f"scanjobs: internal error; the traceback is in {log} (please report it)", file=sys.stderr)
         return int(ExitCode.INTERNAL)
 
 

@@ -24,8 +24,9 @@ def demo_jobs(jobs_dir: Path, info: dict[str, Any], scans: int) -> dict[str, Pat
     paths = {}
     for mode, output in (("copy", "../results/copy"), ("download", "../results/images")):
         paths[mode] = jobs_dir / f"{mode}.yaml"
-        paths[mode].write_text(sandbox_job_text(mode, info, scans=scans, name=f"demo-{mode}", output=output),
-                               encoding="utf-8")
+        paths[mode].write_text(
+            sandbox_job_text(mode, info, scans=scans, name=f"demo-{mode}", output=output), encoding="utf-8"
+        )
     return paths
 
 
@@ -48,8 +49,9 @@ def run_demo(folder: Path, *, scans: int = 12, verbosity: int = 0, keep_running:
     say(f"scanjobs demo in {folder}")
     say("starting the sandbox (embedded PostgreSQL + the platform's HTTP API, two instances) ...")
     worst = ExitCode.OK
-    with Sandbox(folder / "sandbox", scans=scans, files_per_scan=2, processing_delay=1.0, ma_accuracy=0.6,
-                 seed=42) as sandbox:
+    with Sandbox(
+        folder / "sandbox", scans=scans, files_per_scan=2, processing_delay=1.0, ma_accuracy=0.6, seed=42
+    ) as sandbox:
         info = sandbox.info
         say(f"sandbox ready: source {sandbox.source_api}, target {sandbox.target_api}")
         write_sandbox_instances(info, jobs_dir)
@@ -64,19 +66,23 @@ def run_demo(folder: Path, *, scans: int = 12, verbosity: int = 0, keep_running:
                 events.close()
             worst = max(worst, code)
         results = folder / "results"
-        say(textwrap.dedent(f"""
+        say(
+            textwrap.dedent(f"""
             == done in {time.monotonic() - started:.0f}s (exit {int(worst)})
-            Excel report:   {results / 'copy' / 'analysis_with_comments.xlsx'}
-            mapping CSV:    {results / 'copy' / 'scan_mapping.csv'}
-            images:         {results / 'images'}  (manifest.csv lists them with sha256)
-            job files:      {jobs['copy']}, {jobs['download']}
-            inspect:        scanjobs status {jobs['copy']}
-            run it again:   scanjobs demo --dir {folder}   (a fresh sandbox; starts over)"""))
+            Excel report:   {results / "copy" / "analysis_with_comments.xlsx"}
+            mapping CSV:    {results / "copy" / "scan_mapping.csv"}
+            images:         {results / "images"}  (manifest.csv lists them with sha256)
+            job files:      {jobs["copy"]}, {jobs["download"]}
+            inspect:        scanjobs status {jobs["copy"]}
+            run it again:   scanjobs demo --dir {folder}   (a fresh sandbox; starts over)""")
+        )
         if keep_running:
-            say(textwrap.dedent(f"""
+            say(
+                textwrap.dedent(f"""
                 The sandbox keeps running until Ctrl-C. In another terminal:
-                  scanjobs run {jobs['copy']}      # resumes: everything is done, nothing is sent
-                  scanjobs plan {jobs['download']}"""))
+                  scanjobs run {jobs["copy"]}      # resumes: everything is done, nothing is sent
+                  scanjobs plan {jobs["download"]}""")
+            )
             try:
                 while sandbox.proc is not None and sandbox.proc.poll() is None:
                     time.sleep(1)  # idle until Ctrl-C; the sandbox does the work

@@ -80,18 +80,25 @@ class JsonSink:
 def _describe(event: str, f: Mapping[str, Any]) -> str | None:
     """The human line of an event, or None for events only bars show."""
     if event == "run_started":
-        return (f"{f.get('mode')} job {f.get('job')}: {f.get('total')} {f.get('unit', 'scan')}(s), "
-                f"{f.get('already_done', 0)} already done, {f.get('todo')} to do")
+        return (
+            f"{f.get('mode')} job {f.get('job')}: {f.get('total')} {f.get('unit', 'scan')}(s), "
+            f"{f.get('already_done', 0)} already done, {f.get('todo')} to do"
+        )
     if event == "item" and f.get("status") == "failed":
         return f"scan {f.get('scan_id')} failed at {f.get('step')}: {f.get('error')}"
     if event == "batch":
-        return (f"batch {f.get('batch')}: {f.get('done')} done, {f.get('failed')} failed "
-                f"({f.get('finished')}/{f.get('total')} scans)")
+        return (
+            f"batch {f.get('batch')}: {f.get('done')} done, {f.get('failed')} failed "
+            f"({f.get('finished')}/{f.get('total')} scans)"
+        )
     if event == "retry":
-        return f"retrying {f.get('call')} in {f.get('wait', 0):.1f}s (attempt {f.get('attempt')}): {f.get('reason')}"
+        wait, attempt = f.get("wait", 0), f.get("attempt")
+        return f"retrying {f.get('call')} in {wait:.1f}s (attempt {attempt}): {f.get('reason')}"
     if event == "waiting":
-        return (f"waiting for the target to process: {f.get('processed')}/{f.get('total')} "
-                f"processed ({f.get('elapsed', 0):.0f}s)")
+        return (
+            f"waiting for the target to process: {f.get('processed')}/{f.get('total')} "
+            f"processed ({f.get('elapsed', 0):.0f}s)"
+        )
     if event == "output":
         return f"wrote {f.get('what')}: {f.get('path')}"
     if event == "warning":
@@ -142,9 +149,15 @@ class RichSink:
         )
 
         self.console = Console(file=stream)
-        self.progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
-                                 transient=False)
+        self.progress = Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
         self.plain = PlainSink(stream, verbosity)
         self.tasks: dict[str, Any] = {}
         self.started = False
@@ -192,8 +205,9 @@ class LogSink:
         self.logger = logging.getLogger(f"scanjobs.run.{path}")
         self.logger.propagate = False
         self.logger.setLevel(logging.INFO)
-        self.handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3,
-                                                            encoding="utf-8")
+        self.handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+        )
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         self.logger.addHandler(self.handler)
 
@@ -207,8 +221,7 @@ class LogSink:
         self.handler.close()
 
 
-def make_console_sink(stream: IO[str] | None = None, *, json_lines: bool = False,
-                      verbosity: int = 0) -> Sink:
+def make_console_sink(stream: IO[str] | None = None, *, json_lines: bool = False, verbosity: int = 0) -> Sink:
     stream = stream or sys.stdout
     if json_lines:
         return JsonSink(stream)

@@ -20,8 +20,18 @@ from scanjobs.events import EventBus, Events, LogSink
 from scanjobs.spec import Job
 from scanjobs.state import RunLock, StateStore, state_files
 
-__all__ = ["RunOptions", "RunContext", "RunResult", "Mode", "StopSignal", "run_job", "plan_job",
-           "mode_for", "open_state_readonly", "restart_state"]
+__all__ = [
+    "RunOptions",
+    "RunContext",
+    "RunResult",
+    "Mode",
+    "StopSignal",
+    "run_job",
+    "plan_job",
+    "mode_for",
+    "open_state_readonly",
+    "restart_state",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +68,10 @@ class StopSignal:
             os._exit(int(ExitCode.INTERRUPTED))
         self.request("interrupted")
         if self.events:
-            self.events.emit("warning", message="interrupted: finishing the items in flight and "
-                             "saving (press Ctrl-C again to abort)")
+            self.events.emit(
+                "warning",
+                message="interrupted: finishing the items in flight and saving (press Ctrl-C again to abort)",
+            )
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[StopSignal]:
@@ -100,8 +112,11 @@ class Mode(Protocol):
     def execute(self, ctx: RunContext) -> RunResult: ...
 
 
-_MODES = {"copy": "scanjobs.modes.copy", "download": "scanjobs.modes.download",
-          "analyze": "scanjobs.modes.analyze"}
+_MODES = {
+    "copy": "scanjobs.modes.copy",
+    "download": "scanjobs.modes.download",
+    "analyze": "scanjobs.modes.analyze",
+}
 
 
 def mode_for(job: Job) -> Mode:
@@ -118,7 +133,7 @@ def restart_state(job: Job) -> Path | None:
     backup = job.state_path.with_name(f"{job.state_path.name}.bak-{stamp}")
     for path in state_files(job.state_path)[:4]:
         if path.exists():
-            os.replace(path, backup.with_name(backup.name + path.name[len(job.state_path.name):]))
+            os.replace(path, backup.with_name(backup.name + path.name[len(job.state_path.name) :]))
     return backup
 
 
@@ -141,8 +156,11 @@ def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
         log = LogSink(job.log_path)
         events.add(log)
         if lock.took_over:
-            events.emit("warning", message=f"took over the lock of a run that is gone (pid "
-                        f"{lock.took_over.get('pid')} on {lock.took_over.get('host')})")
+            events.emit(
+                "warning",
+                message=f"took over the lock of a run that is gone (pid "
+                f"{lock.took_over.get('pid')} on {lock.took_over.get('host')})",
+            )
         if options.restart:
             backup = restart_state(job)
             if backup:
@@ -161,9 +179,14 @@ def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
             code = _exit_code(result, stop)
         finally:
             elapsed = time.monotonic() - started
-            summary = {"done": result.done, "failed": result.failed, "already_done": result.already_done,
-                       "failures_by_class": result.failures_by_class, "elapsed": round(elapsed, 2),
-                       **result.extra}
+            summary = {
+                "done": result.done,
+                "failed": result.failed,
+                "already_done": result.already_done,
+                "failures_by_class": result.failures_by_class,
+                "elapsed": round(elapsed, 2),
+                **result.extra,
+            }
             state.finish_run(run_id, int(code), summary)
             state.close()
             events.emit("run_finished", exit_code=int(code), status=code.name.lower(), **summary)

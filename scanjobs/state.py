@@ -142,8 +142,11 @@ class RunLock:
                 pass
             self.took_over = previous
         os.ftruncate(fd, 0)
-        info = {"pid": os.getpid(), "host": socket.gethostname(),
-                "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         os.write(fd, json.dumps(info).encode())
         os.fsync(fd)
         self._fd = fd
@@ -176,8 +179,10 @@ class StateStore:
     @staticmethod
     def _check_existing(path: Path) -> None:
         """Refuse, without writing a byte, a state file we cannot fully trust."""
-        remedy = (f"move it aside (or `scanjobs reset` the job) only if you are sure the work it "
-                  f"records can be redone: {path}")
+        remedy = (
+            f"move it aside (or `scanjobs reset` the job) only if you are sure the work it "
+            f"records can be redone: {path}"
+        )
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         except sqlite3.Error as exc:
@@ -185,8 +190,7 @@ class StateStore:
         try:
             check = conn.execute("PRAGMA quick_check").fetchone()
             if not check or check[0] != "ok":
-                raise StateError(f"state file is damaged ({check[0] if check else '?'}): {path}",
-                                 hint=remedy)
+                raise StateError(f"state file is damaged ({check[0] if check else '?'}): {path}", hint=remedy)
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if "meta" not in tables:
                 raise StateError(f"not a scanjobs state file: {path}", hint=remedy)
@@ -206,19 +210,22 @@ class StateStore:
             raise StateError(f"state file {path} has no format version", hint=remedy)
 
     @classmethod
-    def open(cls, path: Path, *, fingerprint: str | None = None, create: bool = True,
-             describe_change: str = "") -> StateStore:
+    def open(
+        cls, path: Path, *, fingerprint: str | None = None, create: bool = True, describe_change: str = ""
+    ) -> StateStore:
         """Open (creating if allowed) and check format and fingerprint."""
         exists = path.exists() and path.stat().st_size > 0
         if exists:
             cls._check_existing(path)
         elif path.exists() or not create:
             if not create:
-                raise StateError(f"no state yet for this job ({path} does not exist)",
-                                 hint="run the job first")
+                raise StateError(
+                    f"no state yet for this job ({path} does not exist)", hint="run the job first"
+                )
             # an empty file: something created it and wrote nothing; refuse to guess
-            raise StateError(f"state file is empty: {path}",
-                             hint="move it aside if no run of this job ever completed work")
+            raise StateError(
+                f"state file is empty: {path}", hint="move it aside if no run of this job ever completed work"
+            )
         conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
@@ -292,8 +299,9 @@ class StateStore:
             row = self._conn.execute("SELECT * FROM items WHERE kind=? AND key=?", (kind, key)).fetchone()
         return None if row is None else ItemRecord.from_row(row)
 
-    def items(self, kind: str, *, status: str | Iterable[str] | None = None,
-              keys: Iterable[str] | None = None) -> list[ItemRecord]:
+    def items(
+        self, kind: str, *, status: str | Iterable[str] | None = None, keys: Iterable[str] | None = None
+    ) -> list[ItemRecord]:
         sql = "SELECT * FROM items WHERE kind=?"
         args: list[Any] = [kind]
         if status is not None:
@@ -309,9 +317,19 @@ class StateStore:
             records = [r for r in records if r.key in wanted]
         return records
 
-    def update(self, kind: str, key: str, *, step: str | None = None, status: str | None = None,
-               data: dict[str, Any] | None = None, attempt: bool = False,
-               clear_error: bool = False, ensure: int | None = None, **fields: Any) -> None:
+    def update(
+        self,
+        kind: str,
+        key: str,
+        *,
+        step: str | None = None,
+        status: str | None = None,
+        data: dict[str, Any] | None = None,
+        attempt: bool = False,
+        clear_error: bool = False,
+        ensure: int | None = None,
+        **fields: Any,
+    ) -> None:
         """One transition of one item, in one transaction. `data` is merged into the JSON;
         with `ensure` (its source id), an item not yet known is created first, in the same
         transaction."""
@@ -340,24 +358,43 @@ class StateStore:
                 c.execute(
                     "INSERT OR IGNORE INTO items (kind, key, seq, step, status, source_id, updated_at) "
                     "VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM items WHERE kind=?), 'new', "
-                    "'pending', ?, ?)", (kind, key, kind, ensure, now))
-            cur = c.execute(f"UPDATE items SET {', '.join(sets)} WHERE kind=? AND key=?",
-                            [*args, kind, key])
+                    "'pending', ?, ?)",
+                    (kind, key, kind, ensure, now),
+                )
+            cur = c.execute(f"UPDATE items SET {', '.join(sets)} WHERE kind=? AND key=?", [*args, kind, key])
             if cur.rowcount != 1:
                 raise KeyError(f"no {kind} item {key!r} in the state")
             failpoints.hit("mid_state_write")
 
-    def fail(self, kind: str, key: str, step: str, error: BaseException, *, attempt: bool = False,
-             ensure: int | None = None) -> None:
+    def fail(
+        self,
+        kind: str,
+        key: str,
+        step: str,
+        error: BaseException,
+        *,
+        attempt: bool = False,
+        ensure: int | None = None,
+    ) -> None:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        self.update(kind, key, step=step, status="failed", error_class=type(error).__name__,
-                    error_message=message[:2000], attempt=attempt, ensure=ensure)
+        self.update(
+            kind,
+            key,
+            step=step,
+            status="failed",
+            error_class=type(error).__name__,
+            error_message=message[:2000],
+            attempt=attempt,
+            ensure=ensure,
+        )
 
     def reset_failed(self, kind: str) -> int:
         """Put failed items back to pending (their step stays, so done sub-steps are kept)."""
         with self.transaction() as c:
-            cur = c.execute("UPDATE items SET status='pending', updated_at=? WHERE kind=? AND status='failed'",
-                            (time.time(), kind))
+            cur = c.execute(
+                "UPDATE items SET status='pending', updated_at=? WHERE kind=? AND status='failed'",
+                (time.time(), kind),
+            )
             return cur.rowcount
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -365,7 +402,8 @@ class StateStore:
         out: dict[str, dict[str, int]] = {}
         with self._lock:
             rows = self._conn.execute(
-                "SELECT kind, step, status, COUNT(*) FROM items GROUP BY kind, step, status").fetchall()
+                "SELECT kind, step, status, COUNT(*) FROM items GROUP BY kind, step, status"
+            ).fetchall()
         for kind, step, status, n in rows:
             out.setdefault(kind, {}).setdefault(status, 0)
             out[kind][status] += n
@@ -375,14 +413,18 @@ class StateStore:
     # -- runs ----------------------------------------------------------------------------
     def start_run(self) -> int:
         with self.transaction() as c:
-            cur = c.execute("INSERT INTO runs (started_at, pid, host) VALUES (?, ?, ?)",
-                            (time.time(), os.getpid(), socket.gethostname()))
+            cur = c.execute(
+                "INSERT INTO runs (started_at, pid, host) VALUES (?, ?, ?)",
+                (time.time(), os.getpid(), socket.gethostname()),
+            )
             return int(cur.lastrowid or 0)
 
     def finish_run(self, run_id: int, exit_code: int, summary: dict[str, Any]) -> None:
         with self.transaction() as c:
-            c.execute("UPDATE runs SET finished_at=?, exit_code=?, summary=? WHERE id=?",
-                      (time.time(), exit_code, json.dumps(summary, default=str), run_id))
+            c.execute(
+                "UPDATE runs SET finished_at=?, exit_code=?, summary=? WHERE id=?",
+                (time.time(), exit_code, json.dumps(summary, default=str), run_id),
+            )
 
     def runs(self) -> list[dict[str, Any]]:
         with self._lock:

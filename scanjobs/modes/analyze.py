@@ -18,8 +18,15 @@ from scanjobs.runner import RunContext, RunResult, StopSignal
 from scanjobs.spec.model import Job
 from scanjobs.state import StateStore
 
-__all__ = ["AnalyzeMode", "MODE", "analyze_pairs", "analyze_copy_job", "read_pairs_csv",
-           "pairs_from_state", "wait_for_processing"]
+__all__ = [
+    "AnalyzeMode",
+    "MODE",
+    "analyze_pairs",
+    "analyze_copy_job",
+    "read_pairs_csv",
+    "pairs_from_state",
+    "wait_for_processing",
+]
 
 Pair = tuple[int, "int | None"]
 
@@ -34,8 +41,10 @@ def read_pairs_csv(path: Path) -> list[tuple[int, int | None]]:
     fields = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
     src_col, tgt_col = fields.get("source_scan_id"), fields.get("target_scan_id")
     if not src_col or not tgt_col:
-        raise JobError(f"{path}: needs columns Source_Scan_ID,Target_Scan_ID (found: "
-                       f"{', '.join(reader.fieldnames or []) or 'nothing'})")
+        raise JobError(
+            f"{path}: needs columns Source_Scan_ID,Target_Scan_ID (found: "
+            f"{', '.join(reader.fieldnames or []) or 'nothing'})"
+        )
     pairs: list[tuple[int, int | None]] = []
     bad: list[str] = []
     for line, row in enumerate(reader, start=2):
@@ -55,12 +64,14 @@ def read_pairs_csv(path: Path) -> list[tuple[int, int | None]]:
 
 def pairs_from_state(state: StateStore) -> list[tuple[int, int | None]]:
     """Every scan of a copy job in selection order: done -> its target, otherwise None."""
-    return [(int(r.source_id or r.key), r.target_id if r.status == "done" else None)
-            for r in state.items("scan")]
+    return [
+        (int(r.source_id or r.key), r.target_id if r.status == "done" else None) for r in state.items("scan")
+    ]
 
 
-def wait_for_processing(target_db: PlatformDB, target_ids: Sequence[int], timeout: float,
-                        events: Events, stop: StopSignal) -> set[int]:
+def wait_for_processing(
+    target_db: PlatformDB, target_ids: Sequence[int], timeout: float, events: Events, stop: StopSignal
+) -> set[int]:
     """Poll (with backoff, up to `timeout`) until every target scan is processed; the processed set."""
     clock = Stopwatch()
     delay = 1.0
@@ -77,13 +88,22 @@ def wait_for_processing(target_db: PlatformDB, target_ids: Sequence[int], timeou
         delay = min(delay * 1.5, 15.0)
     missing = len(wanted - processed)
     if missing:
-        events.emit("warning", message=f"{missing} target scan(s) not processed after "
-                    f"{clock.elapsed:.0f}s: reported as 'Target Not Processed' (rerun later to analyse them)")
+        events.emit(
+            "warning",
+            message=f"{missing} target scan(s) not processed after "
+            f"{clock.elapsed:.0f}s: reported as 'Target Not Processed' (rerun later to analyse them)",
+        )
     return processed
 
 
-def analyze_pairs(job: Job, events: Events, stop: StopSignal, pairs: Sequence[tuple[int, int | None]],
-                  source_db: PlatformDB, target_db: PlatformDB) -> dict[str, Any]:
+def analyze_pairs(
+    job: Job,
+    events: Events,
+    stop: StopSignal,
+    pairs: Sequence[tuple[int, int | None]],
+    source_db: PlatformDB,
+    target_db: PlatformDB,
+) -> dict[str, Any]:
     """Compare the pairs and write the reports under job.output; the comment counts and paths."""
     from scanjobs.report import summary_counts, write_reports
     from scanjobs.report.rules import build_analysis
@@ -95,21 +115,34 @@ def analyze_pairs(job: Job, events: Events, stop: StopSignal, pairs: Sequence[tu
     analysis = build_analysis(source_details, target_details, list(pairs), processed)
     paths = write_reports(job.output, source_details, target_details, analysis)
     counts = summary_counts(analysis)
-    for what, path in (("source details", paths.source_details), ("target details", paths.target_details),
-                       ("analysis CSV", paths.analysis_csv), ("Excel report", paths.analysis_xlsx)):
+    for what, path in (
+        ("source details", paths.source_details),
+        ("target details", paths.target_details),
+        ("analysis CSV", paths.analysis_csv),
+        ("Excel report", paths.analysis_xlsx),
+    ):
         events.emit("output", what=what, path=str(path))
     text = "analysis: " + ", ".join(f"{n} {c}" for c, n in counts.items() if n)
     events.emit("summary", text=text, comments=counts, rows=len(analysis))
-    return {"comments": counts, "unprocessed": len(set(target_ids) - processed),
-            "excel": str(paths.analysis_xlsx)}
+    return {
+        "comments": counts,
+        "unprocessed": len(set(target_ids) - processed),
+        "excel": str(paths.analysis_xlsx),
+    }
 
 
 def _signature(pairs: Sequence[tuple[int, int | None]]) -> str:
     return hashlib.sha256(json.dumps(list(pairs)).encode()).hexdigest()[:24]
 
 
-def analyze_copy_job(job: Job, state: StateStore, events: Events, stop: StopSignal,
-                     source_db: PlatformDB, target_db: PlatformDB) -> dict[str, Any] | None:
+def analyze_copy_job(
+    job: Job,
+    state: StateStore,
+    events: Events,
+    stop: StopSignal,
+    source_db: PlatformDB,
+    target_db: PlatformDB,
+) -> dict[str, Any] | None:
     """The analysis step of a copy job; skipped when the same pairs were fully analysed before."""
     pairs = pairs_from_state(state)
     if not pairs:
@@ -156,8 +189,9 @@ class AnalyzeMode:
         job = ctx.job
         assert job.target is not None
         pairs = self._pairs(job)
-        ctx.events.emit("run_started", job=job.name, mode="analyze", total=len(pairs), todo=len(pairs),
-                        already_done=0)
+        ctx.events.emit(
+            "run_started", job=job.name, mode="analyze", total=len(pairs), todo=len(pairs), already_done=0
+        )
         source_db = open_db(job.source, job)
         try:
             target_db = open_db(job.target.instance, job)
@@ -168,8 +202,9 @@ class AnalyzeMode:
         finally:
             source_db.close()
         copied = sum(1 for _, t in pairs if t is not None)
-        return RunResult(done=copied, extra={"comments": outcome["comments"],
-                                             "unprocessed": outcome["unprocessed"]})
+        return RunResult(
+            done=copied, extra={"comments": outcome["comments"], "unprocessed": outcome["unprocessed"]}
+        )
 
 
 MODE = AnalyzeMode()

@@ -19,18 +19,34 @@ from scanjobs.platform.db import PlatformDB
 from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
 from scanjobs.spec.model import InstanceSpec, Job, ScanSelection
 
-__all__ = ["retry_policy", "open_api", "open_db", "select_scan_ids", "read_id_column", "FailureWindow",
-           "write_csv", "Stopwatch"]
+__all__ = [
+    "retry_policy",
+    "open_api",
+    "open_db",
+    "select_scan_ids",
+    "read_id_column",
+    "FailureWindow",
+    "write_csv",
+    "Stopwatch",
+]
 
 ID_COLUMNS = ("scan_id", "source_scan_id", "id", "scan")
 
 
 def retry_policy(job: Job) -> tuple[RetryPolicy, Timeouts]:
     r = job.retry
-    return (RetryPolicy(attempts=r.attempts, initial=r.backoff.initial, max=r.backoff.max,
-                        multiplier=r.backoff.multiplier, jitter=r.backoff.jitter, deadline=r.deadline,
-                        retry_after_cap=r.backoff.max),
-            Timeouts(connect=r.timeout.connect, read=r.timeout.read))
+    return (
+        RetryPolicy(
+            attempts=r.attempts,
+            initial=r.backoff.initial,
+            max=r.backoff.max,
+            multiplier=r.backoff.multiplier,
+            jitter=r.backoff.jitter,
+            deadline=r.deadline,
+            retry_after_cap=r.backoff.max,
+        ),
+        Timeouts(connect=r.timeout.connect, read=r.timeout.read),
+    )
 
 
 def open_api(instance: InstanceSpec, job: Job, events: Events, *, pool_size: int = 32) -> PlatformAPI:
@@ -38,11 +54,24 @@ def open_api(instance: InstanceSpec, job: Job, events: Events, *, pool_size: int
     policy, timeouts = retry_policy(job)
 
     def on_retry(event: RetryEvent) -> None:
-        events.emit("retry", instance=instance.name, call=event.call, attempt=event.attempt,
-                    wait=round(event.wait, 2), reason=event.reason)
+        events.emit(
+            "retry",
+            instance=instance.name,
+            call=event.call,
+            attempt=event.attempt,
+            wait=round(event.wait, 2),
+            reason=event.reason,
+        )
 
-    api = PlatformAPI(instance.api_url, instance.username.reveal(), instance.password.reveal(),
-                      retry=policy, timeouts=timeouts, pool_size=pool_size, on_retry=on_retry)
+    api = PlatformAPI(
+        instance.api_url,
+        instance.username.reveal(),
+        instance.password.reveal(),
+        retry=policy,
+        timeouts=timeouts,
+        pool_size=pool_size,
+        on_retry=on_retry,
+    )
     try:
         api.login()
     except BaseException:
@@ -53,8 +82,9 @@ def open_api(instance: InstanceSpec, job: Job, events: Events, *, pool_size: int
 
 def open_db(instance: InstanceSpec, job: Job) -> PlatformDB:
     db = instance.db
-    client = PlatformDB(db.host, db.port, db.dbname, db.user, db.password.reveal(),
-                        connect_timeout=job.retry.timeout.connect)
+    client = PlatformDB(
+        db.host, db.port, db.dbname, db.user, db.password.reveal(), connect_timeout=job.retry.timeout.connect
+    )
     client.connect()
     return client
 
@@ -116,8 +146,10 @@ class FailureWindow:
         return sum(self.recent) / len(self.recent) > self.max_ratio
 
     def describe(self) -> str:
-        return (f"{sum(self.recent)} of the last {len(self.recent)} scans failed "
-                f"(batch.max_failed_ratio {self.max_ratio})")
+        return (
+            f"{sum(self.recent)} of the last {len(self.recent)} scans failed "
+            f"(batch.max_failed_ratio {self.max_ratio})"
+        )
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -53,8 +53,13 @@ class CopyPlan:
         return self.resume + self.retry + self.new
 
 
-def plan_copy(selected: Sequence[int], records: dict[str, ItemRecord], *, limit: int | None = None,
-              retry_failed_only: bool = False) -> CopyPlan:
+def plan_copy(
+    selected: Sequence[int],
+    records: dict[str, ItemRecord],
+    *,
+    limit: int | None = None,
+    retry_failed_only: bool = False,
+) -> CopyPlan:
     """Pure: the selection and what the state holds -> the work of this run."""
     resume, retry, new, done = [], [], [], []
     for scan_id in selected:
@@ -103,8 +108,16 @@ class _FailpointWriter:
 class FileMover:
     """Moves each source file once (download, then upload), however many scans share it."""
 
-    def __init__(self, state: StateStore, source: PlatformAPI, target: PlatformAPI, store: int,
-                 workers_download: int, workers_upload: int, events: Events) -> None:
+    def __init__(
+        self,
+        state: StateStore,
+        source: PlatformAPI,
+        target: PlatformAPI,
+        store: int,
+        workers_download: int,
+        workers_upload: int,
+        events: Events,
+    ) -> None:
         self.state, self.source, self.target, self.store, self.events = state, source, target, store, events
         self.downloads = ThreadPoolExecutor(workers_download, thread_name_prefix="download")
         self.uploads = ThreadPoolExecutor(workers_upload, thread_name_prefix="upload")
@@ -150,17 +163,39 @@ class FileMover:
         name = meta.original_filename or f"{ref.file_id}.jpg"
         self.uploads.submit(self._upload, ref, spool, name, result.sha256, result.content_type, future)
 
-    def _upload(self, ref: ScanFileRef, spool: BinaryIO, name: str, sha256: str,
-                content_type: str | None, future: Future[int]) -> None:
+    def _upload(
+        self,
+        ref: ScanFileRef,
+        spool: BinaryIO,
+        name: str,
+        sha256: str,
+        content_type: str | None,
+        future: Future[int],
+    ) -> None:
         input_type = ref.file_type if ref.file_type in INPUT_TYPES else "image"
         try:
             with spool:
                 spool.seek(0)
-                target_id = self.target.upload(spool, name, input_type=input_type, store=self.store,
-                                               checksum=sha256, content_type=content_type)
+                target_id = self.target.upload(
+                    spool,
+                    name,
+                    input_type=input_type,
+                    store=self.store,
+                    checksum=sha256,
+                    content_type=content_type,
+                )
             failpoints.hit("after_upload")
-            self.state.update("file", str(ref.file_id), step="upload", status="done", target_id=target_id,
-                              data={"sha256": sha256}, clear_error=True, attempt=True, ensure=ref.file_id)
+            self.state.update(
+                "file",
+                str(ref.file_id),
+                step="upload",
+                status="done",
+                target_id=target_id,
+                data={"sha256": sha256},
+                clear_error=True,
+                attempt=True,
+                ensure=ref.file_id,
+            )
         except BaseException as exc:
             self._fail(ref, "upload", exc, future)
             return
@@ -194,21 +229,27 @@ class CopyRun:
         self.fatal: BaseException | None = None
         epoch = self.state.meta("created_at") or "0"
         self.uid_for: Callable[[int], str] = lambda scan_id: request_uid(
-            epoch, self.job.fingerprint(), self.job.source.api_url, scan_id)
+            epoch, self.job.fingerprint(), self.job.source.api_url, scan_id
+        )
         self.captured_at = int(time.time()) if self.job.copy.captured_at == "now" else None
 
     # -- the pieces ----------------------------------------------------------------------
-    def translations(self, scans: Sequence[SourceScan], source_db: PlatformDB,
-                     target_db: PlatformDB) -> dict[int, dict[str, int] | Exception]:
+    def translations(
+        self, scans: Sequence[SourceScan], source_db: PlatformDB, target_db: PlatformDB
+    ) -> dict[int, dict[str, int] | Exception]:
         """mapped strategy: per scan, its hint ids translated by name (or why they can't be)."""
         hints = {s.id: hint_ids(s.provided_values) for s in scans}
         names = source_db.mapping_names(
             store_planogram_ids=[h.store_planogram for h in hints.values() if h.store_planogram],
             section_ids=[h.section_id for h in hints.values() if h.section_id],
-            category_ids=[h.category_id for h in hints.values() if h.category_id])
+            category_ids=[h.category_id for h in hints.values() if h.category_id],
+        )
         resolved = target_db.resolve_names(
-            self.store, planogram_names=names.store_planograms.values(),
-            sections=names.sections.values(), category_names=names.categories.values())
+            self.store,
+            planogram_names=names.store_planograms.values(),
+            sections=names.sections.values(),
+            category_names=names.categories.values(),
+        )
         out: dict[int, dict[str, int] | Exception] = {}
         for scan_id, h in hints.items():
             try:
@@ -217,9 +258,15 @@ class CopyRun:
                 out[scan_id] = exc
         return out
 
-    def copy_one(self, scan: SourceScan, record: ItemRecord | None, mover: FileMover,
-                 create_slots: threading.Semaphore, target: PlatformAPI,
-                 translated: dict[str, int] | Exception | None) -> None:
+    def copy_one(
+        self,
+        scan: SourceScan,
+        record: ItemRecord | None,
+        mover: FileMover,
+        create_slots: threading.Semaphore,
+        target: PlatformAPI,
+        translated: dict[str, int] | Exception | None,
+    ) -> None:
         key = str(scan.id)
         step = "select"
         try:
@@ -240,15 +287,27 @@ class CopyRun:
             uid = record.request_uid if record and record.request_uid else self.uid_for(scan.id)
             # the intent, recorded before the POST (the uid is derived, so it is the same anyway)
             self.state.update("scan", key, step="create", status="running", request_uid=uid, attempt=True)
-            payload = build_payload(scan.provided_values, store=self.store, files=target_files,
-                                    strategy=self.job.copy.strategy, captured_at=self.captured_at,
-                                    translated=translated if isinstance(translated, dict) else None)
+            payload = build_payload(
+                scan.provided_values,
+                store=self.store,
+                files=target_files,
+                strategy=self.job.copy.strategy,
+                captured_at=self.captured_at,
+                translated=translated if isinstance(translated, dict) else None,
+            )
             failpoints.hit("before_create")
             with create_slots:
                 target_id = target.create_scan(payload, uid)
             failpoints.hit("after_create")
-            self.state.update("scan", key, step="create", status="done", target_id=target_id,
-                              data={"target_files": target_files}, clear_error=True)
+            self.state.update(
+                "scan",
+                key,
+                step="create",
+                status="done",
+                target_id=target_id,
+                data={"target_files": target_files},
+                clear_error=True,
+            )
             self.finished(scan.id, step, None)
         except AuthError as exc:
             self.fatal = self.fatal or exc
@@ -285,8 +344,9 @@ class CopyRun:
             self.events.emit("advance", step="create")
         self.events.emit("item", **fields)
         if batch:
-            self.events.emit("batch", batch=batch[0], done=batch[1], failed=batch[2], finished=batch[3],
-                             total=p.total)
+            self.events.emit(
+                "batch", batch=batch[0], done=batch[1], failed=batch[2], finished=batch[3], total=p.total
+            )
 
     # -- the run -------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -297,22 +357,43 @@ class CopyRun:
         target_db = open_db(job.target.instance, job)
         try:
             if not target_db.store_exists(self.store):
-                raise JobError(f"target store {self.store} does not exist on {job.target.instance.name}",
-                               hint="check target.store in the job file")
+                raise JobError(
+                    f"target store {self.store} does not exist on {job.target.instance.name}",
+                    hint="check target.store in the job file",
+                )
             selected, missing = select_scan_ids(job.scans, source_db)
             state.add_items("scan", [(str(i), i) for i in [*selected, *missing]])
             for scan_id in missing:
-                state.fail("scan", str(scan_id), "select",
-                           NotFoundOnSource(f"scan {scan_id} does not exist on {job.source.name}"))
+                state.fail(
+                    "scan",
+                    str(scan_id),
+                    "select",
+                    NotFoundOnSource(f"scan {scan_id} does not exist on {job.source.name}"),
+                )
             if missing:
-                events.emit("warning", message=f"{len(missing)} scan id(s) not found on "
-                            f"{job.source.name}: {', '.join(map(str, missing[:20]))}")
+                events.emit(
+                    "warning",
+                    message=f"{len(missing)} scan id(s) not found on "
+                    f"{job.source.name}: {', '.join(map(str, missing[:20]))}",
+                )
             records = {r.key: r for r in state.items("scan")}
-            plan = plan_copy(selected, records, limit=self.ctx.options.limit,
-                             retry_failed_only=self.ctx.options.retry_failed)
-            events.emit("run_started", job=job.name, mode="copy", total=len(selected) + len(missing),
-                        todo=len(plan.todo), already_done=len(plan.already_done), resume=len(plan.resume),
-                        retry=len(plan.retry), deferred=plan.deferred)
+            plan = plan_copy(
+                selected,
+                records,
+                limit=self.ctx.options.limit,
+                retry_failed_only=self.ctx.options.retry_failed,
+            )
+            events.emit(
+                "run_started",
+                job=job.name,
+                mode="copy",
+                total=len(selected) + len(missing),
+                todo=len(plan.todo),
+                already_done=len(plan.already_done),
+                resume=len(plan.resume),
+                retry=len(plan.retry),
+                deferred=plan.deferred,
+            )
             result = RunResult(already_done=len(plan.already_done))
             if plan.todo:
                 self.execute(plan, records, source_db, target_db, result)
@@ -324,17 +405,26 @@ class CopyRun:
                 raise self.fatal
             rate = result.done / clock.elapsed if clock.elapsed > 0 else 0.0
             failed_text = ", ".join(f"{n} {c}" for c, n in sorted(result.failures_by_class.items()))
-            text = (f"copied {result.done}, already done {result.already_done}, failed {result.failed}"
-                    f"{f' ({failed_text})' if failed_text else ''}; {clock.elapsed:.1f}s, {rate:.2f} scans/s")
+            text = (
+                f"copied {result.done}, already done {result.already_done}, failed {result.failed}"
+                f"{f' ({failed_text})' if failed_text else ''}; {clock.elapsed:.1f}s, {rate:.2f} scans/s"
+            )
             if plan.deferred:
                 text += f"; {plan.deferred} new scan(s) left for the next run (--limit)"
             if result.threshold_stop:
                 text += f"\nstopped early: {self.window.describe()}; fix the cause and rerun to go on"
             if result.failed:
                 text += f"\nfailures: {job.output / FAILURES_CSV} (rerun to retry them)"
-            events.emit("summary", text=text, copied=result.done, already_done=result.already_done,
-                        failed=result.failed, failures_by_class=result.failures_by_class,
-                        elapsed=round(clock.elapsed, 2), rate=round(rate, 3))
+            events.emit(
+                "summary",
+                text=text,
+                copied=result.done,
+                already_done=result.already_done,
+                failed=result.failed,
+                failures_by_class=result.failures_by_class,
+                elapsed=round(clock.elapsed, 2),
+                rate=round(rate, 3),
+            )
             result.extra["rate"] = round(rate, 3)
             if job.analysis.enabled and not stop.requested:
                 from scanjobs.modes.analyze import analyze_copy_job
@@ -345,8 +435,14 @@ class CopyRun:
             source_db.close()
             target_db.close()
 
-    def execute(self, plan: CopyPlan, records: dict[str, ItemRecord], source_db: PlatformDB,
-                target_db: PlatformDB, result: RunResult) -> None:
+    def execute(
+        self,
+        plan: CopyPlan,
+        records: dict[str, ItemRecord],
+        source_db: PlatformDB,
+        target_db: PlatformDB,
+        result: RunResult,
+    ) -> None:
         job, state, events, stop = self.job, self.state, self.events, self.ctx.stop
         assert job.target is not None
         scans = {s.id: s for s in source_db.scans_with_files(list(plan.todo))}
@@ -377,8 +473,15 @@ class CopyRun:
                     result.threshold_stop = True
                     in_flight.release()
                     break
-                future = scans_pool.submit(self.copy_one, scan, records.get(str(scan.id)), mover,
-                                           create_slots, target, translations.get(scan.id))
+                future = scans_pool.submit(
+                    self.copy_one,
+                    scan,
+                    records.get(str(scan.id)),
+                    mover,
+                    create_slots,
+                    target,
+                    translations.get(scan.id),
+                )
                 future.add_done_callback(lambda _f: in_flight.release())
             scans_pool.shutdown(wait=True)
         finally:
@@ -397,8 +500,9 @@ class CopyRun:
         records = state.items("scan")
         pairs = [(r.source_id, r.target_id) for r in records if r.status == "done"]
         write_csv(job.output / MAPPING_CSV, ["Source_Scan_ID", "Target_Scan_ID"], pairs)
-        failures = [(r.source_id, r.step, r.error_class, r.error_message) for r in records
-                    if r.status == "failed"]
+        failures = [
+            (r.source_id, r.step, r.error_class, r.error_message) for r in records if r.status == "failed"
+        ]
         write_csv(job.output / FAILURES_CSV, ["scan_id", "step", "error_class", "error"], failures)
         events.emit("output", what=f"scan mapping ({len(pairs)} pairs)", path=str(job.output / MAPPING_CSV))
 
@@ -414,4 +518,3 @@ class CopyMode:
 
 
 MODE = CopyMode()
-

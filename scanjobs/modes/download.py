@@ -101,9 +101,14 @@ class DownloadRun:
         self.section_max = self.job.download.section_max_length
 
     def name_for(self, image: Image, original_filename: str | None, content_type: str | None) -> str:
-        return file_name(image.scan_id, image.section, image.store_pog_id, index=image.index,
-                         extension=extension_for(original_filename, content_type),
-                         section_max_length=self.section_max)
+        return file_name(
+            image.scan_id,
+            image.section,
+            image.store_pog_id,
+            index=image.index,
+            extension=extension_for(original_filename, content_type),
+            section_max_length=self.section_max,
+        )
 
     def fetch(self, api: PlatformAPI, image: Image) -> None:
         """Download one image into a part file, then rename it into place once complete."""
@@ -124,17 +129,32 @@ class DownloadRun:
                 os.fsync(fh.fileno())
             size = part.stat().st_size
             if size != result.bytes or (meta.size is not None and size != meta.size):
-                raise OSError(f"incomplete download: {size} bytes on disk, expected "
-                              f"{meta.size if meta.size is not None else result.bytes}")
+                raise OSError(
+                    f"incomplete download: {size} bytes on disk, expected "
+                    f"{meta.size if meta.size is not None else result.bytes}"
+                )
             final = safe_join(out, self.name_for(image, meta.original_filename, result.content_type))
             if final.exists() and final.stat().st_size == size and _sha256(final) == result.sha256:
                 part.unlink()  # complete already (a run died before recording it): keep it as it is
             else:
                 os.replace(part, final)
             part = None
-            self.state.update("image", key, step="download", status="done", clear_error=True, data={
-                "path": final.name, "bytes": size, "sha256": result.sha256, "file_id": image.ref.file_id,
-                "scan_id": image.scan_id, "section": image.section, "store_pog_id": image.store_pog_id})
+            self.state.update(
+                "image",
+                key,
+                step="download",
+                status="done",
+                clear_error=True,
+                data={
+                    "path": final.name,
+                    "bytes": size,
+                    "sha256": result.sha256,
+                    "file_id": image.ref.file_id,
+                    "scan_id": image.scan_id,
+                    "section": image.section,
+                    "store_pog_id": image.store_pog_id,
+                },
+            )
             self.finished(image, None)
         except AuthError as exc:
             self.fatal = self.fatal or exc
@@ -158,15 +178,23 @@ class DownloadRun:
                 self.result.failed += 1
                 name = type(error).__name__
                 self.result.failures_by_class[name] = self.result.failures_by_class.get(name, 0) + 1
-        fields: dict[str, Any] = {"scan_id": image.scan_id, "file_id": image.ref.file_id, "step": "download",
-                                  "status": "done" if error is None else "failed"}
+        fields: dict[str, Any] = {
+            "scan_id": image.scan_id,
+            "file_id": image.ref.file_id,
+            "step": "download",
+            "status": "done" if error is None else "failed",
+        }
         if error is not None:
             fields["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         self.events.emit("item", **fields)
 
     def complete_on_disk(self, record_data: dict[str, Any]) -> bool:
         path = self.job.output / str(record_data.get("path", ""))
-        return bool(record_data.get("path")) and path.is_file() and path.stat().st_size == record_data.get("bytes")
+        return (
+            bool(record_data.get("path"))
+            and path.is_file()
+            and path.stat().st_size == record_data.get("bytes")
+        )
 
     def run(self) -> RunResult:
         job, state, events, options = self.job, self.state, self.events, self.ctx.options
@@ -178,8 +206,11 @@ class DownloadRun:
         try:
             selected, missing = select_scan_ids(job.scans, db)
             if missing:
-                events.emit("warning", message=f"{len(missing)} scan id(s) not found on {job.source.name}: "
-                            f"{', '.join(map(str, missing[:20]))}")
+                events.emit(
+                    "warning",
+                    message=f"{len(missing)} scan id(s) not found on {job.source.name}: "
+                    f"{', '.join(map(str, missing[:20]))}",
+                )
             known_scans = {r.source_id for r in state.items("image")}
             new_scans = [s for s in selected if s not in known_scans]
             deferred = 0
@@ -201,14 +232,25 @@ class DownloadRun:
             if rec.status == "done" and self.complete_on_disk(rec.data):
                 already += 1
             elif rec.status == "done":
-                events.emit("warning", message=f"{rec.data.get('path')} is missing or changed on disk: "
-                            "downloading it again")
+                events.emit(
+                    "warning",
+                    message=f"{rec.data.get('path')} is missing or changed on disk: downloading it again",
+                )
                 todo.append(image)
             else:
                 todo.append(image)
         self.result.already_done = already
-        events.emit("run_started", job=job.name, mode="download", unit="file", total=len(images), todo=len(todo),
-                    already_done=already, scans=len(chosen), deferred=deferred)
+        events.emit(
+            "run_started",
+            job=job.name,
+            mode="download",
+            unit="file",
+            total=len(images),
+            todo=len(todo),
+            already_done=already,
+            scans=len(chosen),
+            deferred=deferred,
+        )
         if todo:
             events.emit("plan", steps={"download": len(todo)})
             api = open_api(job.source, job, events, pool_size=job.batch.workers.download + 4)
@@ -230,14 +272,22 @@ class DownloadRun:
             raise self.fatal
         rate = self.result.done / clock.elapsed if clock.elapsed else 0.0
         failed = ", ".join(f"{n} {c}" for c, n in sorted(self.result.failures_by_class.items()))
-        text = (f"downloaded {self.result.done} file(s), {already} already there, failed {self.result.failed}"
-                f"{f' ({failed})' if failed else ''}; {clock.elapsed:.1f}s, {rate:.1f} files/s; {job.output}")
+        text = (
+            f"downloaded {self.result.done} file(s), {already} already there, failed {self.result.failed}"
+            f"{f' ({failed})' if failed else ''}; {clock.elapsed:.1f}s, {rate:.1f} files/s; {job.output}"
+        )
         if deferred:
             text += f"; {deferred} new scan(s) left for the next run (--limit)"
         if self.result.threshold_stop:
             text += f"\nstopped early: {self.window.describe()}; fix the cause and rerun to go on"
-        events.emit("summary", text=text, downloaded=self.result.done, already_done=already,
-                    failed=self.result.failed, elapsed=round(clock.elapsed, 2))
+        events.emit(
+            "summary",
+            text=text,
+            downloaded=self.result.done,
+            already_done=already,
+            failed=self.result.failed,
+            elapsed=round(clock.elapsed, 2),
+        )
         return self.result
 
     def write_outputs(self, missing: list[int], empty: list[int]) -> None:
@@ -246,16 +296,31 @@ class DownloadRun:
         for rec in state.items("image"):
             d = rec.data
             if rec.status == "done":
-                rows.append([d.get("scan_id"), d.get("file_id"), d.get("section") or "",
-                             d.get("store_pog_id") or "", d.get("path"), d.get("bytes"), d.get("sha256")])
+                rows.append(
+                    [
+                        d.get("scan_id"),
+                        d.get("file_id"),
+                        d.get("section") or "",
+                        d.get("store_pog_id") or "",
+                        d.get("path"),
+                        d.get("bytes"),
+                        d.get("sha256"),
+                    ]
+                )
             elif rec.status == "failed":
-                failures.append([rec.source_id, rec.key.split(":")[1], rec.step, rec.error_class,
-                                 rec.error_message])
-        failures += [[s, "", "select", "NotFoundOnSource", f"scan {s} does not exist on {job.source.name}"]
-                     for s in missing]
+                failures.append(
+                    [rec.source_id, rec.key.split(":")[1], rec.step, rec.error_class, rec.error_message]
+                )
+        failures += [
+            [s, "", "select", "NotFoundOnSource", f"scan {s} does not exist on {job.source.name}"]
+            for s in missing
+        ]
         failures += [[s, "", "select", "NoFiles", f"scan {s} has no files"] for s in empty]
-        write_csv(job.output / MANIFEST_CSV, ["scan_id", "file_id", "section", "store_pog_id", "path",
-                                              "bytes", "sha256"], rows)
+        write_csv(
+            job.output / MANIFEST_CSV,
+            ["scan_id", "file_id", "section", "store_pog_id", "path", "bytes", "sha256"],
+            rows,
+        )
         write_csv(job.output / FAILURES_CSV, ["scan_id", "file_id", "step", "error_class", "error"], failures)
         self.events.emit("output", what=f"manifest ({len(rows)} files)", path=str(job.output / MANIFEST_CSV))
 

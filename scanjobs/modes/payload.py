@@ -8,7 +8,14 @@ from typing import Any
 
 from scanjobs.platform.db import MappingNames, ResolvedIds
 
-__all__ = ["DROPPED_ALWAYS", "MAPPING_HINTS", "Untranslatable", "build_payload", "hint_ids", "translate_hints"]
+__all__ = [
+    "DROPPED_ALWAYS",
+    "MAPPING_HINTS",
+    "Untranslatable",
+    "build_payload",
+    "hint_ids",
+    "translate_hints",
+]
 
 DROPPED_ALWAYS = ("id", "created_at", "updated_at", "task_id")
 MAPPING_HINTS = ("category_id", "section_id", "store_planogram", "aisle", "replace_id")
@@ -41,8 +48,11 @@ class HintIds:
 
 def hint_ids(provided_values: Mapping[str, Any] | None) -> HintIds:
     raw = raw_payload(provided_values)
-    return HintIds(_as_int(raw.get("store_planogram", raw.get("store_planogram_id"))),
-                   _as_int(raw.get("section_id")), _as_int(raw.get("category_id")))
+    return HintIds(
+        _as_int(raw.get("store_planogram", raw.get("store_planogram_id"))),
+        _as_int(raw.get("section_id")),
+        _as_int(raw.get("category_id")),
+    )
 
 
 def translate_hints(hints: HintIds, names: MappingNames, resolved: ResolvedIds) -> dict[str, int]:
@@ -72,9 +82,15 @@ def translate_hints(hints: HintIds, names: MappingNames, resolved: ResolvedIds) 
     return out
 
 
-def build_payload(provided_values: Mapping[str, Any] | None, *, store: int, files: Sequence[int],
-                  strategy: str, captured_at: int | None, translated: Mapping[str, int] | None = None,
-                  ) -> dict[str, Any]:
+def build_payload(
+    provided_values: Mapping[str, Any] | None,
+    *,
+    store: int,
+    files: Sequence[int],
+    strategy: str,
+    captured_at: int | None,
+    translated: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """The payload to POST for one copy.
 
     captured_at None keeps the source's value. Strategy auto drops every mapping hint (the MA

@@ -32,8 +32,10 @@ class Preflight:
             self.lines.append(f"  FAIL {label}: {str(exc).splitlines()[0]}")
             self.exit_code = max(self.exit_code, exc.exit_code)
             return None
-        self.lines.append(f"  ok   {label}" + (f": {value}" if isinstance(value, (str, int)) and
-                                                 not isinstance(value, bool) else ""))
+        self.lines.append(
+            f"  ok   {label}"
+            + (f": {value}" if isinstance(value, (str, int)) and not isinstance(value, bool) else "")
+        )
         return value
 
     def note(self, text: str) -> None:
@@ -47,8 +49,14 @@ class Preflight:
         self.check(f"API login to {instance.name}", go)
 
     def result(self) -> dict[str, Any]:
-        return {"job": str(self.job.path), "mode": self.job.mode, "ok": self.exit_code == ExitCode.OK,
-                "exit_code": int(self.exit_code), "facts": self.facts, "lines": self.lines}
+        return {
+            "job": str(self.job.path),
+            "mode": self.job.mode,
+            "ok": self.exit_code == ExitCode.OK,
+            "exit_code": int(self.exit_code),
+            "facts": self.facts,
+            "lines": self.lines,
+        }
 
 
 def _state_line(pf: Preflight, state: StateStore | None, kind: str) -> dict[str, int]:
@@ -70,8 +78,10 @@ def _select(pf: Preflight, events: Events) -> tuple[list[int], Any]:
         return [], db
     selected, missing = found
     pf.facts.update(selected=len(selected), missing=missing)
-    pf.note(f"{len(selected)} scan(s) found" + (f", {len(missing)} not found: "
-                                                f"{', '.join(map(str, missing[:20]))}" if missing else ""))
+    pf.note(
+        f"{len(selected)} scan(s) found"
+        + (f", {len(missing)} not found: {', '.join(map(str, missing[:20]))}" if missing else "")
+    )
     if missing:
         pf.exit_code = max(pf.exit_code, ExitCode.PARTIAL)
     return selected, db
@@ -82,8 +92,14 @@ def _files(pf: Preflight, db: Any, ids: Sequence[int]) -> None:
     files = {ref.file_id for s in scans for ref in s.files}
     empty = [s.id for s in scans if not s.files]
     pf.facts.update(files=len(files), scans_without_files=empty)
-    pf.note(f"{len(files)} file(s) in those scans" + (f"; {len(empty)} scan(s) without files (will fail): "
-                                                      f"{', '.join(map(str, empty[:20]))}" if empty else ""))
+    pf.note(
+        f"{len(files)} file(s) in those scans"
+        + (
+            f"; {len(empty)} scan(s) without files (will fail): {', '.join(map(str, empty[:20]))}"
+            if empty
+            else ""
+        )
+    )
 
 
 def preflight_copy(job: Job, state: StateStore | None, events: Events) -> dict[str, Any]:
@@ -99,8 +115,10 @@ def preflight_copy(job: Job, state: StateStore | None, events: Events) -> dict[s
     if target_db is not None:
         store = int(target.store or 0)
         exists = target_db.store_exists(store)
-        pf.lines.append(f"  {'ok  ' if exists else 'FAIL'} target store {store} "
-                        f"{'exists' if exists else 'does not exist'} on {job.target.instance.name}")
+        pf.lines.append(
+            f"  {'ok  ' if exists else 'FAIL'} target store {store} "
+            f"{'exists' if exists else 'does not exist'} on {job.target.instance.name}"
+        )
         if not exists:
             pf.exit_code = max(pf.exit_code, ExitCode.INVALID)
         target_db.close()
@@ -111,13 +129,18 @@ def preflight_copy(job: Job, state: StateStore | None, events: Events) -> dict[s
         todo = list(plan.todo)
         _files(pf, db, selected)
         db.close()
-        pf.facts.update(todo=len(todo), already_done=len(plan.already_done), resume=len(plan.resume),
-                        retry=len(plan.retry))
-        pf.lines.append(f"a run would copy {len(todo)} scan(s) (resume {len(plan.resume)}, retry "
-                        f"{len(plan.retry)}, new {len(plan.new)}); {len(plan.already_done)} already done; "
-                        f"strategy {job.copy.strategy}, into store {job.target.store} of "
-                        f"{job.target.instance.name}; then "
-                        + ("analysis" if job.analysis.enabled else "no analysis"))
+        pf.facts.update(
+            todo=len(todo),
+            already_done=len(plan.already_done),
+            resume=len(plan.resume),
+            retry=len(plan.retry),
+        )
+        pf.lines.append(
+            f"a run would copy {len(todo)} scan(s) (resume {len(plan.resume)}, retry "
+            f"{len(plan.retry)}, new {len(plan.new)}); {len(plan.already_done)} already done; "
+            f"strategy {job.copy.strategy}, into store {job.target.store} of "
+            f"{job.target.instance.name}; then " + ("analysis" if job.analysis.enabled else "no analysis")
+        )
     return pf.result()
 
 
@@ -129,8 +152,10 @@ def preflight_download(job: Job, state: StateStore | None, events: Events) -> di
     if db is not None:
         _files(pf, db, selected)
         db.close()
-        pf.lines.append(f"a run would download the files of {len(selected)} scan(s) into {job.output} "
-                        f"({counts.get('done', 0)} file(s) already there)")
+        pf.lines.append(
+            f"a run would download the files of {len(selected)} scan(s) into {job.output} "
+            f"({counts.get('done', 0)} file(s) already there)"
+        )
     return pf.result()
 
 

@@ -328,7 +328,9 @@ def build_app(inst: Instance) -> web.Application:
             return web.json_response({"detail": "give a section id and a JSON {name}"}, status=400)
         async with inst.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "UPDATE planograms_implementation_planogramsection SET name = %s WHERE id = %s", (name, int(raw)))
+                "UPDATE planograms_implementation_planogramsection SET name = %s WHERE id = %s",
+                (name, int(raw)),
+            )
             await conn.execute(
                 "UPDATE planograms_compliance_planogramcompliancereport SET section_name = %s "
                 "WHERE section_id = %s", (name, int(raw)))

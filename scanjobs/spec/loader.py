@@ -101,8 +101,9 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     return str(error.message)
 
 
-def _schema_problems(data: Any, schema: Mapping[str, Any], lines: LineMap, file: Path,
-                     prefix: tuple[str | int, ...] = ()) -> list[str]:
+def _schema_problems(
+    data: Any, schema: Mapping[str, Any], lines: LineMap, file: Path, prefix: tuple[str | int, ...] = ()
+) -> list[str]:
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
     problems = []
     for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
@@ -135,8 +136,14 @@ def _read_document(path: Path) -> tuple[Any, LineMap]:
 class _Builder:
     """Turns the schema-valid document into the dataclasses, collecting every problem."""
 
-    def __init__(self, path: Path, data: dict[str, Any], lines: LineMap, env: Mapping[str, str],
-                 shared_instances: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        data: dict[str, Any],
+        lines: LineMap,
+        env: Mapping[str, str],
+        shared_instances: dict[str, Any],
+    ) -> None:
         self.path, self.data, self.lines, self.env = path, data, lines, env
         self.shared_instances = shared_instances
         self.problems: list[str] = []
@@ -193,8 +200,11 @@ class _Builder:
         username = (
             Secret(f"instance {name} API username", "", self.text(username_raw, *base, "username"))
             if username_raw is not None
-            else Secret(f"instance {name} API username", env_var_for(name, "USERNAME"),
-                        self.env.get(env_var_for(name, "USERNAME")))
+            else Secret(
+                f"instance {name} API username",
+                env_var_for(name, "USERNAME"),
+                self.env.get(env_var_for(name, "USERNAME")),
+            )
         )
         return InstanceSpec(
             name=name,
@@ -204,12 +214,23 @@ class _Builder:
                 port=int(db.get("port", 5432)),
                 dbname=self.text(db.get("dbname", name), *base, "db", "dbname"),
                 user=self.text(db.get("user", "proxyuser"), *base, "db", "user"),
-                password=self.secret(db.get("password"), env_var_for(name, "DB_PASSWORD"),
-                                     f"instance {name} database password", *base, "db", "password"),
+                password=self.secret(
+                    db.get("password"),
+                    env_var_for(name, "DB_PASSWORD"),
+                    f"instance {name} database password",
+                    *base,
+                    "db",
+                    "password",
+                ),
             ),
             username=username,
-            password=self.secret(spec.get("password"), env_var_for(name, "PASSWORD"),
-                                 f"instance {name} API password", *base, "password"),
+            password=self.secret(
+                spec.get("password"),
+                env_var_for(name, "PASSWORD"),
+                f"instance {name} API password",
+                *base,
+                "password",
+            ),
         )
 
     def check_secret_literals(self) -> None:
@@ -222,8 +243,11 @@ class _Builder:
                     for key in fields:
                         node = node.get(key) if isinstance(node, dict) else None
                     if isinstance(node, str) and not SECRET_REFERENCE.match(node.strip()):
-                        where = self.where(*prefix, name, *fields) if prefix else (
-                            f"{INSTANCES_FILE}: {name}.{'.'.join(fields)}")
+                        where = (
+                            self.where(*prefix, name, *fields)
+                            if prefix
+                            else (f"{INSTANCES_FILE}: {name}.{'.'.join(fields)}")
+                        )
                         var = env_var_for(name, "DB_PASSWORD" if "db" in fields else "PASSWORD")
                         self.problems.append(
                             f"{where}: a literal secret is not allowed in a job file; write a "
@@ -241,9 +265,16 @@ class _Builder:
             d_from = date.fromisoformat(q["from"]) if "from" in q else None
             d_to = date.fromisoformat(q["to"]) if "to" in q else None
             if d_from and d_to and d_from > d_to:
-                self.problems.append(f"{self.where('scans', 'query', 'to')}: `to` ({d_to}) is before `from` ({d_from})")
-            query = ScanQuery(store=q["store"], date_from=d_from, date_to=d_to,
-                              status=q.get("status", "done"), limit=q.get("limit"))
+                self.problems.append(
+                    f"{self.where('scans', 'query', 'to')}: `to` ({d_to}) is before `from` ({d_from})"
+                )
+            query = ScanQuery(
+                store=q["store"],
+                date_from=d_from,
+                date_to=d_to,
+                status=q.get("status", "done"),
+                limit=q.get("limit"),
+            )
             return ScanSelection("query", query=query)
         file = self.path.parent / self.text(scans[kind], "scans", kind)
         return ScanSelection(kind, file=file.resolve())
@@ -277,13 +308,17 @@ class _Builder:
         if mode in ("copy", "download") and selection.kind in ("pairs", "from_job"):
             self.problems.append(
                 f"{self.where('scans', selection.kind)}: scans.{selection.kind} is for mode analyze; "
-                f"mode {mode} takes ids, query or file")
+                f"mode {mode} takes ids, query or file"
+            )
         if mode == "analyze" and selection.kind not in ("pairs", "from_job"):
             self.problems.append(
                 f"{self.where('scans', selection.kind)}: mode analyze takes scans.pairs (a CSV) or "
-                "scans.from_job (a copy job)")
+                "scans.from_job (a copy job)"
+            )
         if mode == "download" and "target" in d:
-            self.problems.append(f"{self.where('target')}: mode download reads only the source; remove target")
+            self.problems.append(
+                f"{self.where('target')}: mode download reads only the source; remove target"
+            )
 
         b, r, a = d.get("batch", {}), d.get("retry", {}), d.get("analysis", {})
         w, bo, to = b.get("workers", {}), r.get("backoff", {}), r.get("timeout", {})
@@ -298,19 +333,27 @@ class _Builder:
             scans=selection,
             output=output.resolve(),
             copy=CopyOptions(**d.get("copy", {})),
-            batch=BatchOptions(size=b.get("size", 10), workers=Workers(**w),
-                               max_failed_ratio=float(b.get("max_failed_ratio", 0.5))),
+            batch=BatchOptions(
+                size=b.get("size", 10),
+                workers=Workers(**w),
+                max_failed_ratio=float(b.get("max_failed_ratio", 0.5)),
+            ),
             retry=RetryOptions(
                 attempts=r.get("attempts", 4),
-                backoff=Backoff(initial=float(bo.get("initial", 1.0)), max=float(bo.get("max", 60.0)),
-                                multiplier=float(bo.get("multiplier", 2.0)), jitter=bool(bo.get("jitter", True))),
+                backoff=Backoff(
+                    initial=float(bo.get("initial", 1.0)),
+                    max=float(bo.get("max", 60.0)),
+                    multiplier=float(bo.get("multiplier", 2.0)),
+                    jitter=bool(bo.get("jitter", True)),
+                ),
                 timeout=Timeout(**{k: float(v) for k, v in to.items()}),
                 deadline=self.duration(r.get("deadline", "30m"), "retry", "deadline"),
             ),
             analysis=AnalysisOptions(
                 enabled=a.get("enabled", True),
-                wait_for_processing=self.duration(a.get("wait_for_processing", "30m"),
-                                                  "analysis", "wait_for_processing"),
+                wait_for_processing=self.duration(
+                    a.get("wait_for_processing", "30m"), "analysis", "wait_for_processing"
+                ),
             ),
             download=DownloadOptions(**d.get("download", {})),
         )

@@ -18,8 +18,7 @@ def template_text(mode: str) -> str:
     return resources.files("scanjobs.templates").joinpath(f"{mode}.yaml").read_text(encoding="utf-8")
 
 
-def write_template(mode: str, path: Path | None, *, force: bool = False,
-                   sandbox: Path | None = None) -> Path:
+def write_template(mode: str, path: Path | None, *, force: bool = False, sandbox: Path | None = None) -> Path:
     """Write the template of `mode`, its modeline pointing at the installed schema.
 
     With `sandbox` (a `scanjobs sandbox up --dir` folder), write a small job against that sandbox

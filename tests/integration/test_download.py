@@ -34,7 +34,8 @@ def small(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
 def write_job(folder: Path, sb: Sandbox, ids: list[int], name: str = "download.yaml") -> Path:
     write_sandbox_instances(sb.info, folder)
     job = folder / name
-    job.write_text(textwrap.dedent(f"""\
+    job.write_text(
+        textwrap.dedent(f"""\
         version: 1
         mode: download
         source: sandbox-source
@@ -42,7 +43,8 @@ def write_job(folder: Path, sb: Sandbox, ids: list[int], name: str = "download.y
         batch: {{workers: {{download: 8}}}}
         retry: {{attempts: 3, backoff: {{initial: 0.05, max: 0.5}}, timeout: {{connect: 2, read: 5}}}}
         output: images
-        """))
+        """)
+    )
     return job
 
 
@@ -55,14 +57,22 @@ def source_truth(sb: Sandbox, ids: list[int]) -> dict[int, dict[str, Any]]:
             files = conn.execute(
                 "SELECT f.id, f.checksum, f.original_filename, f.content_type "
                 "FROM realograms_implementation_scanfile sf JOIN master_data_implementation_fileupload f "
-                "ON f.id = sf.file_id WHERE sf.scan_id = %s ORDER BY sf.id", (scan_id,)).fetchall()
+                "ON f.id = sf.file_id WHERE sf.scan_id = %s ORDER BY sf.id",
+                (scan_id,),
+            ).fetchall()
             section = conn.execute(
                 "SELECT r.section_name FROM realograms_implementation_scan s "
-                "JOIN planograms_compliance_planogramcompliancereport r ON r.realogram_id = s.active_realogram_id "
-                "WHERE s.id = %s ORDER BY r.id LIMIT 1", (scan_id,)).fetchone()
+                "JOIN planograms_compliance_planogramcompliancereport r "
+                "ON r.realogram_id = s.active_realogram_id "
+                "WHERE s.id = %s ORDER BY r.id LIMIT 1",
+                (scan_id,),
+            ).fetchone()
             raw = conn.execute(
-                "SELECT COALESCE(provided_values->'_raw_data', provided_values) FROM realograms_implementation_scan "
-                "WHERE id = %s", (scan_id,)).fetchone()
+                "SELECT COALESCE(provided_values->'_raw_data', provided_values) "
+                "FROM realograms_implementation_scan "
+                "WHERE id = %s",
+                (scan_id,),
+            ).fetchone()
             pog = raw[0].get("store_planogram", raw[0].get("store_planogram_id")) if raw else None
             out[scan_id] = {"files": files, "section": section[0] if section else None, "pog": pog}
     return out
@@ -81,8 +91,13 @@ def test_download_names_bytes_and_rerun(small: Sandbox, tmp_path: Path) -> None:
     expected: dict[str, str] = {}
     for scan_id, t in truth.items():
         for n, (_fid, checksum, original, ctype) in enumerate(t["files"], start=1):
-            name = file_name(scan_id, t["section"], t["pog"], index=n if len(t["files"]) > 1 else None,
-                             extension=extension_for(original, ctype))
+            name = file_name(
+                scan_id,
+                t["section"],
+                t["pog"],
+                index=n if len(t["files"]) > 1 else None,
+                extension=extension_for(original, ctype),
+            )
             expected[name] = checksum
     images = {p.name for p in out.iterdir() if p.name not in ("manifest.csv", "failures.csv")}
     assert images == set(expected) and len(images) == 24
@@ -106,10 +121,16 @@ def test_download_names_bytes_and_rerun(small: Sandbox, tmp_path: Path) -> None:
 def test_hostile_section_names_stay_inside(small: Sandbox, tmp_path: Path) -> None:
     ids = small.info["source_scan_ids"][:12]
     with psycopg.connect(**small.db("source")) as conn:
-        sections = [r[0] for r in conn.execute(
-            "SELECT DISTINCT ON (s.id) r.section_id FROM realograms_implementation_scan s "
-            "JOIN planograms_compliance_planogramcompliancereport r ON r.realogram_id = s.active_realogram_id "
-            "WHERE s.id = ANY(%s) ORDER BY s.id, r.id", (ids,)).fetchall()]
+        sections = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT ON (s.id) r.section_id FROM realograms_implementation_scan s "
+                "JOIN planograms_compliance_planogramcompliancereport r "
+                "ON r.realogram_id = s.active_realogram_id "
+                "WHERE s.id = ANY(%s) ORDER BY s.id, r.id",
+                (ids,),
+            ).fetchall()
+        ]
     distinct_sections = list(dict.fromkeys(sections))
     assert len(distinct_sections) >= 5
     # spread the hostile names over the sections these scans are named after
@@ -126,18 +147,30 @@ def test_hostile_section_names_stay_inside(small: Sandbox, tmp_path: Path) -> No
         assert not p.name.startswith(".")
         assert len(p.name.encode()) <= 255
     # nothing escaped: no file appeared beside the job folder
-    assert {p.name for p in tmp_path.iterdir()} <= {"images", "download.yaml", "instances.yaml", ".env",
-                                                   "download.state.sqlite", "download.state.sqlite-wal",
-                                                   "download.state.sqlite-shm", "download.state.lock",
-                                                   "download.state.log"}
+    assert {p.name for p in tmp_path.iterdir()} <= {
+        "images",
+        "download.yaml",
+        "instances.yaml",
+        ".env",
+        "download.state.sqlite",
+        "download.state.sqlite-wal",
+        "download.state.sqlite-shm",
+        "download.state.lock",
+        "download.state.log",
+    }
 
 
 def test_killed_mid_file_leaves_no_partial_file(small: Sandbox, tmp_path: Path) -> None:
     ids = small.info["source_scan_ids"][:6]
     job = write_job(tmp_path, small, ids)
     env = {**os.environ, "SCANJOBS_FAILPOINTS": "mid_download:4"}
-    killed = subprocess.run([sys.executable, "-m", "scanjobs", "run", str(job)], env=env,
-                            capture_output=True, text=True, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-m", "scanjobs", "run", str(job)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == -9, killed.stderr
     out = tmp_path / "images"
     finals = [p for p in out.iterdir() if not p.name.startswith(PART_PREFIX)]
@@ -146,8 +179,9 @@ def test_killed_mid_file_leaves_no_partial_file(small: Sandbox, tmp_path: Path) 
     for p in finals:  # whatever has a final name is complete
         if p.suffix != ".csv":
             assert hashlib.sha256(p.read_bytes()).hexdigest() in sums
-    rerun = subprocess.run([sys.executable, "-m", "scanjobs", "run", str(job)], capture_output=True,
-                           text=True, timeout=120)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "scanjobs", "run", str(job)], capture_output=True, text=True, timeout=120
+    )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     names = [p.name for p in out.iterdir()]
     assert not [n for n in names if n.startswith(PART_PREFIX)]
@@ -156,8 +190,9 @@ def test_killed_mid_file_leaves_no_partial_file(small: Sandbox, tmp_path: Path) 
     assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in images} == sums
 
 
-def test_limit_unknown_ids_plan_and_exit_codes(small: Sandbox, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_limit_unknown_ids_plan_and_exit_codes(
+    small: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ids = small.info["source_scan_ids"][:4]
     job = write_job(tmp_path, small, [*ids, 99999999])
     assert main(["plan", str(job)]) == 1  # runnable, but one id does not exist

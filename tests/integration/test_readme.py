@@ -49,8 +49,9 @@ def test_setup_commands_come_first_and_ci_runs_the_test_command() -> None:
 
 def test_demo_command_runs(tmp_path: Path) -> None:
     demo = blocks("bash")[0].strip().split("&&")[-1].strip()
-    result = subprocess.run(demo, shell=True, cwd=tmp_path, env=env_with_scanjobs(), capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        demo, shell=True, cwd=tmp_path, env=env_with_scanjobs(), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = tmp_path / "scanjobs-demo" / "results"
     assert (results / "copy" / "analysis_with_comments.xlsx").is_file()
@@ -61,8 +62,15 @@ def test_demo_command_runs(tmp_path: Path) -> None:
 
 def test_walkthrough_commands_run_as_written(tmp_path: Path) -> None:
     script = "set -euo pipefail\n" + "\n".join(blocks("sh"))
-    proc = subprocess.Popen(["bash", "-c", script], cwd=tmp_path, env=env_with_scanjobs(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        env=env_with_scanjobs(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = proc.communicate(timeout=300)
     finally:

@@ -14,8 +14,14 @@ from scanjobs.errors import JobError
 from scanjobs.spec import load_job, load_schema, parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {"A_PASSWORD": "pa", "A_DB_PASSWORD": "pd", "A_USERNAME": "ua",
-       "B_PASSWORD": "pb", "B_DB_PASSWORD": "pbd", "B_USERNAME": "ub"}
+ENV = {
+    "A_PASSWORD": "pa",
+    "A_DB_PASSWORD": "pd",
+    "A_USERNAME": "ua",
+    "B_PASSWORD": "pb",
+    "B_DB_PASSWORD": "pbd",
+    "B_USERNAME": "ub",
+}
 
 GOOD = """\
 version: 1
@@ -119,10 +125,28 @@ def test_missing_default_secret_is_reported_when_connecting(tmp_path: Path) -> N
         (GOOD.replace("version: 1", "version: 2"), "version"),
         (GOOD.replace("${A_PASSWORD}", "${A_PASSWORD:-fallback}"), "default value in a secret"),
     ],
-    ids=["yaml-syntax", "misspelt-key", "wrong-type", "zero", "negative", "empty-scans",
-         "duplicate-key", "literal-password", "literal-db-password", "unset-var", "unknown-instance",
-         "copy-without-target", "copy-without-store", "python-tag", "list-document", "scalar-document",
-         "empty-document", "bad-duration", "bad-version", "secret-default"],
+    ids=[
+        "yaml-syntax",
+        "misspelt-key",
+        "wrong-type",
+        "zero",
+        "negative",
+        "empty-scans",
+        "duplicate-key",
+        "literal-password",
+        "literal-db-password",
+        "unset-var",
+        "unknown-instance",
+        "copy-without-target",
+        "copy-without-store",
+        "python-tag",
+        "list-document",
+        "scalar-document",
+        "empty-document",
+        "bad-duration",
+        "bad-version",
+        "secret-default",
+    ],
 )
 def test_refusals_name_the_place(tmp_path: Path, text: str, expected: str) -> None:
     message = refused(tmp_path, text)
@@ -215,8 +239,9 @@ def test_schema_describes_every_property() -> None:
     assert not missing
 
 
-def test_validate_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validate_cli_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
     good = write(tmp_path, GOOD, "good.yaml")

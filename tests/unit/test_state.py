@@ -45,7 +45,9 @@ def test_changed_fingerprint_is_refused(tmp_path: Path) -> None:
         StateStore.open(path, fingerprint="f2")
 
 
-@pytest.mark.parametrize("content", [b"garbage" * 100, b"", "truncate"], ids=["garbage", "empty", "truncated"])
+@pytest.mark.parametrize(
+    "content", [b"garbage" * 100, b"", "truncate"], ids=["garbage", "empty", "truncated"]
+)
 def test_unusable_state_is_refused_and_left_byte_identical(tmp_path: Path, content: bytes | str) -> None:
     path = tmp_path / "j.state.sqlite"
     if content == "truncate":
@@ -80,10 +82,12 @@ def test_lock_refuses_second_holder_and_takes_over_dead_pid(tmp_path: Path) -> N
     with RunLock(lock_path), pytest.raises(LockedError, match=f"pid {os.getpid()}"):
         RunLock(lock_path).acquire()
     # a lock file left by a process that died (SIGKILL): its pid is gone, the flock with it
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    lock_path.write_text(json.dumps({"pid": int(dead.stdout), "host": os.uname().nodename,
-                                     "started": "earlier"}))
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    lock_path.write_text(
+        json.dumps({"pid": int(dead.stdout), "host": os.uname().nodename, "started": "earlier"})
+    )
     lock = RunLock(lock_path)
     lock.acquire()
     assert lock.took_over and lock.took_over["pid"] == int(dead.stdout)
@@ -92,28 +96,38 @@ def test_lock_refuses_second_holder_and_takes_over_dead_pid(tmp_path: Path) -> N
 
 def test_second_run_of_same_job_is_refused_quickly(tmp_path: Path) -> None:
     job = tmp_path / "job.yaml"
-    job.write_text(textwrap.dedent("""\
+    job.write_text(
+        textwrap.dedent("""\
         version: 1
         mode: download
         source: a
         scans: {ids: [1]}
         instances:
           a: {api_url: "http://127.0.0.1:9", db: {host: 127.0.0.1, port: 9}}
-        """))
+        """)
+    )
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from pathlib import Path
             from scanjobs.state import RunLock
-            with RunLock(Path({str(tmp_path / 'job.state.lock')!r})):
+            with RunLock(Path({str(tmp_path / "job.state.lock")!r})):
                 print("locked", flush=True)
                 time.sleep(60)
-            """)], stdout=subprocess.PIPE, text=True)
+            """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "scanjobs", "run", str(job)],
-                                capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [sys.executable, "-m", "scanjobs", "run", str(job)], capture_output=True, text=True, timeout=30
+        )
         elapsed = time.monotonic() - started
     finally:
         holder.kill()
