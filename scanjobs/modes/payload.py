@@ -55,30 +55,30 @@ def hint_ids(provided_values: Mapping[str, Any] | None) -> HintIds:
     )
 
 
+def _describe(name: object) -> str:
+    if isinstance(name, tuple):  # a section: (planogram name, section name)
+        return f"{name[1]!r} of planogram {name[0]!r}"
+    return f"named {name!r}"
+
+
 def translate_hints(hints: HintIds, names: MappingNames, resolved: ResolvedIds) -> dict[str, int]:
     """Source hint ids -> target ids by name; raise Untranslatable saying which name is missing."""
+    table: list[tuple[str, str, int | None, Mapping[int, Any], Mapping[Any, int]]] = [
+        ("store_planogram", "store planogram", hints.store_planogram, names.store_planograms,
+         resolved.store_planograms),
+        ("section_id", "section", hints.section_id, names.sections, resolved.sections),
+        ("category_id", "category", hints.category_id, names.categories, resolved.categories),
+    ]
     out: dict[str, int] = {}
-    if hints.store_planogram is not None:
-        pog = names.store_planograms.get(hints.store_planogram)
-        if pog is None:
-            raise Untranslatable(f"store planogram {hints.store_planogram} not found on the source")
-        if pog not in resolved.store_planograms:
-            raise Untranslatable(f"no store planogram named {pog!r} in the target store")
-        out["store_planogram"] = resolved.store_planograms[pog]
-    if hints.section_id is not None:
-        section = names.sections.get(hints.section_id)
-        if section is None:
-            raise Untranslatable(f"section {hints.section_id} not found on the source")
-        if section not in resolved.sections:
-            raise Untranslatable(f"no section {section[1]!r} of planogram {section[0]!r} on the target")
-        out["section_id"] = resolved.sections[section]
-    if hints.category_id is not None:
-        category = names.categories.get(hints.category_id)
-        if category is None:
-            raise Untranslatable(f"category {hints.category_id} not found on the source")
-        if category not in resolved.categories:
-            raise Untranslatable(f"no category named {category!r} on the target")
-        out["category_id"] = resolved.categories[category]
+    for field, what, source_id, source_names, target_ids in table:
+        if source_id is None:
+            continue
+        name = source_names.get(source_id)
+        if name is None:
+            raise Untranslatable(f"{what} {source_id} not found on the source")
+        if name not in target_ids:
+            raise Untranslatable(f"no {what} {_describe(name)} on the target")
+        out[field] = target_ids[name]
     return out
 
 

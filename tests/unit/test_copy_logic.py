@@ -102,7 +102,7 @@ def test_translate_hints_by_name() -> None:
         "category_id": 517,
     }
     missing = ResolvedIds(store_planograms={"POG A": 321}, sections={}, categories={"Chips": 517})
-    with pytest.raises(Untranslatable, match="no section 'Top' of planogram 'POG A'"):
+    with pytest.raises(Untranslatable, match="no section 'Top' of planogram 'POG A' on the target"):
         translate_hints(hints, names, missing)
 
 
