@@ -166,6 +166,39 @@ def _describe(exc: requests.RequestException, timeouts: Timeouts) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class _NoNetrc(requests.auth.AuthBase):
+    """Stands in for auth so requests skips its ~/.netrc lookup: calls carry their own token."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+class _Session(requests.Session):
+    """A Session that reads the environment (proxy variables, CA bundle) once per host.
+
+    requests re-reads os.environ and the file system for every request; with thousands of small
+    calls that was an eighth of scanjobs' CPU. The environment does not change during a run.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.auth = _NoNetrc()
+        self._environment: dict[tuple[str, str, Any, Any, Any], dict[str, Any]] = {}
+        self._environment_lock = threading.Lock()
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> dict[str, Any]:
+        if proxies:  # per-call proxies are not cached (scanjobs passes none)
+            return dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
+        parts = urlsplit(str(url))
+        key = (parts.scheme, parts.netloc, stream, verify, cert)
+        with self._environment_lock:
+            if key not in self._environment:
+                self._environment[key] = dict(
+                    super().merge_environment_settings(url, proxies, stream, verify, cert))
+            return dict(self._environment[key])
+
+
 class PlatformAPI:
     """The HTTP API of one platform instance. Safe to share between threads."""
 
@@ -188,7 +221,7 @@ class PlatformAPI:
         self._on_retry = on_retry
         self._token: str | None = None
         self._login_lock = threading.Lock()
-        self._session = requests.Session()
+        self._session = _Session()
         # Retries belong to tenacity (one place, with our classification), not to urllib3.
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("http://", adapter)

@@ -175,9 +175,14 @@ def build_app(inst: Instance) -> web.Application:
         try:
             reader = await request.multipart()
             while (part := await reader.next()) is not None:
-                if not isinstance(part, BodyPartReader) or part.name is None:
+                # part.name/.filename re-parse Content-Disposition on each access and part.text()
+                # parses the Content-Type with the email package: read each once (hot path).
+                if not isinstance(part, BodyPartReader):
                     continue
-                if part.name == "file" and filename is None:
+                part_name = part.name
+                if part_name is None:
+                    continue
+                if part_name == "file" and filename is None:
                     filename = part.filename or "upload"
                     with open(tmp, "wb") as fh:  # streamed: 20 MB uploads never sit in memory
                         while chunk := await part.read_chunk(1 << 16):
@@ -187,7 +192,7 @@ def build_app(inst: Instance) -> web.Application:
                             digest.update(chunk)
                             size += len(chunk)
                 else:
-                    fields[str(part.name)] = await part.text()
+                    fields[part_name] = (await part.read()).decode("utf-8", errors="replace")
             error = await _validate_upload(inst, fields, filename, digest.hexdigest())
             if error is not None:
                 return error
