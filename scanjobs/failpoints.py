@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from typing import Any
 
-__all__ = ["hit", "POINTS"]
+__all__ = ["hit", "POINTS", "FirstWrite"]
 
 POINTS = ("mid_download", "after_upload", "before_create", "after_create", "mid_state_write")
 
@@ -40,3 +41,22 @@ def hit(name: str) -> None:
         _HITS[name] = _HITS.get(name, 0) + 1
         if _HITS[name] == _ARMED[name]:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class FirstWrite:
+    """A writable file wrapper that passes `mid_download` after its first chunk is on disk."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.first = True
+
+    def write(self, data: bytes) -> int:
+        written = int(self.inner.write(data))
+        if self.first:
+            self.first = False
+            self.inner.flush()
+            hit("mid_download")
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

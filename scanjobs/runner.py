@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import signal
 import sys
@@ -194,14 +195,11 @@ def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True, default=str)
 
 
 def _describe_change(job: Job) -> str:
     """Say what changed (source, target, strategy...) if a previous state recorded its fields."""
-    import json
 
     if not job.state_path.exists():
         return ""

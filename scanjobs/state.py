@@ -90,16 +90,6 @@ class ItemRecord:
         return cls(**fields)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RunLock:
     """An exclusive lock of one job: flock on `<state>.lock`, holding pid, host and start time.
 
@@ -135,12 +125,7 @@ class RunLock:
             ) from None
         previous = self.holder()
         if previous and previous.get("pid") != os.getpid():
-            same_host = previous.get("host") == socket.gethostname()
-            if same_host and _pid_alive(int(previous.get("pid", 0))):
-                # flock is free yet the pid lives: another host's NFS or a reused pid. The flock
-                # is the truth; note the takeover.
-                pass
-            self.took_over = previous
+            self.took_over = previous  # its holder is gone: the kernel released its flock
         os.ftruncate(fd, 0)
         info = {
             "pid": os.getpid(),
@@ -387,15 +372,6 @@ class StateStore:
             attempt=attempt,
             ensure=ensure,
         )
-
-    def reset_failed(self, kind: str) -> int:
-        """Put failed items back to pending (their step stays, so done sub-steps are kept)."""
-        with self.transaction() as c:
-            cur = c.execute(
-                "UPDATE items SET status='pending', updated_at=? WHERE kind=? AND status='failed'",
-                (time.time(), kind),
-            )
-            return cur.rowcount
 
     def counts(self) -> dict[str, dict[str, int]]:
         """{kind: {status: n}} plus {kind+':steps': {step/status: n}}."""

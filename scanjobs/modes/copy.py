@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from tempfile import SpooledTemporaryFile
-from typing import IO, Any, BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from scanjobs import failpoints
 from scanjobs.errors import AuthError, JobError, ScanjobsError
@@ -87,24 +87,6 @@ def request_uid(epoch: str, fingerprint: str, source_api: str, scan_id: int) -> 
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"scanjobs:{epoch}:{fingerprint}:{source_api}:{scan_id}"))
 
 
-class _FailpointWriter:
-    """Passes writes through to the spool; fires `mid_download` after the first chunk."""
-
-    def __init__(self, inner: IO[bytes]) -> None:
-        self.inner = inner
-        self.first = True
-
-    def write(self, data: bytes) -> int:
-        written = self.inner.write(data)
-        if self.first:
-            self.first = False
-            failpoints.hit("mid_download")
-        return written
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 class FileMover:
     """Moves each source file once (download, then upload), however many scans share it."""
 
@@ -154,7 +136,7 @@ class FileMover:
         spool = cast(BinaryIO, SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 - handed on
         try:
             meta = self.source.file_meta(ref.file_id)
-            result = self.source.download(meta.url, _FailpointWriter(spool))  # type: ignore[arg-type]
+            result = self.source.download(meta.url, failpoints.FirstWrite(spool))  # type: ignore[arg-type]
         except BaseException as exc:
             spool.close()
             self._fail(ref, "download", exc, future)

@@ -58,31 +58,6 @@ def planned_images(order: list[int], info: dict[int, DownloadInfo]) -> list[Imag
     return images
 
 
-class _Hashing:
-    """Wraps the part file: counts bytes and hashes them as they stream; a failpoint mid-file."""
-
-    def __init__(self, fh: Any) -> None:
-        self.fh = fh
-        self.first = True
-
-    def write(self, data: bytes) -> int:
-        n: int = self.fh.write(data)
-        if self.first:
-            self.first = False
-            self.fh.flush()
-            failpoints.hit("mid_download")
-        return n
-
-    def seek(self, *args: Any) -> int:
-        return int(self.fh.seek(*args))
-
-    def truncate(self, *args: Any) -> int:
-        return int(self.fh.truncate(*args))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.fh, name)
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -124,7 +99,7 @@ class DownloadRun:
             fd, part_name = _mkstemp(out)
             part = Path(part_name)
             with os.fdopen(fd, "wb") as fh:
-                result = api.download(meta.url, _Hashing(fh))  # type: ignore[arg-type]
+                result = api.download(meta.url, failpoints.FirstWrite(fh))  # type: ignore[arg-type]
                 fh.flush()
                 os.fsync(fh.fileno())
             size = part.stat().st_size
