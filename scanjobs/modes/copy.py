@@ -336,7 +336,11 @@ class CopyRun:
         assert job.target is not None
         clock = Stopwatch()
         source_db = open_db(job.source, job)
-        target_db = open_db(job.target.instance, job)
+        try:
+            target_db = open_db(job.target.instance, job)
+        except BaseException:
+            source_db.close()
+            raise
         try:
             if not target_db.store_exists(self.store):
                 raise JobError(
