@@ -469,9 +469,8 @@ class CopyRun:
                     translations.get(scan.id),
                 )
                 future.add_done_callback(lambda _f: in_flight.release())
-            scans_pool.shutdown(wait=True)
         finally:
-            scans_pool.shutdown(wait=True)
+            scans_pool.shutdown(wait=True)  # in-flight scans finish, also after a stop
             mover.close()
             source.close()
             target.close()

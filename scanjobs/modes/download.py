@@ -193,7 +193,8 @@ class DownloadRun:
                 deferred, new_scans = len(new_scans), []
             elif options.limit is not None:
                 deferred, new_scans = max(0, len(new_scans) - options.limit), new_scans[: options.limit]
-            chosen = [s for s in selected if s in known_scans or s in set(new_scans)]
+            taken = known_scans | set(new_scans)
+            chosen = [s for s in selected if s in taken]
             info = db.download_info(chosen)
         finally:
             db.close()
