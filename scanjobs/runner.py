@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import signal
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from scanjobs.errors import ExitCode, StateError
+from scanjobs.errors import ExitCode
 from scanjobs.events import EventBus, Events, LogSink
 from scanjobs.spec import Job
 from scanjobs.state import RunLock, StateStore, state_files
@@ -166,9 +165,9 @@ def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
             backup = restart_state(job)
             if backup:
                 events.emit("info", message=f"--restart: previous state kept as {backup}")
-        changed = _describe_change(job)
-        state = StateStore.open(job.state_path, fingerprint=job.fingerprint(), describe_change=changed)
-        state.set_meta("fingerprint_fields", _json(job.fingerprint_fields()))
+        state = StateStore.open(
+            job.state_path, fingerprint=job.fingerprint(), fingerprint_fields=job.fingerprint_fields()
+        )
         run_id = state.start_run()
         stop = StopSignal(events)
         started = time.monotonic()
@@ -192,28 +191,6 @@ def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
             state.close()
             events.emit("run_finished", exit_code=int(code), status=code.name.lower(), **summary)
     return code
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def _describe_change(job: Job) -> str:
-    """Say what changed (source, target, strategy...) if a previous state recorded its fields."""
-
-    if not job.state_path.exists():
-        return ""
-    try:
-        store = StateStore.open(job.state_path, create=False)
-    except StateError:
-        return ""  # the real open reports it
-    try:
-        old = json.loads(store.meta("fingerprint_fields") or "{}")
-    finally:
-        store.close()
-    new = json.loads(_json(job.fingerprint_fields()))
-    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    return f" ({', '.join(changed)} changed)" if changed and old else ""
 
 
 def plan_job(job: Job, events: EventBus) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,9 +196,18 @@ class StateStore:
 
     @classmethod
     def open(
-        cls, path: Path, *, fingerprint: str | None = None, create: bool = True, describe_change: str = ""
+        cls,
+        path: Path,
+        *,
+        fingerprint: str | None = None,
+        fingerprint_fields: Mapping[str, Any] | None = None,
+        create: bool = True,
     ) -> StateStore:
-        """Open (creating if allowed) and check format and fingerprint."""
+        """Open (creating if allowed) and check format and fingerprint.
+
+        `fingerprint_fields` (what the fingerprint hashes) are kept too, so that a refusal can
+        say what changed (source, target, strategy...).
+        """
         exists = path.exists() and path.stat().st_size > 0
         if exists:
             cls._check_existing(path)
@@ -224,21 +233,34 @@ class StateStore:
             with store.transaction() as c:
                 c.execute("INSERT OR REPLACE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
                 c.execute("INSERT OR REPLACE INTO meta VALUES ('created_at', ?)", (str(time.time()),))
-                if fingerprint:
-                    c.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint,))
-        elif fingerprint is not None:
+        if fingerprint is not None:
             recorded = store.meta("fingerprint")
-            if recorded is None:
-                store.set_meta("fingerprint", fingerprint)
-            elif recorded != fingerprint:
+            if recorded is not None and recorded != fingerprint:
+                changed = store._changed_fields(fingerprint_fields)
                 store.close()
                 raise StateError(
-                    f"the job changed since its state was recorded{describe_change}: the work "
+                    f"the job changed since its state was recorded{changed}: the work "
                     f"already done was done for the old settings ({path})",
                     hint="change it back, or run with --restart to start over (the old state is "
                     "kept aside as a backup)",
                 )
+            with store.transaction() as c:
+                c.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint,))
+                if fingerprint_fields is not None:
+                    c.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('fingerprint_fields', ?)",
+                        (json.dumps(fingerprint_fields, sort_keys=True, default=str),),
+                    )
         return store
+
+    def _changed_fields(self, fields: Mapping[str, Any] | None) -> str:
+        """' (target, strategy changed)' from the recorded fields, or '' when unknown."""
+        old = json.loads(self.meta("fingerprint_fields") or "{}")
+        if not old or fields is None:
+            return ""
+        new = json.loads(json.dumps(fields, sort_keys=True, default=str))
+        changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        return f" ({', '.join(changed)} changed)" if changed else ""
 
     def close(self) -> None:
         with self._lock:
