@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import random
 import re
 import secrets
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -17,15 +17,17 @@ from typing import Any
 from urllib.parse import quote
 
 import psycopg
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from psycopg.types.json import Jsonb
 
 from scanjobs.sandbox.faults import RuntimeConfig, Stats, fault_middleware
 from scanjobs.sandbox.images import sniff_content_type
+from scanjobs.sandbox.multipart import FormReader, MultipartError, boundary_of
 from scanjobs.sandbox.seed import TABLES, SourceTruth
 
 INPUT_TYPES = ("image", "video", "keyframe")
 NOT_FOUND = {"detail": "Not found."}
+_SMALL_FILE = 1 << 20  # storage files up to this size are answered from memory, larger ones streamed
 
 
 class Pool:
@@ -93,14 +95,6 @@ def _auth(inst: Instance, request: web.Request) -> None:
         raise web.HTTPUnauthorized(text='{"detail": "Invalid token."}', content_type="application/json")
 
 
-async def _exists(inst: Instance, kind: str, value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return False
-    async with inst.pool.connection() as conn:
-        cur = await conn.execute(f"SELECT 1 FROM {TABLES[kind]} WHERE id = %s", (value,))
-        return await cur.fetchone() is not None
-
-
 def _storage_url(inst: Instance, rel: str) -> str:
     return f"{inst.api_url}/_storage/{quote(rel)}"
 
@@ -117,6 +111,7 @@ def build_app(inst: Instance) -> web.Application:
         middlewares=[fault_middleware(inst.config, inst.stats, random.Random(hash(inst.name)))],
         client_max_size=1024**3,
     )
+    (inst.storage / "tmp").mkdir(parents=True, exist_ok=True)  # uploads land here first
 
     async def token_auth(request: web.Request) -> web.Response:
         try:
@@ -154,46 +149,53 @@ def build_app(inst: Instance) -> web.Application:
             }
         )
 
+    storage_root = inst.storage.resolve()
+
     async def storage(request: web.Request) -> web.StreamResponse:
-        root = inst.storage.resolve()
-        path = (root / request.match_info["path"]).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
+        rel = request.match_info["path"]
+        if "\x00" in rel or any(part in ("", ".", "..") for part in rel.split("/")):
+            return web.json_response(NOT_FOUND, status=404)  # nothing outside the storage folder
+        path = os.path.join(storage_root, rel)
+        try:
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                head = fh.read(_SMALL_FILE if "Range" not in request.headers else 8)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return web.json_response(NOT_FOUND, status=404)
-        with open(path, "rb") as fh:
-            ctype = sniff_content_type(fh.read(8)) or "application/octet-stream"
+        ctype = sniff_content_type(head[:8]) or "application/octet-stream"
+        if len(head) == size:  # a whole small file: one plain response
+            return web.Response(body=head, headers={"Content-Type": ctype})
         # FileResponse streams from disk and implements Range (206 + Content-Range).
         return web.FileResponse(path, headers={"Content-Type": ctype})
 
     async def upload(request: web.Request) -> web.Response:
         _auth(inst, request)
-        if not request.content_type.startswith("multipart/"):
+        boundary = boundary_of(request.headers.get("Content-Type", ""))
+        if boundary is None:
             return _error("file", "No file was submitted.")
         fields: dict[str, str] = {}
         tmp = inst.storage / "tmp" / uuid.uuid4().hex
-        tmp.parent.mkdir(parents=True, exist_ok=True)
         digest, size, filename, head = hashlib.sha256(), 0, None, b""
         try:
-            reader = await request.multipart()
-            while (part := await reader.next()) is not None:
-                # part.name/.filename re-parse Content-Disposition on each access and part.text()
-                # parses the Content-Type with the email package: read each once (hot path).
-                if not isinstance(part, BodyPartReader):
-                    continue
-                part_name = part.name
-                if part_name is None:
-                    continue
-                if part_name == "file" and filename is None:
-                    filename = part.filename or "upload"
-                    with open(tmp, "wb") as fh:  # streamed: 20 MB uploads never sit in memory
-                        while chunk := await part.read_chunk(1 << 16):
-                            if not head:
-                                head = chunk[:8]
-                            fh.write(chunk)
-                            digest.update(chunk)
-                            size += len(chunk)
-                else:
-                    fields[part_name] = (await part.read()).decode("utf-8", errors="replace")
-            error = await _validate_upload(inst, fields, filename, digest.hexdigest())
+            form = FormReader(request.content.read, boundary)
+            try:
+                async for part in form.parts():
+                    if part.name is None:
+                        continue
+                    if part.name == "file" and filename is None:
+                        filename = part.filename or "upload"
+                        with open(tmp, "wb") as fh:  # streamed: 20 MB uploads never sit in memory
+                            async for chunk in form.chunks():
+                                if not head:
+                                    head = chunk[:8]
+                                fh.write(chunk)
+                                digest.update(chunk)
+                                size += len(chunk)
+                    else:
+                        fields[part.name] = (await form.read(1 << 20)).decode("utf-8", errors="replace")
+            except MultipartError as exc:
+                return web.json_response({"detail": f"Multipart form parse error - {exc}"}, status=400)
+            error = _validate_upload(fields, filename, digest.hexdigest())
             if error is not None:
                 return error
             assert filename is not None
@@ -203,24 +205,34 @@ def build_app(inst: Instance) -> web.Application:
             ext = {"image/png": ".png", "image/jpeg": ".jpg"}.get(ctype, "")
             if ext and not name.lower().endswith((ext, ".jpeg")):
                 name += ext  # storage names carry the real type even when the upload's didn't
-            store = int(fields["store"]) if fields.get("store") else None
+            store = fields.get("store") or None
             async with inst.pool.connection() as conn:
+                # One round trip: the id, its storage path, and the store's existence check.
                 cur = await conn.execute(
-                    f"INSERT INTO {TABLES['file']} (file, original_filename, input_type,"
+                    f"INSERT INTO {TABLES['file']} (id, file, original_filename, input_type,"
                     " content_type, size, checksum, store_id)"
-                    " VALUES ('', %s, %s, %s, %s, %s, %s) RETURNING id",
-                    (original, fields["input_type"], ctype, size, digest.hexdigest(), store),
+                    " SELECT n.id, 'uploads/' || n.id || '/' || %(name)s, %(original)s, %(input_type)s,"
+                    " %(ctype)s, %(size)s, %(checksum)s, %(store)s::bigint"
+                    f" FROM (SELECT nextval(pg_get_serial_sequence('{TABLES['file']}', 'id')) AS id) n"
+                    f" WHERE %(store)s::bigint IS NULL OR EXISTS (SELECT 1 FROM {TABLES['store']}"
+                    " WHERE id = %(store)s::bigint) RETURNING id, file",
+                    {"name": name, "original": original, "input_type": fields["input_type"],
+                     "ctype": ctype, "size": size, "checksum": digest.hexdigest(), "store": store},
                 )
                 row = await cur.fetchone()
-                assert row is not None
-                rel = f"uploads/{row[0]}/{name}"
-                (inst.storage / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(tmp, inst.storage / rel)
-                await conn.execute(f"UPDATE {TABLES['file']} SET file = %s WHERE id = %s", (rel, row[0]))
+                if row is None:
+                    return _invalid_pk("store", store)
+                file_id, rel = row
+                try:
+                    (inst.storage / rel).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, inst.storage / rel)
+                except BaseException:
+                    await conn.execute(f"DELETE FROM {TABLES['file']} WHERE id = %s", (file_id,))
+                    raise
             inst.stats.files_uploaded += 1
             return web.json_response(
                 {
-                    "id": row[0],
+                    "id": file_id,
                     "file": _storage_url(inst, rel),
                     "original_filename": original,
                     "input_type": fields["input_type"],
@@ -245,8 +257,8 @@ def build_app(inst: Instance) -> web.Application:
         if error is not None:
             return error
         uid = request.headers.get("REB-CLIENT-REQUEST-UID")
-        async with inst.pool.connection() as conn:
-            if uid:
+        if uid:
+            async with inst.pool.connection() as conn:
                 # The primary key makes the claim atomic across concurrent requests.
                 cur = await conn.execute(
                     "INSERT INTO sandbox_client_request (uid) VALUES (%s)"
@@ -263,19 +275,16 @@ def build_app(inst: Instance) -> web.Application:
                             {"detail": "Another request is already processing"}, status=424
                         )
                     return web.json_response(await _scan_summary(conn, row[0]), status=201)
-            try:
-                await asyncio.sleep(0.02)  # the real platform does work here; widens the race
-                scan_id = await _create_scan(conn, payload)
-                if uid:
-                    await conn.execute(
-                        "UPDATE sandbox_client_request SET scan_id = %s WHERE uid = %s",
-                        (scan_id, uid),
-                    )
-            except BaseException:
-                if uid:
+        try:
+            await asyncio.sleep(0.02)  # the real platform does work here; widens the race
+            async with inst.pool.connection() as conn:
+                body = await _create_scan(conn, payload, uid)
+        except BaseException:
+            if uid:
+                async with inst.pool.connection() as conn:
                     await conn.execute("DELETE FROM sandbox_client_request WHERE uid = %s", (uid,))
-                raise
-            body = await _scan_summary(conn, scan_id)
+            raise
+        scan_id = body["id"]
         inst.stats.scans_created += 1
         if inst.process is not None:
             task = asyncio.create_task(inst.process(inst, scan_id))
@@ -348,9 +357,8 @@ def build_app(inst: Instance) -> web.Application:
     return app
 
 
-async def _validate_upload(
-    inst: Instance, fields: dict[str, str], filename: str | None, checksum: str
-) -> web.Response | None:
+def _validate_upload(fields: dict[str, str], filename: str | None, checksum: str) -> web.Response | None:
+    """The checks that need no database (the store's existence is checked by the insert)."""
     if filename is None:
         return _error("file", "No file was submitted.")
     input_type = fields.get("input_type")
@@ -359,7 +367,7 @@ async def _validate_upload(
     if input_type not in INPUT_TYPES:
         return _error("input_type", f'"{input_type}" is not a valid choice.')
     store = fields.get("store")
-    if store and (not store.isdigit() or not await _exists(inst, "store", int(store))):
+    if store and not store.isdigit():
         return _invalid_pk("store", store)
     given = fields.get("checksum")
     if given and given.lower() != checksum:
@@ -367,12 +375,38 @@ async def _validate_upload(
     return None
 
 
+def _pk(value: Any) -> int | None:
+    """`value` if it can be a primary key (an integer in bigint's range), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    return None
+
+
+_REFERENCES = (("category_id", "category"), ("section_id", "section"), ("store_planogram", "planogramstore"))
+
+
 async def _validate_action(inst: Instance, payload: dict[str, Any]) -> web.Response | None:
+    """DRF's answers, in DRF's order, with every existence check in one query."""
+    files = payload.get("files")
+    file_ids = [i for i in map(_pk, files) if i is not None] if isinstance(files, list) else []
+    refs = {name: _pk(payload.get(name)) for name, _ in _REFERENCES}
+    async with inst.pool.connection() as conn:
+        cur = await conn.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {TABLES['store']} WHERE id = %(store)s),"
+            f" ARRAY(SELECT id FROM {TABLES['file']} WHERE id = ANY(%(files)s::bigint[])),"
+            + ",".join(
+                f" EXISTS (SELECT 1 FROM {TABLES[kind]} WHERE id = %({name})s::bigint)"
+                for name, kind in _REFERENCES
+            ),
+            {"store": _pk(payload.get("store")), "files": file_ids, **refs},
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    store_ok, found, *refs_ok = row
     if payload.get("store") is None:
         return _error("store", "This field is required.")
-    if not await _exists(inst, "store", payload["store"]):
+    if not store_ok:
         return _invalid_pk("store", payload["store"])
-    files = payload.get("files")
     if files is None:
         return _error("files", "This field is required.")
     if not isinstance(files, list):
@@ -380,52 +414,52 @@ async def _validate_action(inst: Instance, payload: dict[str, Any]) -> web.Respo
         return _error("files", f'Expected a list of items but got type "{kind}".')
     if not files:
         return _error("files", "This list may not be empty.")
+    existing = set(found)
     for file_id in files:
-        if not await _exists(inst, "file", file_id):
+        if _pk(file_id) not in existing:
             return _invalid_pk("files", file_id)
-    for name, kind in (
-        ("category_id", "category"),
-        ("section_id", "section"),
-        ("store_planogram", "planogramstore"),
-    ):
+    for (name, _), ok in zip(_REFERENCES, refs_ok, strict=True):
         value = payload.get(name)
-        if value is not None and not await _exists(inst, kind, value):
+        if value is not None and not ok:
             return _invalid_pk(name, value)
     return None
 
 
-async def _create_scan(conn: psycopg.AsyncConnection[Any], payload: dict[str, Any]) -> int:
-    async with conn.transaction():
-        cur = await conn.execute(
-            f"INSERT INTO {TABLES['scan']} (store_id, status, has_report, selected_category_id,"
-            " provided_values) VALUES (%s, 'pending', false, %s, %s) RETURNING id",
-            (payload["store"], payload.get("category_id"), Jsonb({"_raw_data": payload})),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        for file_id in payload["files"]:
-            await conn.execute(
-                f"INSERT INTO {TABLES['scanfile']} (scan_id, file_id, file_type)"
-                f" SELECT %s, id, input_type FROM {TABLES['file']} WHERE id = %s",
-                (row[0], file_id),
-            )
-    return int(row[0])
+async def _create_scan(
+    conn: psycopg.AsyncConnection[Any], payload: dict[str, Any], uid: str | None
+) -> dict[str, Any]:
+    """Insert the scan, its files in order and the uid's answer in one statement; the summary."""
+    cur = await conn.execute(
+        f"WITH s AS (INSERT INTO {TABLES['scan']} (store_id, status, has_report, selected_category_id,"
+        " provided_values) VALUES (%(store)s, 'pending', false, %(category)s, %(raw)s)"
+        " RETURNING id, status, store_id),"
+        f" f AS (INSERT INTO {TABLES['scanfile']} (scan_id, file_id, file_type)"
+        " SELECT s.id, fu.id, fu.input_type FROM s"
+        " CROSS JOIN unnest(%(files)s::bigint[]) WITH ORDINALITY AS u(file_id, n)"
+        f" JOIN {TABLES['file']} fu ON fu.id = u.file_id ORDER BY u.n RETURNING id, file_id),"
+        " c AS (UPDATE sandbox_client_request SET scan_id = (SELECT id FROM s) WHERE uid = %(uid)s)"
+        " SELECT s.id, s.status, s.store_id, ARRAY(SELECT file_id FROM f ORDER BY id) FROM s",
+        {"store": payload["store"], "category": payload.get("category_id"),
+         "raw": Jsonb({"_raw_data": payload}), "files": payload["files"], "uid": uid},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return {"id": row[0], "status": row[1], "store": row[2], "files": list(row[3])}
 
 
 async def _scan_summary(
     conn: psycopg.AsyncConnection[Any], scan_id: int, detail: bool = False
 ) -> dict[str, Any] | None:
     cur = await conn.execute(
-        f"SELECT id, status, store_id, created_at, has_report FROM {TABLES['scan']} WHERE id = %s",
+        "SELECT id, status, store_id, created_at, has_report,"
+        f" ARRAY(SELECT file_id FROM {TABLES['scanfile']} WHERE scan_id = s.id ORDER BY id)"
+        f" FROM {TABLES['scan']} s WHERE id = %s",
         (scan_id,),
     )
     row = await cur.fetchone()
     if row is None:
         return None
-    cur = await conn.execute(
-        f"SELECT file_id FROM {TABLES['scanfile']} WHERE scan_id = %s ORDER BY id", (scan_id,)
-    )
-    body = {"id": row[0], "status": row[1], "store": row[2], "files": [r[0] for r in await cur.fetchall()]}
+    body = {"id": row[0], "status": row[1], "store": row[2], "files": list(row[5])}
     if detail:
         body.update(created_at=row[3].isoformat(), has_report=row[4])
     return body

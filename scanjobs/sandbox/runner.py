@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,15 @@ def replace_dir(options: SandboxOptions, directory: Path) -> SandboxOptions:
     return replace(options, dir=directory)
 
 
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop where it is installed: it halves the event loop's share of the CPU."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 def run_up(options: SandboxOptions) -> int:
     """Run the sandbox in the foreground until SIGINT/SIGTERM; return the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -212,7 +222,7 @@ def run_up(options: SandboxOptions) -> int:
         return await _serve(options, stop)
 
     try:
-        return asyncio.run(main())
+        return _run(main())
     except Exception as exc:  # startup failed: say why in one line, postgres already stopped
         print(f"sandbox failed: {exc}", file=sys.stderr, flush=True)
         log.debug("sandbox failure", exc_info=True)
