@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,10 +12,10 @@ from types import TracebackType
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-import requests
-from requests.adapters import HTTPAdapter
+from requests.utils import requote_uri
 
 from scanjobs.errors import AuthError, PermanentError, TransientError, UnreachableError
+from scanjobs.platform.http import ConnectFailed, ReadTimedOut, Response, Transport, TransportError
 from scanjobs.platform.retry import (
     OnRetry,
     RetryableFailure,
@@ -60,9 +59,9 @@ class _Unauthorized(Exception):
 class _MultipartBody:
     """A multipart/form-data body streamed from a file object, with a known length.
 
-    requests would read a file given in `files=` into memory; this reads it chunk by chunk while
-    sending, and `__len__` lets requests set Content-Length instead of chunked encoding
-    (which some upload proxies refuse).
+    A form library would read the file into memory; this reads it chunk by chunk while sending,
+    and `__len__` gives the Content-Length, so the body is not sent chunked (which some upload
+    proxies refuse).
     """
 
     def __init__(
@@ -146,57 +145,12 @@ def _render_json(value: Any) -> str:
     return str(value)
 
 
-def _render_body(response: requests.Response) -> str:
+def _render_body(response: Response) -> str:
     try:
         data = response.json()
     except ValueError:
         return " ".join(response.text.split())[:300]
     return _render_json(data)
-
-
-def _describe(exc: requests.RequestException, timeouts: Timeouts) -> str:
-    """A short cause: 'connection refused', not urllib3's nested object reprs."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return f"connect timed out after {timeouts.connect:g}s"
-    if isinstance(exc, requests.ReadTimeout):
-        return f"no response within {timeouts.read:g}s"
-    inner: Any = exc.args[0] if exc.args else exc
-    inner = getattr(inner, "reason", inner)
-    text = re.sub(r"<[^>]*>:?\s*", "", str(inner)).strip(" ()'\"")
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-class _NoNetrc(requests.auth.AuthBase):
-    """Stands in for auth so requests skips its ~/.netrc lookup: calls carry their own token."""
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        return request
-
-
-class _Session(requests.Session):
-    """A Session that reads the environment (proxy variables, CA bundle) once per host.
-
-    requests re-reads os.environ and the file system for every request; with thousands of small
-    calls that was an eighth of scanjobs' CPU. The environment does not change during a run.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.auth = _NoNetrc()
-        self._environment: dict[tuple[str, str, Any, Any, Any], dict[str, Any]] = {}
-        self._environment_lock = threading.Lock()
-
-    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
-                                   cert: Any) -> dict[str, Any]:
-        if proxies:  # per-call proxies are not cached (scanjobs passes none)
-            return dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
-        parts = urlsplit(str(url))
-        key = (parts.scheme, parts.netloc, stream, verify, cert)
-        with self._environment_lock:
-            if key not in self._environment:
-                self._environment[key] = dict(
-                    super().merge_environment_settings(url, proxies, stream, verify, cert))
-            return dict(self._environment[key])
 
 
 class PlatformAPI:
@@ -221,11 +175,7 @@ class PlatformAPI:
         self._on_retry = on_retry
         self._token: str | None = None
         self._login_lock = threading.Lock()
-        self._session = _Session()
-        # Retries belong to tenacity (one place, with our classification), not to urllib3.
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._http = Transport(pool_size=pool_size)
 
     def __repr__(self) -> str:
         return f"PlatformAPI({self.api_url!r}, username={self.username!r})"
@@ -242,7 +192,7 @@ class PlatformAPI:
         self.close()
 
     def close(self) -> None:
-        self._session.close()
+        self._http.close()
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -262,29 +212,33 @@ class PlatformAPI:
         url: str,
         *,
         retry_read_timeout: bool,
-        **kwargs: Any,
-    ) -> requests.Response:
+        headers: dict[str, str] | None = None,
+        json_body: Any = None,
+        body: Any = None,
+        stream: bool = False,
+    ) -> Response:
         """One attempt: a response, or RetryableFailure for what the caller may retry."""
+        headers = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers["Content-Type"] = "application/json"
         try:
-            return self._session.request(method, url, timeout=self._timeout, **kwargs)
-        except requests.ReadTimeout as exc:
+            return self._http.request(
+                method, url, headers=headers, body=body, timeout=self._timeout, stream=stream
+            )
+        except ConnectFailed as exc:
+            raise RetryableFailure(exc.reason, connection=True) from exc
+        except TransportError as exc:  # no answer in time, or the answer broke off
             if not retry_read_timeout:
                 # The server may have acted on the request: repeating it could duplicate.
                 raise TransientError(
-                    f"{method} {urlsplit(url).path}: {_describe(exc, self._timeouts)}, "
-                    "not retried because the call is not idempotent"
+                    f"{method} {urlsplit(url).path}: {exc.reason}"
+                    + (", not retried because the call is not idempotent"
+                       if isinstance(exc, ReadTimedOut) else "")
                 ) from exc
-            raise RetryableFailure(_describe(exc, self._timeouts)) from exc
-        except requests.ConnectionError as exc:  # includes ConnectTimeout
-            raise RetryableFailure(_describe(exc, self._timeouts), connection=True) from exc
-        except requests.RequestException as exc:  # e.g. ChunkedEncodingError reading the body
-            if not retry_read_timeout:
-                raise TransientError(
-                    f"{method} {urlsplit(url).path}: {_describe(exc, self._timeouts)}"
-                ) from exc
-            raise RetryableFailure(_describe(exc, self._timeouts)) from exc
+            raise RetryableFailure(exc.reason) from exc
 
-    def _check(self, response: requests.Response, call: str) -> None:
+    def _check(self, response: Response, call: str) -> None:
         """Raise for any non-2xx: retryable, re-login, or permanent with the platform's words."""
         status = response.status_code
         if status < 400:
@@ -309,12 +263,13 @@ class PlatformAPI:
         path: str,
         *,
         retry_read_timeout: bool = True,
-        body_factory: Callable[[], dict[str, Any]] | None = None,
-        **kwargs: Any,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        body_factory: Callable[[], tuple[Any, dict[str, str]]] | None = None,
     ) -> Any:
         """A token call with retries, one re-login on 401, and the JSON answer returned.
 
-        `body_factory` builds per-attempt request arguments (a fresh upload stream each time).
+        `body_factory` builds each attempt's body and its headers (a fresh upload stream each time).
         """
         url = f"{self.api_url}{path}"
         call = f"{method} {path}"
@@ -322,17 +277,14 @@ class PlatformAPI:
             token = self._ensure_token()
 
             def attempt(token: str = token) -> Any:
-                extra = body_factory() if body_factory else {}
-                headers = {**kwargs.get("headers", {}), **extra.pop("headers", {})}
-                headers["Authorization"] = f"Token {token}"
-                args = {k: v for k, v in kwargs.items() if k != "headers"}
+                body, extra = body_factory() if body_factory else (None, {})
                 response = self._send(
                     method,
                     url,
                     retry_read_timeout=retry_read_timeout,
-                    headers=headers,
-                    **args,
-                    **extra,
+                    headers={**(headers or {}), **extra, "Authorization": f"Token {token}"},
+                    json_body=json_body,
+                    body=body,
                 )
                 self._check(response, call)
                 try:
@@ -394,7 +346,7 @@ class PlatformAPI:
                 "POST",
                 url,
                 retry_read_timeout=True,  # login creates nothing: safe to repeat
-                json={"username": self.username, "password": self._password},
+                json_body={"username": self.username, "password": self._password},
             )
             status = response.status_code
             if status in (400, 401, 403):
@@ -456,6 +408,7 @@ class PlatformAPI:
 
         No Authorization header: the API token must never reach a storage host.
         """
+        url = requote_uri(url)  # the platform's URL as given; spaces and the like are quoted
         shown = _strip_query(url)
         call = f"GET {shown}"
 
@@ -479,10 +432,8 @@ class PlatformAPI:
                         dest.write(chunk)
                         digest.update(chunk)
                         count += len(chunk)
-                except requests.RequestException as exc:
-                    raise RetryableFailure(
-                        f"body cut after {count} bytes: {_describe(exc, self._timeouts)}"
-                    ) from exc
+                except TransportError as exc:
+                    raise RetryableFailure(f"body cut after {count} bytes: {exc.reason}") from exc
                 expected = response.headers.get("Content-Length")
                 if expected and expected.isdigit() and int(expected) != count:
                     raise RetryableFailure(f"short body: {count} of {expected} bytes")
@@ -502,7 +453,7 @@ class PlatformAPI:
             on_retry=self._on_retry,
         )
 
-    def _check_storage(self, response: requests.Response, call: str) -> None:
+    def _check_storage(self, response: Response, call: str) -> None:
         try:
             self._check(response, call)
         except _Unauthorized:
@@ -532,11 +483,11 @@ class PlatformAPI:
         if checksum:
             fields["checksum"] = checksum
 
-        def body() -> dict[str, Any]:
+        def body() -> tuple[Any, dict[str, str]]:
             multipart = _MultipartBody(
                 fileobj, filename, content_type or "application/octet-stream", fields
             )
-            return {"data": multipart, "headers": {"Content-Type": multipart.content_type}}
+            return multipart, {"Content-Type": multipart.content_type, "Content-Length": str(len(multipart))}
 
         data = self._api_call(
             "POST", "/api/v4/processing/upload/", retry_read_timeout=False, body_factory=body
@@ -552,7 +503,7 @@ class PlatformAPI:
         data = self._api_call(
             "POST",
             "/api/v4/processing/actions/",
-            json=payload,
+            json_body=payload,
             headers={"REB-CLIENT-REQUEST-UID": request_uid},
         )
         return self._new_id(data, "POST /api/v4/processing/actions/")

@@ -422,3 +422,53 @@ def test_password_never_in_messages(stub: Stub) -> None:
         make_api(stub).login()
     assert PASSWORD not in str(info.value)
     assert PASSWORD not in repr(info.value.args)
+
+
+# -- the HTTP transport under the client ---------------------------------------------------------
+
+
+def test_gzip_answers_are_decoded_and_the_client_names_itself(stub: Stub) -> None:
+    import gzip
+
+    from scanjobs import __version__
+
+    stub.route("GET", META, Reply(200, gzip.compress(json.dumps({"id": 7, "file": "/media/x.png"}).encode()),
+                                  headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}))
+    with make_api(stub) as api:
+        assert api.file_meta(7).url == f"{stub.url}/media/x.png"
+    assert {s.headers["User-Agent"] for s in stub.seen} == {f"scanjobs/{__version__}"}
+
+
+def test_calls_go_through_the_http_proxy_of_the_environment(
+    stub: Stub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stub plays the proxy: a proxied request names the whole URL on its request line.
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", stub.url)
+    platform = "http://platform.invalid"
+    stub.route("POST", f"{platform}/api/v4/token-auth/", Reply(200, {"id": 1, "token": "tok-9"}))
+    stub.route("GET", f"{platform}{META}", Reply(200, {"id": 7, "file": "/media/x.png"}))
+    with PlatformAPI(platform, "robot", PASSWORD, retry=FAST) as api:
+        assert api.file_meta(7).url == f"{platform}/media/x.png"
+    assert [s.path for s in stub.seen] == [f"{platform}/api/v4/token-auth/", f"{platform}{META}"]
+    assert stub.seen[-1].headers["Authorization"] == "Token tok-9"
+
+
+def test_storage_urls_are_quoted_before_sending(stub: Stub) -> None:
+    stub.route("GET", "/media/a%20b.png", Reply(200, b"\x89PNG"))
+    with make_api(stub) as api:
+        assert api.download(f"{stub.url}/media/a b.png", io.BytesIO()).bytes == 4
+
+
+def test_a_connection_dropped_before_the_answer_is_retried_for_idempotent_calls(stub: Stub) -> None:
+    def drop(handler: Any, body: bytes) -> Reply:
+        handler.close_connection = True
+        handler.connection.shutdown(2)  # no answer at all: the client sees the socket close
+        raise ConnectionAbortedError
+
+    stub.route("GET", META, Reply(body=drop), Reply(200, {"id": 7, "file": "/media/x.png"}))
+    events: list[RetryEvent] = []
+    with make_api(stub, events) as api:
+        assert api.file_meta(7).id == 7
+    assert stub.count("GET", META) == 2 and len(events) == 1
