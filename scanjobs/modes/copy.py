@@ -210,8 +210,9 @@ class CopyRun:
         self.events = ctx.events
         self.fatal: BaseException | None = None
         epoch = self.state.meta("created_at") or "0"
+        fingerprint, source_api = self.job.fingerprint(), self.job.source.api_url
         self.uid_for: Callable[[int], str] = lambda scan_id: request_uid(
-            epoch, self.job.fingerprint(), self.job.source.api_url, scan_id
+            epoch, fingerprint, source_api, scan_id
         )
         self.captured_at = int(time.time()) if self.job.copy.captured_at == "now" else None
 

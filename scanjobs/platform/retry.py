@@ -14,7 +14,6 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    stop_before_delay,
     wait_exponential,
     wait_random_exponential,
 )
@@ -128,12 +127,22 @@ class _Wait:
         return wait
 
 
-def _stop(policy: RetryPolicy) -> stop_base:
+class _StopBeforeDeadline(stop_base):
+    """Refuse a sleep that would carry the next try past `deadline` seconds after `started`."""
+
+    def __init__(self, deadline: float, started: float) -> None:
+        self.deadline = deadline
+        self.started = started
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return time.monotonic() - self.started + retry_state.upcoming_sleep >= self.deadline
+
+
+def _stop(policy: RetryPolicy, started: float) -> stop_base:
     attempts = stop_after_attempt(max(1, policy.attempts))
     if policy.deadline is None:
         return attempts
-    # stop_before_delay also refuses a sleep that would carry the next try past the deadline
-    return attempts | stop_before_delay(policy.deadline)
+    return attempts | _StopBeforeDeadline(policy.deadline, started)
 
 
 def call_with_retry(
@@ -150,6 +159,18 @@ def call_with_retry(
     else TransientError. `call` names the request in messages ("POST /api/v4/processing/upload/"),
     `target` is the base URL shown in "cannot reach ..." (never carries credentials).
     """
+    started = time.monotonic()
+    try:
+        return fn()  # the common case: one attempt, and no retry machinery to build for it
+    except RetryableFailure as exc:
+        failures = [exc]
+
+    def attempt() -> T:
+        # The first failure is handed to tenacity as its attempt 1, so attempt counts, waits and
+        # messages are as if tenacity had made that call itself; the deadline counts from `started`.
+        if failures:
+            raise failures.pop()
+        return fn()
 
     def before_sleep(state: RetryCallState) -> None:
         if on_retry is None:
@@ -173,9 +194,9 @@ def call_with_retry(
 
     retrying = Retrying(
         retry=retry_if_exception_type(RetryableFailure),
-        stop=_stop(policy),
+        stop=_stop(policy, started),
         wait=_Wait(policy),
         before_sleep=before_sleep,
         retry_error_callback=give_up,
     )
-    return retrying(fn)
+    return retrying(attempt)

@@ -9,7 +9,12 @@ Run from a checkout: `.venv/bin/python tests/bench/bench_copy.py` (takes a minut
     create 1. With F = 3: min(20/(6L), 20/(3L), 10/L) = 20/(6 x 0.05) = 66.7 scans/s.
     Enough scans must be in flight to feed it (batch.size): a scan needs about 4 round trips
     (meta, bytes, upload, create), so batch.size >= bound x 4L = 13; we run 60 and also show 10.
-(b) The same with 2% transient faults (502/503/429/reset/hang) against the fault-free rate.
+    The bound is a steady-state rate, so (a) is judged on the steady rate: scans finished between
+    the 10th and the 90th percentile of completion times. The end-to-end rate (the run's own
+    summary) is printed beside it: it also carries the run's fixed costs (opening both databases,
+    selecting the scans, a ramp-up of four round trips, the drain of the last scans).
+(b) The same with 2% transient faults (502/503/429/reset/hang) against the fault-free rate,
+    end to end (retried stragglers at the end are part of what faults cost).
 (c) Peak RSS of the scanjobs process while copying 10 scans x 3 files x 20 MB.
 Targets (issue 4): (a) >= 80% of the bound, (b) >= 70% of fault-free, (c) < 200 MB.
 """
@@ -78,15 +83,30 @@ def run_copy(sb: Sandbox, folder: Path, name: str, scan_ids: list[int], *, batch
     wall = time.monotonic() - began
     client_cpu = _children_cpu() - client_cpu
     platform_cpu = _platform_cpu(sb) - platform_cpu
-    summary = next((json.loads(line) for line in out.splitlines()
-                    if line.startswith("{") and json.loads(line).get("event") == "summary"), None)
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    summary = next((e for e in events if e.get("event") == "summary"), None)
     if proc.returncode != 0 or summary is None:
         raise SystemExit(f"{name}: exit {proc.returncode}\n{out[-3000:]}")
     copied = len(scans_in_store(sb, store))
     assert copied == len(scan_ids), f"{name}: {copied} scans for {len(scan_ids)}"
-    return {"rate": float(summary["rate"]), "elapsed": float(summary["elapsed"]), "wall": wall,
+    done = [e["ts"] for e in events if e.get("event") == "item" and e.get("status") == "done"]
+    return {"rate": float(summary["rate"]), "steady": steady_rate(done), "elapsed": float(summary["elapsed"]),
+            "wall": wall,
             "failed": summary["failed"], "peak_rss": peak, "uploads": uploads_in_store(sb, store),
             "client_cpu": client_cpu, "platform_cpu": platform_cpu}
+
+
+def steady_rate(finished: list[float]) -> float:
+    """Scans per second between the 10th and the 90th percentile of completion times.
+
+    The bound is a steady-state rate: this leaves out the ramp-up (the first scan needs four
+    round trips before it can finish) and the drain (the last scans finish with most workers
+    idle), both fixed costs that any finite run adds to its end-to-end rate.
+    """
+    finished = sorted(finished)
+    first, last = int(len(finished) * 0.1), int(len(finished) * 0.9) - 1
+    span = finished[last] - finished[first]
+    return (last - first) / span if span > 0 else 0.0
 
 
 def _children_cpu() -> float:
@@ -95,10 +115,15 @@ def _children_cpu() -> float:
 
 
 def _platform_cpu(sb: Sandbox) -> float:
-    """CPU seconds used so far by the sandbox process and its PostgreSQL processes."""
-    root = psutil.Process(int(sb.info["pid"]))
+    """CPU seconds used so far by the sandbox process and its PostgreSQL server with its backends."""
+    procs = [psutil.Process(int(sb.info["pid"]))]
+    # PostgreSQL runs detached from the sandbox process: find its postmaster by its pid file.
+    pidfile = sb.dir / "pg" / "data" / "postmaster.pid"
+    if pidfile.exists():
+        postmaster = psutil.Process(int(pidfile.read_text().split()[0]))
+        procs += [postmaster, *postmaster.children(recursive=True)]
     total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
+    for proc in procs:
         try:
             times = proc.cpu_times()
             total += times.user + times.system
@@ -119,7 +144,7 @@ def cpu_line(run: dict[str, Any], scans: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scans", type=int, default=300, help="scans for (a) and (b) (300)")
+    parser.add_argument("--scans", type=int, default=600, help="scans for (a) and (b) (600)")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--fault-rate", type=float, default=0.02)
     parser.add_argument("--batch-size", type=int, default=60, help="scans in flight for (a) and (b) (60)")
@@ -145,24 +170,26 @@ def main() -> int:
                      "timeout": {"connect": 5, "read": 2}}
             small = run_copy(sb, root / "jobs", "batch10", ids, batch_size=10, retry=retry)
             print(f"    batch.size 10 (the default; in-flight bound ~10/(4 x {latency:g})): "
-                  f"{small['rate']:.1f} scans/s = {small['rate'] / limit:.0%} of the bound")
+                  f"{small['steady']:.1f} scans/s = {small['steady'] / limit:.0%} of the bound")
             clean = run_copy(sb, root / "jobs", "clean", ids, batch_size=args.batch_size, retry=retry)
-            share = clean["rate"] / limit
+            share = clean["steady"] / limit
             ok &= share >= 0.8
-            print(f"    batch.size {args.batch_size}: {clean['rate']:.1f} scans/s "
-                  f"({clean['elapsed']:.2f} s in the run, {clean['wall']:.2f} s wall with start-up) = "
-                  f"{share:.0%} of the bound "
-                  f"[target >= 80%: {'ok' if share >= 0.8 else 'MISSED'}]")
+            print(f"    batch.size {args.batch_size}: steady {clean['steady']:.1f} scans/s = "
+                  f"{share:.0%} of the bound [target >= 80%: {'ok' if share >= 0.8 else 'MISSED'}]")
+            print(f"      end to end {clean['rate']:.1f} scans/s = {clean['rate'] / limit:.0%} of the bound "
+                  f"({clean['elapsed']:.2f} s in the run with its database queries, ramp-up and drain; "
+                  f"{clean['wall']:.2f} s wall with start-up)")
             print(cpu_line(clean, len(ids)))
             sb.configure(fault_rate=args.fault_rate)
             sb.reset_stats()
             faulty = run_copy(sb, root / "jobs", "faults", ids, batch_size=args.batch_size, retry=retry)
             faults = sb.stats("source")["faults_injected"] + sb.stats("target")["faults_injected"]
             sb.configure(fault_rate=0)
-            share = faulty["rate"] / clean["rate"]
+            share = faulty["rate"] / clean["rate"]  # end to end: stragglers' retries are the cost
             ok &= share >= 0.7 and faulty["failed"] == 0
             print(f"(b) with {args.fault_rate:.0%} faults ({faults} injected; retry backoff 0.1-2 s, "
-                  f"read timeout 2 s): {faulty['rate']:.1f} scans/s, failed {faulty['failed']}, "
+                  f"read timeout 2 s): end to end {faulty['rate']:.1f} scans/s "
+                  f"(steady {faulty['steady']:.1f}), failed {faulty['failed']}, "
                   f"uploads {faulty['uploads']} for {FILES * len(ids)} files = {share:.0%} of fault-free "
                   f"[target >= 70%: {'ok' if share >= 0.7 else 'MISSED'}]")
         if not args.skip_rss:

@@ -191,6 +191,20 @@ def test_deadline_stops_before_attempts_run_out() -> None:
     assert 2 <= len(calls) <= 3
 
 
+def test_deadline_counts_the_first_attempt_too() -> None:
+    calls = []
+    policy = RetryPolicy(attempts=100, initial=0.1, max=0.1, jitter=False, deadline=0.35)
+
+    def slow_fail() -> None:
+        calls.append(1)
+        time.sleep(0.3)  # the attempt itself takes time (a slow answer), not a wait for something
+        raise RetryableFailure("502 Bad Gateway", status=502)
+
+    with pytest.raises(TransientError, match="after 1 attempt:"):
+        call_with_retry(slow_fail, policy=policy, call="GET /x/", target="http://h")
+    assert len(calls) == 1
+
+
 def test_other_exceptions_are_not_retried() -> None:
     calls = []
 
