@@ -159,6 +159,28 @@ def test_storage_honours_range(sandbox: Sandbox, auth: dict[str, dict[str, str]]
     assert part.content == whole[10:30]
 
 
+@pytest.mark.parametrize("size", [0, 300, 3 * 1024**2 + 7])  # empty, small (memory), large (disk)
+def test_uploaded_bytes_come_back_whole(sandbox: Sandbox, auth: dict[str, dict[str, str]], size: int) -> None:
+    data = b"\xff\xd8\xff\xe0" + os.urandom(size)
+    r = upload(sandbox, auth["target"], data, checksum=hashlib.sha256(data).hexdigest())
+    assert r.status_code == 201, r.text
+    url = f"{sandbox.target_api}/api/v1/master-data/file-upload/{r.json()['id']}/"
+    meta = requests.get(url, headers=auth["target"], timeout=10).json()
+    assert meta["size"] == len(data) and meta["original_filename"] == "IMG_1.jpg"
+    back = requests.get(meta["file"], timeout=10)
+    assert back.content == data and back.headers["Content-Type"] == "image/jpeg"
+
+
+def test_malformed_multipart_is_a_400(sandbox: Sandbox, auth: dict[str, dict[str, str]]) -> None:
+    r = requests.post(
+        f"{sandbox.target_api}/api/v4/processing/upload/",
+        headers={**auth["target"], "Content-Type": "multipart/form-data; boundary=xyz"},
+        data=b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\nno end',
+        timeout=10,
+    )
+    assert r.status_code == 400 and "Multipart form parse error" in r.json()["detail"]
+
+
 def test_upload_create_and_process(sandbox: Sandbox, auth: dict[str, dict[str, str]]) -> None:
     store = sandbox.new_target_store()
     scan = sandbox.info["source_scan_ids"][0]

@@ -101,3 +101,12 @@ def test_field_size_is_limited() -> None:
 )
 def test_boundary_of(header: str, expected: str | None) -> None:
     assert boundary_of(header) == expected
+
+
+def test_memory_storage_keeps_to_its_budget() -> None:
+    from scanjobs.sandbox.api import MemoryStorage
+
+    memory = MemoryStorage(budget=10)
+    assert memory.put("a", b"123456") and memory.put("b", b"1234")
+    assert not memory.put("c", b"1")  # over budget: the caller writes it to disk instead
+    assert memory.blobs == {"a": b"123456", "b": b"1234"} and memory.used == 10
