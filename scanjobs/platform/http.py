@@ -130,12 +130,13 @@ class _Route:
 
 
 class Transport:
-    """Thread-safe: pooled connections (`pool_size` per host), one route decided per host."""
+    """Thread-safe: pooled connections (`pool_size` per host, pools for `hosts` hosts at once),
+    one route decided per host."""
 
-    def __init__(self, pool_size: int = 32) -> None:
+    def __init__(self, pool_size: int = 32, hosts: int = 16) -> None:
         self._session = requests.Session()  # only for its environment settings (proxies, CA)
         # urllib3 does not retry: retries belong to tenacity, with our classification.
-        self._adapter = HTTPAdapter(pool_connections=16, pool_maxsize=pool_size, max_retries=0)
+        self._adapter = HTTPAdapter(pool_connections=hosts, pool_maxsize=pool_size, max_retries=0)
         self._retries = self._adapter.max_retries
         self._routes: dict[tuple[str, str], _Route] = {}
         self._lock = threading.Lock()
@@ -177,42 +178,37 @@ class Transport:
         scheme, _, rest = url.partition("://")
         netloc, slash, path = rest.partition("/")
         key = (scheme.lower(), netloc)
-        target = url if self._route(url, key).full_url else f"/{path}" if slash else "/"
-        all_headers = {"User-Agent": USER_AGENT, "Accept": "*/*", **headers}
-        for attempt in (1, 2):
-            route = self._route(url, key)
-            try:
-                raw = route.pool.urlopen(
-                    method,
-                    target,
-                    body=body,
-                    headers=all_headers,
-                    redirect=False,
-                    assert_same_host=False,
-                    preload_content=False,
-                    decode_content=False,
-                    retries=self._retries,
-                    timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-                    chunked=False,
-                )
-                break
-            except ClosedPoolError:
-                # The adapter dropped this host's pool to make room for another: ask again, once.
-                with self._lock:
-                    self._routes.pop(key, None)
-                if attempt == 2:
-                    raise TransportError("connection pool closed") from None
-            except ReadTimeoutError as exc:
+        route = self._route(url, key)
+        target = url if route.full_url else f"/{path}" if slash else "/"
+        try:
+            # The pool is kept by the route, so requests' adapter dropping it from its own
+            # cache (to make room for other hosts) does not close it.
+            raw = route.pool.urlopen(
+                method,
+                target,
+                body=body,
+                headers={"User-Agent": USER_AGENT, "Accept": "*/*", **headers},
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+                retries=self._retries,
+                timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+                chunked=False,
+            )
+        except ClosedPoolError:
+            raise TransportError("the client is closed") from None
+        except ReadTimeoutError as exc:
+            raise ReadTimedOut(f"no response within {timeout[1]:g}s") from exc
+        except MaxRetryError as exc:
+            reason = exc.reason
+            if isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError):
+                raise ConnectFailed(f"connect timed out after {timeout[0]:g}s") from exc
+            if isinstance(reason, ReadTimeoutError):
                 raise ReadTimedOut(f"no response within {timeout[1]:g}s") from exc
-            except MaxRetryError as exc:
-                reason = exc.reason
-                if isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError):
-                    raise ConnectFailed(f"connect timed out after {timeout[0]:g}s") from exc
-                if isinstance(reason, ReadTimeoutError):
-                    raise ReadTimedOut(f"no response within {timeout[1]:g}s") from exc
-                raise ConnectFailed(_cause(reason or exc)) from exc
-            except (HTTPError, OSError) as exc:  # reset or closed mid-request
-                raise ConnectFailed(_cause(exc)) from exc
+            raise ConnectFailed(_cause(reason or exc)) from exc
+        except (HTTPError, OSError) as exc:  # reset or closed mid-request
+            raise ConnectFailed(_cause(exc)) from exc
         response = Response(raw)
         if not stream:
             _ = response.content

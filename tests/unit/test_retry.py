@@ -486,3 +486,20 @@ def test_a_connection_dropped_before_the_answer_is_retried_for_idempotent_calls(
     with make_api(stub, events) as api:
         assert api.file_meta(7).id == 7
     assert stub.count("GET", META) == 2 and len(events) == 1
+
+
+def test_a_host_whose_pool_the_adapter_dropped_for_another_is_reached_again() -> None:
+    from scanjobs.platform.http import Transport
+
+    stubs = [Stub() for _ in range(3)]
+    try:
+        for s in stubs:
+            s.route("GET", "/ping", Reply(200, {"ok": True}))
+        http = Transport(pool_size=2, hosts=2)  # room for two hosts' pools: the third evicts the first
+        for s in [*stubs, stubs[0]]:
+            assert http.request("GET", f"{s.url}/ping", headers={}, timeout=(2, 2)).json() == {"ok": True}
+        assert [s.count("GET", "/ping") for s in stubs] == [2, 1, 1]
+        http.close()
+    finally:
+        for s in stubs:
+            s.close()
