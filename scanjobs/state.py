@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (kind, key)
 );
 CREATE INDEX IF NOT EXISTS items_status ON items (kind, status);
+CREATE INDEX IF NOT EXISTS items_seq ON items (kind, seq);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started_at REAL NOT NULL,
@@ -233,6 +234,10 @@ class StateStore:
             with store.transaction() as c:
                 c.execute("INSERT OR REPLACE INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
                 c.execute("INSERT OR REPLACE INTO meta VALUES ('created_at', ?)", (str(time.time()),))
+        elif create:
+            # Files from before this index: `update(ensure=...)` numbers a new item by MAX(seq),
+            # which without it reads every item of the kind.
+            conn.execute("CREATE INDEX IF NOT EXISTS items_seq ON items (kind, seq)")
         if fingerprint is not None:
             recorded = store.meta("fingerprint")
             if recorded is not None and recorded != fingerprint:

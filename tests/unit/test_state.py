@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -154,3 +155,14 @@ def test_status_and_reset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["reset", str(job)]) == 2  # no --yes, no terminal
     assert main(["reset", str(job), "--yes"]) == 0
     assert not (tmp_path / "job.state.sqlite").exists() and keep.exists() and job.exists()
+
+
+def test_a_state_file_from_before_the_seq_index_gets_it_on_the_next_run(tmp_path: Path) -> None:
+    path = tmp_path / "j.state.sqlite"
+    StateStore.open(path, fingerprint="f").close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX items_seq")
+    StateStore.open(path, fingerprint="f").close()
+    with sqlite3.connect(path) as conn:
+        plan = conn.execute("EXPLAIN QUERY PLAN SELECT MAX(seq) FROM items WHERE kind='file'").fetchall()
+    assert "items_seq" in str(plan)
