@@ -8,11 +8,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from tempfile import SpooledTemporaryFile
 from typing import Any, BinaryIO, cast
 
 from scanjobs import failpoints
-from scanjobs.errors import AuthError, JobError, ScanjobsError
+from scanjobs.errors import AuthError, JobError, PlatformError, ScanjobsError
 from scanjobs.events import Events
 from scanjobs.modes.common import FailureWindow, Stopwatch, open_api, open_db, select_scan_ids, write_csv
 from scanjobs.modes.payload import Untranslatable, build_payload, hint_ids, translate_hints
@@ -22,7 +23,10 @@ from scanjobs.runner import RunContext, RunResult
 from scanjobs.spec.model import Job
 from scanjobs.state import ItemRecord, StateStore
 
-__all__ = ["CopyPlan", "plan_copy", "request_uid", "CopyMode", "MODE", "MAPPING_CSV", "FAILURES_CSV"]
+__all__ = [
+    "CopyPlan", "plan_copy", "unsettled_uploads", "match_uploads", "adopt_uploads", "request_uid",
+    "CopyMode", "MODE", "MAPPING_CSV", "FAILURES_CSV",
+]
 
 MAPPING_CSV = "scan_mapping.csv"
 FAILURES_CSV = "failures.csv"
@@ -80,6 +84,77 @@ def plan_copy(
     else:
         deferred = 0
     return CopyPlan(tuple(resume), tuple(retry), tuple(new), tuple(done), deferred)
+
+
+def unsettled_uploads(records: Sequence[ItemRecord]) -> list[ItemRecord]:
+    """File records whose upload was sent (or may have been) without its answer being recorded:
+    an upload intent left by a kill, or an upload failed in a way that does not prove the
+    platform made nothing (a read timeout, a broken answer)."""
+    return [
+        r for r in records
+        if r.step == "upload" and r.status in ("running", "failed") and r.data.get("sha256")
+        and r.error_class != "PermanentError"  # the platform refused it: it made nothing
+    ]
+
+
+def match_uploads(
+    unsettled: Sequence[ItemRecord], found: Sequence[tuple[int, str, str]], taken: set[int]
+) -> dict[str, int]:
+    """Pure: source file key -> the target file to adopt for it.
+
+    A found file (id, sha256, name) matches an unsettled upload of the same bytes and name; each
+    is adopted once, lowest id first, and never one that the state already gives to a file.
+    """
+    free: dict[tuple[str, str], list[int]] = {}
+    for file_id, checksum, name in sorted(found):
+        if file_id not in taken:
+            free.setdefault((checksum, name), []).append(file_id)
+    adopted: dict[str, int] = {}
+    for rec in unsettled:
+        ids = free.get((str(rec.data["sha256"]), str(rec.data.get("name"))))
+        if ids:
+            adopted[rec.key] = ids.pop(0)
+    return adopted
+
+
+def adopt_uploads(
+    state: StateStore, target_db: PlatformDB, store: int, file_ids: set[int], events: Events
+) -> int:
+    """Record as done the uploads that an earlier run sent but could not record; how many.
+
+    The platform has no idempotency key for uploads, so a kill between its answer and our
+    record would upload the file again. Such a file is in the target store, with the same bytes
+    and name, and no scan uses it: adopt it. Where the platform's file table cannot be searched
+    like that, say so and upload again (the orphan is never attached to a scan).
+    """
+    files = state.items("file")
+    unsettled = [r for r in unsettled_uploads(files) if r.source_id in file_ids]
+    if not unsettled:
+        return 0
+    started = min(float(r.data.get("upload_started") or 0) for r in unsettled)
+    since = datetime.fromtimestamp(max(0.0, started - 3600), tz=timezone.utc)  # an hour of clock skew
+    try:
+        found = target_db.unclaimed_uploads(store, [str(r.data["sha256"]) for r in unsettled], since)
+    except PlatformError as exc:
+        events.emit(
+            "warning",
+            message=f"{len(unsettled)} upload(s) of an earlier run were not recorded and the target "
+            f"cannot be searched for them, so they are uploaded again ({exc})",
+        )
+        return 0
+    adopted = match_uploads(unsettled, found, {int(r.target_id) for r in files if r.target_id})
+    for key, target_id in adopted.items():
+        state.update(
+            "file", key, step="upload", status="done", target_id=target_id,
+            data={"adopted": True}, clear_error=True,
+        )
+    if adopted:
+        events.emit(
+            "info",
+            message=f"{len(adopted)} file(s) that an earlier run uploaded without recording were "
+            "found on the target and are used as they are",
+        )
+    return len(adopted)
 
 
 def request_uid(epoch: str, fingerprint: str, source_api: str, scan_id: int) -> str:
@@ -156,6 +231,16 @@ class FileMover:
     ) -> None:
         input_type = ref.file_type if ref.file_type in INPUT_TYPES else "image"
         try:
+            # The intent, before the POST: a rerun after a kill looks for this upload on the
+            # target (by store, bytes and name) instead of uploading the file a second time.
+            self.state.update(
+                "file",
+                str(ref.file_id),
+                step="upload",
+                status="running",
+                data={"sha256": sha256, "name": name, "upload_started": round(time.time(), 3)},
+                ensure=ref.file_id,
+            )
             with spool:
                 spool.seek(0)
                 target_id = self.target.upload(
@@ -445,6 +530,7 @@ class CopyRun:
         pool = max(w.download, w.upload, w.create) + 4
         source = open_api(job.source, job, events, pool_size=pool)
         target = open_api(job.target.instance, job, events, pool_size=pool)
+        adopt_uploads(state, target_db, self.store, files, events)
         mover = FileMover(state, source, target, self.store, w.download, w.upload, events)
         create_slots = threading.Semaphore(w.create)
         in_flight = threading.Semaphore(job.batch.size)

@@ -291,6 +291,20 @@ class PlatformDB:
     def store_exists(self, store_id: int) -> bool:
         return bool(self._query("store_exists", {"store_id": int(store_id)})[0]["exists"])
 
+    def unclaimed_uploads(
+        self, store_id: int, checksums: Sequence[str], since: datetime
+    ) -> list[tuple[int, str, str]]:
+        """(file id, checksum, original filename) of files in `store_id` with one of `checksums`,
+        created since `since`, that no scan uses, by id. PlatformError where the platform's file
+        table lacks these columns."""
+        if not checksums:
+            return []
+        rows = self._query(
+            "unclaimed_uploads",
+            {"store_id": int(store_id), "checksums": list(dict.fromkeys(checksums)), "since": since},
+        )
+        return [(int(r["id"]), str(r["checksum"]), str(r["original_filename"])) for r in rows]
+
     # -- id translation for the "mapped" strategy ----------------------------------------------
 
     def mapping_names(

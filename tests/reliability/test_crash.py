@@ -29,13 +29,13 @@ pytestmark = pytest.mark.reliability
 KILLED = -signal.SIGKILL
 # Failpoint runs are sequential (one scan in flight, one worker per stage), so each kill opens
 # only its own window: (point armed at the N-th hit, target scans created when it fires).
-# State writes per 3-file scan: scan running, 2 per file (order racy), create intent, done; so
-# the 9th is the "done" record of the first scan, torn after its create was sent.
+# State writes per 3-file scan, in this order: per file an upload intent then its done record,
+# then the create intent and the done record. So the 2nd write is the first file's uploaded id,
+# torn after the upload; the 8th is the first scan's done record, torn after its create.
 FAILPOINTS = [("mid_download:1", 0), ("after_upload:4", 1), ("before_create:2", 1), ("after_create:3", 3),
-              ("mid_state_write:9", 1)]
+              ("mid_state_write:2", 0), ("mid_state_write:8", 1)]
 SEQUENTIAL = {"size": 1, "workers": {"download": 1, "upload": 1, "create": 1}}
-# Random kills keep the pipeline concurrent, with few upload workers to bound what a kill can
-# orphan (see assert_exactly_once).
+# Random kills keep the pipeline concurrent.
 CONCURRENT = {"size": 4, "workers": {"download": 4, "upload": 2, "create": 2}}
 
 
@@ -68,21 +68,17 @@ def rerun_until_done(job: Path, attempts: int = 3) -> None:
     raise AssertionError(f"not done after {attempts} reruns:\n{output_of(job)}")
 
 
-def assert_exactly_once(sb: Sandbox, job: Path, store: int, scan_ids: list[int], *,
-                        orphans_allowed: int = 0) -> None:
+def assert_exactly_once(sb: Sandbox, job: Path, store: int, scan_ids: list[int]) -> None:
     """N target scans, one per source scan, no duplicate; each source file uploaded once.
 
-    The exception is a kill between the platform accepting an upload and scanjobs committing
-    its record (`after_upload`, or a torn write of that record): the platform honours the request
-    uid only on creates, so the rerun cannot learn that the file exists and uploads it again.
-    Each upload in flight at the kill can leave one such orphan, so `orphans_allowed` is 1 for
-    that failpoint and the upload worker count for random kills. The created scans must still
-    reference exactly one upload per source file.
+    Uploads have no idempotency key, so a kill between the platform accepting an upload and
+    scanjobs recording it leaves a file the rerun must find and adopt (an upload intent is
+    recorded before each POST), not upload again.
     """
     mapping = assert_copied(sb, job, store, scan_ids)
     files = distinct_files(sb, scan_ids)
     uploads = uploads_in_store(sb, store)
-    assert files <= uploads <= files + orphans_allowed, f"{uploads} uploads for {files} files"
+    assert uploads == files, f"{uploads} uploads for {files} files"
     source = scan_files(sb, "source", scan_ids)
     target = scan_files(sb, "target", list(mapping.values()))
     used: dict[int, set[int]] = {}
@@ -102,8 +98,7 @@ def test_failpoint_kill_then_rerun(sandbox: Sandbox, scan_ids: list[int], tmp_pa
     assert code == KILLED, f"{failpoint} did not fire (exit {code}):\n{output_of(job)}"
     assert len(scans_in_store(sandbox, store)) == created, "the kill landed elsewhere than planned"
     rerun_until_done(job)
-    assert_exactly_once(sandbox, job, store, scan_ids,
-                        orphans_allowed=1 if failpoint.startswith("after_upload") else 0)
+    assert_exactly_once(sandbox, job, store, scan_ids)
     assert run_to_end(job) == 0  # and once done, it stays done
     assert len(read_mapping(job)) == len(scan_ids)
 
@@ -132,4 +127,4 @@ def test_random_sigkill_then_rerun(slow_sandbox: Sandbox, scan_ids: list[int], t
             proc.wait()
     assert proc.returncode in (0, KILLED), output_of(job)
     rerun_until_done(job)
-    assert_exactly_once(sandbox, job, store, scan_ids, orphans_allowed=CONCURRENT["workers"]["upload"])
+    assert_exactly_once(sandbox, job, store, scan_ids)
