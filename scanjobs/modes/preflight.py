@@ -103,7 +103,7 @@ def _files(pf: Preflight, db: Any, ids: Sequence[int]) -> None:
 
 
 def preflight_copy(job: Job, state: StateStore | None, events: Events) -> dict[str, Any]:
-    from scanjobs.modes.copy import plan_copy
+    from scanjobs.modes.copy import plan_copy, unsettled_uploads
 
     assert job.target is not None and job.target.store is not None
     pf = Preflight(job)
@@ -124,6 +124,12 @@ def preflight_copy(job: Job, state: StateStore | None, events: Events) -> dict[s
         target_db.close()
     records = {r.key: r for r in state.items("scan")} if state else {}
     _state_line(pf, state, "scan")
+    unsettled = unsettled_uploads(state.items("file")) if state else []
+    if unsettled:
+        pf.note(
+            f"{len(unsettled)} upload(s) of an earlier run were sent but not recorded: a run looks "
+            "for them in the target store before uploading them again"
+        )
     if db is not None:
         plan = plan_copy(selected, records)
         todo = list(plan.todo)

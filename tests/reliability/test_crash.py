@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 from copy_support import (
+    REPO,
     assert_copied,
     output_of,
     read_mapping,
     run_to_end,
     scan_files,
+    scanjobs_cmd,
     scans_in_store,
     spawn,
     uploads_in_store,
@@ -97,6 +99,10 @@ def test_failpoint_kill_then_rerun(sandbox: Sandbox, scan_ids: list[int], tmp_pa
     code = run_to_end(job, env={"SCANJOBS_FAILPOINTS": failpoint})
     assert code == KILLED, f"{failpoint} did not fire (exit {code}):\n{output_of(job)}"
     assert len(scans_in_store(sandbox, store)) == created, "the kill landed elsewhere than planned"
+    if failpoint.startswith(("after_upload", "mid_state_write:2")):  # an upload left unrecorded
+        plan = subprocess.run(scanjobs_cmd("plan", str(job)), cwd=REPO, capture_output=True, text=True,
+                              timeout=60)
+        assert "1 upload(s) of an earlier run were sent but not recorded" in plan.stdout, plan.stdout
     rerun_until_done(job)
     assert_exactly_once(sandbox, job, store, scan_ids)
     assert run_to_end(job) == 0  # and once done, it stays done
