@@ -3,7 +3,7 @@
 requests decides how to reach a host (proxy from the environment, CA bundle, client certificate)
 and its HTTPAdapter keeps urllib3 connection pools. It then spends more CPU per call than
 urllib3 itself (merging settings and cookies, preparing and re-parsing the URL, building a
-Response): with tens of thousands of small calls that was a third of a copy's CPU. `Transport`
+Response): with tens of thousands of small calls that was a quarter of a copy's CPU. `Transport`
 asks requests once per scheme and host, keeps the pool it chose, and sends each call straight
 to it, as HTTPAdapter.send does.
 """

@@ -27,7 +27,7 @@ from scanjobs.sandbox.seed import TABLES, SourceTruth
 
 INPUT_TYPES = ("image", "video", "keyframe")
 NOT_FOUND = {"detail": "Not found."}
-_SMALL_FILE = 1 << 20  # storage files up to this size are answered from memory, larger ones streamed
+_SMALL_FILE = 1 << 20  # files up to this size are held in memory (uploads, storage answers); larger stream
 
 
 class Pool:
