@@ -15,7 +15,14 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from requests.utils import requote_uri
 
 from scanjobs.errors import AuthError, PermanentError, TransientError, UnreachableError
-from scanjobs.platform.http import ConnectFailed, ReadTimedOut, Response, Transport, TransportError
+from scanjobs.platform.http import (
+    ConnectFailed,
+    ReadTimedOut,
+    Response,
+    TooManyRedirects,
+    Transport,
+    TransportError,
+)
 from scanjobs.platform.retry import (
     OnRetry,
     RetryableFailure,
@@ -228,6 +235,8 @@ class PlatformAPI:
             )
         except ConnectFailed as exc:
             raise RetryableFailure(exc.reason, connection=True) from exc
+        except TooManyRedirects as exc:
+            raise PermanentError(f"{method} {urlsplit(url).path}: {exc.reason}") from exc
         except TransportError as exc:  # no answer in time, or the answer broke off
             if not retry_read_timeout:
                 # The server may have acted on the request: repeating it could duplicate.

@@ -10,17 +10,19 @@ to it, as HTTPAdapter.send does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from requests.utils import select_proxy
+from requests.utils import requote_uri, select_proxy
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
@@ -32,9 +34,11 @@ from urllib3.exceptions import (
 
 from scanjobs import __version__
 
-__all__ = ["Transport", "Response", "TransportError", "ConnectFailed", "ReadTimedOut"]
+__all__ = ["Transport", "Response", "TransportError", "ConnectFailed", "ReadTimedOut", "TooManyRedirects"]
 
 USER_AGENT = f"scanjobs/{__version__}"
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 
 
 class TransportError(Exception):
@@ -51,6 +55,10 @@ class ConnectFailed(TransportError):
 
 class ReadTimedOut(TransportError):
     """Sent, but no answer in time: the server may have acted on the request."""
+
+
+class TooManyRedirects(TransportError):
+    """A GET redirected more than MAX_REDIRECTS times: a loop, which no retry mends."""
 
 
 def _cause(exc: BaseException) -> str:
@@ -171,10 +179,32 @@ class Transport:
         body: Any = None,
         stream: bool = False,
     ) -> Response:
-        """Send one request (no retries, no redirects). Unless `stream`, the body is read.
+        """Send one request, no retries. Unless `stream`, the body is read.
 
-        A `body` with `read()` must come with a Content-Length header; it is sent as it is read.
+        A GET follows up to MAX_REDIRECTS redirects (a file URL may send the bytes elsewhere, as
+        requests would follow); the Authorization header is not carried to another host. A
+        `body` with `read()` must come with a Content-Length header; it is sent as it is read.
         """
+        for _ in range(MAX_REDIRECTS + 1):
+            raw = self._send(method, url, headers=headers, timeout=timeout, body=body)
+            location = raw.headers.get("Location")
+            if method != "GET" or raw.status not in REDIRECT_STATUSES or not location:
+                response = Response(raw)
+                if not stream:
+                    _ = response.content
+                return response
+            with contextlib.suppress(HTTPError, OSError):
+                raw.drain_conn()
+            raw.release_conn()
+            new_url = requote_uri(urljoin(url, location))
+            if urlsplit(new_url)[:2] != urlsplit(url)[:2]:
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            url = new_url
+        raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects, the last to {urlsplit(url).path}")
+
+    def _send(
+        self, method: str, url: str, *, headers: Mapping[str, str], timeout: tuple[float, float], body: Any
+    ) -> urllib3.BaseHTTPResponse:
         scheme, _, rest = url.partition("://")
         netloc, slash, path = rest.partition("/")
         key = (scheme.lower(), netloc)
@@ -183,7 +213,7 @@ class Transport:
         try:
             # The pool is kept by the route, so requests' adapter dropping it from its own
             # cache (to make room for other hosts) does not close it.
-            raw = route.pool.urlopen(
+            return route.pool.urlopen(
                 method,
                 target,
                 body=body,
@@ -209,7 +239,3 @@ class Transport:
             raise ConnectFailed(_cause(reason or exc)) from exc
         except (HTTPError, OSError) as exc:  # reset or closed mid-request
             raise ConnectFailed(_cause(exc)) from exc
-        response = Response(raw)
-        if not stream:
-            _ = response.content
-        return response

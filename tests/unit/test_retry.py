@@ -503,3 +503,28 @@ def test_a_host_whose_pool_the_adapter_dropped_for_another_is_reached_again() ->
     finally:
         for s in stubs:
             s.close()
+
+
+def test_a_file_url_that_redirects_is_followed_and_the_token_stays_home(stub: Stub) -> None:
+    other = Stub()  # another host: the storage a file URL redirects to
+    try:
+        data = b"\x89PNG" + bytes(1000)
+        other.route("GET", "/bucket/a.png", Reply(200, data, headers={"Content-Type": "image/png"}))
+        stub.route("GET", "/media/a.png", Reply(302, b"", headers={"Location": "/media/b.png"}))
+        elsewhere = f"{other.url}/bucket/a.png?sig=1"
+        stub.route("GET", "/media/b.png", Reply(307, b"", headers={"Location": elsewhere}))
+        stub.route("GET", META, Reply(301, b"", headers={"Location": f"{other.url}{META}"}))
+        other.route("GET", META, Reply(200, {"id": 7, "file": "/bucket/a.png"}))
+        with make_api(stub) as api:
+            dest = io.BytesIO()
+            assert api.download(f"{stub.url}/media/a.png", dest).content_type == "image/png"
+            assert dest.getvalue() == data
+            assert api.file_meta(7).url == f"{stub.url}/bucket/a.png"
+        moved = [s for s in other.seen if s.path.startswith(META)]
+        assert len(moved) == 1 and "Authorization" not in moved[0].headers
+        stub.route("GET", "/loop", Reply(302, b"", headers={"Location": "/loop"}))
+        with make_api(stub) as api, pytest.raises(PermanentError, match="more than 5 redirects"):
+            api.download(f"{stub.url}/loop", io.BytesIO())
+        assert stub.count("GET", "/loop") == 6  # once and five redirects: a loop is not retried
+    finally:
+        other.close()
