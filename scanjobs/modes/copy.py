@@ -176,8 +176,12 @@ class FileMover:
         events: Events,
     ) -> None:
         self.state, self.source, self.target, self.store, self.events = state, source, target, store, events
-        self.downloads = ThreadPoolExecutor(workers_download, thread_name_prefix="download")
-        self.uploads = ThreadPoolExecutor(workers_upload, thread_name_prefix="upload")
+        # `workers` bound the requests on the wire (the slots); each pool has twice as many
+        # threads, so a call waiting out a retry's backoff does not hold a request back.
+        self.download_slots = threading.BoundedSemaphore(workers_download)
+        self.upload_slots = threading.BoundedSemaphore(workers_upload)
+        self.downloads = ThreadPoolExecutor(2 * workers_download, thread_name_prefix="download")
+        self.uploads = ThreadPoolExecutor(2 * workers_upload, thread_name_prefix="upload")
         self.moves: dict[int, Future[int]] = {}
         self.lock = threading.Lock()
         # one read up front instead of one per file: the state lock is the pipeline's hot spot
@@ -210,8 +214,10 @@ class FileMover:
     def _download(self, ref: ScanFileRef, future: Future[int]) -> None:
         spool = cast(BinaryIO, SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 - handed on
         try:
-            meta = self.source.file_meta(ref.file_id)
-            result = self.source.download(meta.url, failpoints.FirstWrite(spool))  # type: ignore[arg-type]
+            meta = self.source.file_meta(ref.file_id, slot=self.download_slots)
+            result = self.source.download(
+                meta.url, failpoints.FirstWrite(spool), slot=self.download_slots  # type: ignore[arg-type]
+            )
         except BaseException as exc:
             spool.close()
             self._fail(ref, "download", exc, future)
@@ -250,6 +256,7 @@ class FileMover:
                     store=self.store,
                     checksum=sha256,
                     content_type=content_type,
+                    slot=self.upload_slots,
                 )
             failpoints.hit("after_upload")
             self.state.update(
@@ -364,8 +371,7 @@ class CopyRun:
                 translated=translated if isinstance(translated, dict) else None,
             )
             failpoints.hit("before_create")
-            with create_slots:
-                target_id = target.create_scan(payload, uid)
+            target_id = target.create_scan(payload, uid, slot=create_slots)
             failpoints.hit("after_create")
             self.state.update(
                 "scan",
@@ -527,9 +533,9 @@ class CopyRun:
         self.progress = _Progress(total=len(ordered))
         self.window = FailureWindow(job.batch.size, job.batch.max_failed_ratio)
         w = job.batch.workers
-        pool = max(w.download, w.upload, w.create) + 4
-        source = open_api(job.source, job, events, pool_size=pool)
-        target = open_api(job.target.instance, job, events, pool_size=pool)
+        # connections per host: as many as requests can be on the wire to it at once
+        source = open_api(job.source, job, events, pool_size=w.download + 2)
+        target = open_api(job.target.instance, job, events, pool_size=w.upload + w.create + 2)
         adopt_uploads(state, target_db, self.store, files, events)
         mover = FileMover(state, source, target, self.store, w.download, w.upload, events)
         create_slots = threading.Semaphore(w.create)

@@ -74,6 +74,9 @@ class DownloadRun:
         self.result = RunResult()
         self.fatal: BaseException | None = None
         self.section_max = self.job.download.section_max_length
+        # `workers` requests on the wire; the pool has twice as many threads, so that one
+        # waiting out a retry's backoff does not hold a request back
+        self.slots = threading.BoundedSemaphore(self.job.batch.workers.download)
 
     def name_for(self, image: Image, original_filename: str | None, content_type: str | None) -> str:
         return file_name(
@@ -95,11 +98,13 @@ class DownloadRun:
         part: Path | None = None
         try:
             self.state.update("image", key, step="download", status="running", attempt=True)
-            meta = api.file_meta(image.ref.file_id)
+            meta = api.file_meta(image.ref.file_id, slot=self.slots)
             fd, part_name = _mkstemp(out)
             part = Path(part_name)
             with os.fdopen(fd, "wb") as fh:
-                result = api.download(meta.url, failpoints.FirstWrite(fh))  # type: ignore[arg-type]
+                result = api.download(
+                    meta.url, failpoints.FirstWrite(fh), slot=self.slots  # type: ignore[arg-type]
+                )
                 fh.flush()
                 os.fsync(fh.fileno())
             size = part.stat().st_size
@@ -229,9 +234,10 @@ class DownloadRun:
         )
         if todo:
             events.emit("plan", steps={"download": len(todo)})
-            api = open_api(job.source, job, events, pool_size=job.batch.workers.download + 4)
+            workers = job.batch.workers.download
+            api = open_api(job.source, job, events, pool_size=workers + 2)
             try:
-                with ThreadPoolExecutor(job.batch.workers.download, thread_name_prefix="download") as pool:
+                with ThreadPoolExecutor(2 * workers, thread_name_prefix="download") as pool:
                     futures: list[Future[None]] = [pool.submit(self.fetch, api, image) for image in todo]
                     for future in futures:
                         future.result()

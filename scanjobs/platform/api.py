@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -32,7 +33,11 @@ from scanjobs.platform.retry import (
     parse_retry_after,
 )
 
-__all__ = ["PlatformAPI", "FileMeta", "DownloadResult"]
+__all__ = ["PlatformAPI", "FileMeta", "DownloadResult", "Slot"]
+
+# What a call holds while a request is on the wire, and releases while it waits to retry: a
+# semaphore of the endpoint's workers makes them count requests, not threads asleep in backoff.
+Slot = contextlib.AbstractContextManager[Any]
 
 # 424: the same request uid is still being processed; 429: rate limit (with Retry-After).
 TRANSIENT_STATUSES = frozenset({424, 429, 502, 503, 504})
@@ -275,10 +280,12 @@ class PlatformAPI:
         json_body: Any = None,
         headers: dict[str, str] | None = None,
         body_factory: Callable[[], tuple[Any, dict[str, str]]] | None = None,
+        slot: Slot | None = None,
     ) -> Any:
         """A token call with retries, one re-login on 401, and the JSON answer returned.
 
         `body_factory` builds each attempt's body and its headers (a fresh upload stream each time).
+        `slot` (a semaphore, say) is held during each attempt, not while waiting to retry.
         """
         url = f"{self.api_url}{path}"
         call = f"{method} {path}"
@@ -287,14 +294,15 @@ class PlatformAPI:
 
             def attempt(token: str = token) -> Any:
                 body, extra = body_factory() if body_factory else (None, {})
-                response = self._send(
-                    method,
-                    url,
-                    retry_read_timeout=retry_read_timeout,
-                    headers={**(headers or {}), **extra, "Authorization": f"Token {token}"},
-                    json_body=json_body,
-                    body=body,
-                )
+                with slot or contextlib.nullcontext():
+                    response = self._send(
+                        method,
+                        url,
+                        retry_read_timeout=retry_read_timeout,
+                        headers={**(headers or {}), **extra, "Authorization": f"Token {token}"},
+                        json_body=json_body,
+                        body=body,
+                    )
                 self._check(response, call)
                 try:
                     return response.json()
@@ -399,9 +407,9 @@ class PlatformAPI:
 
     # -- calls ---------------------------------------------------------------------------------
 
-    def file_meta(self, file_id: int) -> FileMeta:
+    def file_meta(self, file_id: int, *, slot: Slot | None = None) -> FileMeta:
         """GET /api/v1/master-data/file-upload/{id}/."""
-        data = self._api_call("GET", f"/api/v1/master-data/file-upload/{int(file_id)}/")
+        data = self._api_call("GET", f"/api/v1/master-data/file-upload/{int(file_id)}/", slot=slot)
         if not isinstance(data, dict) or not data.get("file"):
             raise PermanentError(f"file {file_id}: the platform gave no download URL", body=None)
         size = data.get("size")
@@ -412,16 +420,21 @@ class PlatformAPI:
             size=int(size) if isinstance(size, (int, str)) and str(size).isdigit() else None,
         )
 
-    def download(self, url: str, dest: BinaryIO) -> DownloadResult:
+    def download(self, url: str, dest: BinaryIO, *, slot: Slot | None = None) -> DownloadResult:
         """Stream a storage URL into `dest` (rewound and truncated on each attempt).
 
-        No Authorization header: the API token must never reach a storage host.
+        No Authorization header: the API token must never reach a storage host. `slot` is held
+        during each attempt, not while waiting to retry.
         """
         url = requote_uri(url)  # the platform's URL as given; spaces and the like are quoted
         shown = _strip_query(url)
         call = f"GET {shown}"
 
         def attempt() -> DownloadResult:
+            with slot or contextlib.nullcontext():
+                return fetch()
+
+        def fetch() -> DownloadResult:
             dest.seek(0)
             dest.truncate()
             # identity: Content-Length then counts the bytes we store, not a compressed form
@@ -480,6 +493,7 @@ class PlatformAPI:
         store: int | None = None,
         checksum: str | None = None,
         content_type: str | None = None,
+        slot: Slot | None = None,
     ) -> int:
         """Multipart POST /api/v4/processing/upload/, streamed from `fileobj`; the new file id.
 
@@ -499,11 +513,11 @@ class PlatformAPI:
             return multipart, {"Content-Type": multipart.content_type, "Content-Length": str(len(multipart))}
 
         data = self._api_call(
-            "POST", "/api/v4/processing/upload/", retry_read_timeout=False, body_factory=body
+            "POST", "/api/v4/processing/upload/", retry_read_timeout=False, body_factory=body, slot=slot
         )
         return self._new_id(data, "POST /api/v4/processing/upload/")
 
-    def create_scan(self, payload: dict[str, Any], request_uid: str) -> int:
+    def create_scan(self, payload: dict[str, Any], request_uid: str, *, slot: Slot | None = None) -> int:
         """POST /api/v4/processing/actions/ with REB-CLIENT-REQUEST-UID; the new scan id.
 
         The uid makes the create idempotent, so every transient failure (read timeouts too) is
@@ -514,6 +528,7 @@ class PlatformAPI:
             "/api/v4/processing/actions/",
             json_body=payload,
             headers={"REB-CLIENT-REQUEST-UID": request_uid},
+            slot=slot,
         )
         return self._new_id(data, "POST /api/v4/processing/actions/")
 

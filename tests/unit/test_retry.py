@@ -528,3 +528,29 @@ def test_a_file_url_that_redirects_is_followed_and_the_token_stays_home(stub: St
         assert stub.count("GET", "/loop") == 6  # once and five redirects: a loop is not retried
     finally:
         other.close()
+
+
+def test_a_slot_is_held_during_each_attempt_and_free_while_waiting_to_retry(stub: Stub) -> None:
+    slot = threading.BoundedSemaphore(1)
+    free_while_waiting: list[bool] = []
+
+    def on_retry(event: RetryEvent) -> None:  # called before each backoff sleep
+        free = slot.acquire(blocking=False)
+        if free:
+            slot.release()
+        free_while_waiting.append(free)
+
+    free_during_requests: list[bool] = []
+
+    def busy_during_the_request(handler: Any, body: bytes) -> Reply:
+        free = slot.acquire(blocking=False)
+        if free:
+            slot.release()
+        free_during_requests.append(free)
+        return Reply(503 if not free_while_waiting else 200, {"id": 7, "file": "/x.png"})
+
+    stub.route("GET", META, Reply(body=busy_during_the_request))
+    api = PlatformAPI(stub.url, "robot", PASSWORD, retry=FAST, on_retry=on_retry)
+    assert api.file_meta(7, slot=slot).id == 7
+    assert free_during_requests == [False, False] and free_while_waiting == [True]
+    assert slot.acquire(blocking=False)  # and given back at the end
