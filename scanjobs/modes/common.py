@@ -5,8 +5,10 @@ from __future__ import annotations
 import collections
 import csv
 import io
+import threading
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,13 @@ def open_api(instance: InstanceSpec, job: Job, events: Events, *, pool_size: int
         api.close()
         raise
     return api
+
+
+def request_workers(workers: int, name: str) -> tuple[threading.BoundedSemaphore, ThreadPoolExecutor]:
+    """An endpoint's `workers` as slots for requests on the wire (each API call holds one per
+    attempt), and a pool of twice as many threads: a call waiting out a retry's backoff gives
+    its slot to another instead of holding a request back."""
+    return threading.BoundedSemaphore(workers), ThreadPoolExecutor(2 * workers, thread_name_prefix=name)
 
 
 def open_db(instance: InstanceSpec, job: Job) -> PlatformDB:

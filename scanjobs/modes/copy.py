@@ -15,7 +15,15 @@ from typing import Any, BinaryIO, cast
 from scanjobs import failpoints
 from scanjobs.errors import AuthError, JobError, PlatformError, ScanjobsError
 from scanjobs.events import Events
-from scanjobs.modes.common import FailureWindow, Stopwatch, open_api, open_db, select_scan_ids, write_csv
+from scanjobs.modes.common import (
+    FailureWindow,
+    Stopwatch,
+    open_api,
+    open_db,
+    request_workers,
+    select_scan_ids,
+    write_csv,
+)
 from scanjobs.modes.payload import Untranslatable, build_payload, hint_ids, translate_hints
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import PlatformDB, ScanFileRef, SourceScan
@@ -176,12 +184,8 @@ class FileMover:
         events: Events,
     ) -> None:
         self.state, self.source, self.target, self.store, self.events = state, source, target, store, events
-        # `workers` bound the requests on the wire (the slots); each pool has twice as many
-        # threads, so a call waiting out a retry's backoff does not hold a request back.
-        self.download_slots = threading.BoundedSemaphore(workers_download)
-        self.upload_slots = threading.BoundedSemaphore(workers_upload)
-        self.downloads = ThreadPoolExecutor(2 * workers_download, thread_name_prefix="download")
-        self.uploads = ThreadPoolExecutor(2 * workers_upload, thread_name_prefix="upload")
+        self.download_slots, self.downloads = request_workers(workers_download, "download")
+        self.upload_slots, self.uploads = request_workers(workers_upload, "upload")
         self.moves: dict[int, Future[int]] = {}
         self.lock = threading.Lock()
         # one read up front instead of one per file: the state lock is the pipeline's hot spot

@@ -7,7 +7,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,15 @@ from typing import Any
 from scanjobs import failpoints
 from scanjobs.errors import AuthError
 from scanjobs.events import Events
-from scanjobs.modes.common import FailureWindow, Stopwatch, open_api, open_db, select_scan_ids, write_csv
+from scanjobs.modes.common import (
+    FailureWindow,
+    Stopwatch,
+    open_api,
+    open_db,
+    request_workers,
+    select_scan_ids,
+    write_csv,
+)
 from scanjobs.modes.naming import extension_for, file_name, safe_join
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import DownloadInfo, ScanFileRef
@@ -74,9 +82,7 @@ class DownloadRun:
         self.result = RunResult()
         self.fatal: BaseException | None = None
         self.section_max = self.job.download.section_max_length
-        # `workers` requests on the wire; the pool has twice as many threads, so that one
-        # waiting out a retry's backoff does not hold a request back
-        self.slots = threading.BoundedSemaphore(self.job.batch.workers.download)
+        self.slots, self.threads = request_workers(self.job.batch.workers.download, "download")
 
     def name_for(self, image: Image, original_filename: str | None, content_type: str | None) -> str:
         return file_name(
@@ -234,10 +240,9 @@ class DownloadRun:
         )
         if todo:
             events.emit("plan", steps={"download": len(todo)})
-            workers = job.batch.workers.download
-            api = open_api(job.source, job, events, pool_size=workers + 2)
+            api = open_api(job.source, job, events, pool_size=job.batch.workers.download + 2)
             try:
-                with ThreadPoolExecutor(2 * workers, thread_name_prefix="download") as pool:
+                with self.threads as pool:
                     futures: list[Future[None]] = [pool.submit(self.fetch, api, image) for image in todo]
                     for future in futures:
                         future.result()
