@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -28,12 +29,12 @@ from scanjobs.modes.payload import Untranslatable, build_payload, hint_ids, tran
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import PlatformDB, ScanFileRef, SourceScan
 from scanjobs.runner import RunContext, RunResult
-from scanjobs.spec.model import Job
+from scanjobs.spec.model import Job, Workers
 from scanjobs.state import ItemRecord, StateStore
 
 __all__ = [
-    "CopyPlan", "plan_copy", "unsettled_uploads", "match_uploads", "adopt_uploads", "request_uid",
-    "CopyMode", "MODE", "MAPPING_CSV", "FAILURES_CSV",
+    "CopyPlan", "plan_copy", "scans_in_flight_needed", "unsettled_uploads", "match_uploads",
+    "adopt_uploads", "request_uid", "CopyMode", "MODE", "MAPPING_CSV", "FAILURES_CSV",
 ]
 
 MAPPING_CSV = "scan_mapping.csv"
@@ -92,6 +93,21 @@ def plan_copy(
     else:
         deferred = 0
     return CopyPlan(tuple(resume), tuple(retry), tuple(new), tuple(done), deferred)
+
+
+ROUND_TRIPS_PER_SCAN = 4  # file meta, bytes, upload, create: a scan's files move side by side
+
+
+def scans_in_flight_needed(workers: Workers, files_per_scan: float) -> int:
+    """The batch.size that keeps the slowest stage's workers busy.
+
+    The stages serve at most min(download / 2F, upload / F, create) scans per round trip (F files
+    a scan; a download is two requests), and each scan stays ROUND_TRIPS_PER_SCAN round trips in
+    flight, so by Little's law that many times as many scans must be in flight. Latency cancels.
+    """
+    f = max(files_per_scan, 1.0)
+    per_round_trip = min(workers.download / (2 * f), workers.upload / f, float(workers.create))
+    return math.ceil(ROUND_TRIPS_PER_SCAN * per_round_trip - 1e-9)
 
 
 def unsettled_uploads(records: Sequence[ItemRecord]) -> list[ItemRecord]:

@@ -103,7 +103,7 @@ def _files(pf: Preflight, db: Any, ids: Sequence[int]) -> None:
 
 
 def preflight_copy(job: Job, state: StateStore | None, events: Events) -> dict[str, Any]:
-    from scanjobs.modes.copy import plan_copy, unsettled_uploads
+    from scanjobs.modes.copy import plan_copy, scans_in_flight_needed, unsettled_uploads
 
     assert job.target is not None and job.target.store is not None
     pf = Preflight(job)
@@ -135,6 +135,15 @@ def preflight_copy(job: Job, state: StateStore | None, events: Events) -> dict[s
         todo = list(plan.todo)
         _files(pf, db, selected)
         db.close()
+        if selected:
+            per_scan = pf.facts["files"] / len(selected)
+            needed = scans_in_flight_needed(job.batch.workers, per_scan)
+            if job.batch.size < needed:
+                pf.note(
+                    f"batch.size {job.batch.size} keeps fewer scans in flight than the workers can "
+                    f"serve: with {per_scan:.1f} file(s) a scan, {needed} keep them busy; at "
+                    f"{job.batch.size} the copy runs at most {job.batch.size / needed:.0%} as fast"
+                )
         pf.facts.update(
             todo=len(todo),
             already_done=len(plan.already_done),

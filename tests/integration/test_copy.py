@@ -158,6 +158,9 @@ def test_plan_is_a_read_only_preflight(sandbox: Sandbox, tmp_path: Path,
     plan = json.loads(capsys.readouterr().out)
     assert plan["ok"] and plan["facts"]["selected"] == 5 and plan["facts"]["files"] == 12
     assert plan["facts"]["scans_without_files"] == [ids[-1]] and plan["facts"]["todo"] == 5
+    # 12 files in 5 scans, workers 20/20/10: 4 x 20 / (2 x 2.4) = 16.7 scans must be in flight
+    assert any("batch.size 10 keeps fewer scans in flight than the workers can serve" in line
+               and "17 keep them busy" in line for line in plan["lines"]), plan["lines"]
     for instance in ("source", "target"):
         assert {r["route"] for r in posts(sandbox.stats(instance))} <= {"/api/v4/token-auth/"}
     assert not (tmp_path / "copy.state.sqlite").exists()

@@ -9,7 +9,14 @@ import pytest
 from scanjobs.errors import JobError, PlatformError
 from scanjobs.modes.analyze import read_pairs_csv
 from scanjobs.modes.common import FailureWindow, read_id_column
-from scanjobs.modes.copy import adopt_uploads, match_uploads, plan_copy, request_uid, unsettled_uploads
+from scanjobs.modes.copy import (
+    adopt_uploads,
+    match_uploads,
+    plan_copy,
+    request_uid,
+    scans_in_flight_needed,
+    unsettled_uploads,
+)
 from scanjobs.modes.payload import Untranslatable, build_payload, hint_ids, translate_hints
 from scanjobs.platform.db import MappingNames, ResolvedIds
 from scanjobs.state import ItemRecord, StateStore
@@ -209,3 +216,13 @@ def test_adopt_uploads_records_found_files_or_says_it_cannot(tmp_path: Path, sea
         assert (record.status, record.target_id) == ("running", None)
         assert events.events[0][0] == "warning" and "uploaded again" in str(events.events[0][1]["message"])
     state.close()
+
+
+def test_scans_in_flight_needed_follows_the_slowest_stage() -> None:
+    from scanjobs.spec.model import Workers
+
+    legacy = Workers(download=20, upload=20, create=10)
+    assert scans_in_flight_needed(legacy, 3) == 14  # downloads: 20 / 6 scans a round trip, x 4
+    assert scans_in_flight_needed(legacy, 1) == 40  # downloads: 10 a round trip; create: 10
+    assert scans_in_flight_needed(Workers(download=20, upload=20, create=2), 1) == 8  # creates
+    assert scans_in_flight_needed(legacy, 0) == 40  # no files counted: as for one
