@@ -155,7 +155,7 @@ def _events(args: argparse.Namespace, json_lines: bool = False) -> EventBus:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from scanjobs.spec import load_job
+    from scanjobs.jobfile import load_job
 
     worst = ExitCode.OK
     for path in args.jobs:
@@ -181,8 +181,8 @@ def _instances(job: Any) -> list[Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from scanjobs.runner import RunOptions, run_job
-    from scanjobs.spec import load_job
+    from scanjobs.lifecycle import RunOptions, run_job
+    from scanjobs.jobfile import load_job
 
     if args.limit is not None and args.limit < 1:
         raise JobError("--limit must be a positive number")
@@ -198,8 +198,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from scanjobs.runner import plan_job
-    from scanjobs.spec import load_job
+    from scanjobs.lifecycle import plan_job
+    from scanjobs.jobfile import load_job
 
     job = load_job(args.job)
     events = _events(args)
@@ -216,8 +216,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def status_report(job_path: Path) -> dict[str, Any]:
-    from scanjobs.runner import open_state_readonly
-    from scanjobs.spec import load_job
+    from scanjobs.lifecycle import open_state_readonly
+    from scanjobs.jobfile import load_job
     from scanjobs.state import RunLock
 
     job = load_job(job_path)
@@ -296,7 +296,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    from scanjobs.spec import load_job
+    from scanjobs.jobfile import load_job
     from scanjobs.state import RunLock, state_files
 
     job = load_job(args.job)

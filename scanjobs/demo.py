@@ -11,9 +11,9 @@ from typing import Any
 
 from scanjobs.errors import ExitCode
 from scanjobs.events import EventBus, make_console_sink
-from scanjobs.runner import RunOptions, run_job
+from scanjobs.lifecycle import RunOptions, run_job
 from scanjobs.sandboxjobs import sandbox_job_text, write_sandbox_instances
-from scanjobs.spec import load_job
+from scanjobs.jobfile import load_job
 from scanjobs.state import state_files
 
 __all__ = ["run_demo", "demo_jobs"]

@@ -12,7 +12,7 @@ import yaml
 
 from scanjobs.errors import JobError
 from scanjobs.fsutil import atomic_open
-from scanjobs.spec.env import env_var_for
+from scanjobs.jobfile.env import env_var_for
 
 __all__ = ["read_sandbox_info", "write_sandbox_instances", "sandbox_job_text"]
 
@@ -88,7 +88,7 @@ def sandbox_job_text(
 
 
 def _schema_ref() -> str:
-    from scanjobs.spec import schema_path
+    from scanjobs.jobfile import schema_path
 
     return str(schema_path().resolve())
 

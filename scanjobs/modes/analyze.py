@@ -14,8 +14,8 @@ from scanjobs.errors import JobError, StateError
 from scanjobs.events import Events
 from scanjobs.modes.common import Stopwatch, open_db
 from scanjobs.platform.db import PlatformDB
-from scanjobs.runner import RunContext, RunResult, StopSignal
-from scanjobs.spec.model import Job
+from scanjobs.lifecycle import RunContext, RunResult, StopSignal
+from scanjobs.jobfile.model import Job
 from scanjobs.state import StateStore
 
 __all__ = [
@@ -162,7 +162,7 @@ class AnalyzeMode:
     def _pairs(self, job: Job) -> list[tuple[int, int | None]]:
         if job.scans.kind == "pairs" and job.scans.file is not None:
             return read_pairs_csv(job.scans.file)
-        from scanjobs.spec import load_job
+        from scanjobs.jobfile import load_job
 
         assert job.scans.file is not None
         copy_job = load_job(job.scans.file)

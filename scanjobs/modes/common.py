@@ -19,7 +19,7 @@ from scanjobs.fsutil import atomic_open
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import PlatformDB
 from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
-from scanjobs.spec.model import InstanceSpec, Job, ScanSelection
+from scanjobs.jobfile.model import InstanceSpec, Job, ScanSelection
 
 __all__ = [
     "retry_policy",

@@ -28,8 +28,8 @@ from scanjobs.modes.common import (
 from scanjobs.modes.payload import Untranslatable, build_payload, hint_ids, translate_hints
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import PlatformDB, ScanFileRef, SourceScan
-from scanjobs.runner import RunContext, RunResult
-from scanjobs.spec.model import Job, Workers
+from scanjobs.lifecycle import RunContext, RunResult
+from scanjobs.jobfile.model import Job, Workers
 from scanjobs.state import ItemRecord, StateStore
 
 __all__ = [

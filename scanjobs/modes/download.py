@@ -27,8 +27,8 @@ from scanjobs.modes.common import (
 from scanjobs.modes.naming import extension_for, file_name, safe_join
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import DownloadInfo, ScanFileRef
-from scanjobs.runner import RunContext, RunResult
-from scanjobs.spec.model import Job
+from scanjobs.lifecycle import RunContext, RunResult
+from scanjobs.jobfile.model import Job
 from scanjobs.state import StateStore
 
 __all__ = ["DownloadMode", "MODE", "MANIFEST_CSV", "FAILURES_CSV", "PART_PREFIX", "planned_images"]

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from scanjobs.errors import ExitCode, ScanjobsError
 from scanjobs.events import Events
 from scanjobs.modes.common import open_api, open_db, select_scan_ids
-from scanjobs.spec.model import InstanceSpec, Job
+from scanjobs.jobfile.model import InstanceSpec, Job
 from scanjobs.state import StateStore
 
 __all__ = ["preflight_copy", "preflight_download", "preflight_analyze", "Preflight"]

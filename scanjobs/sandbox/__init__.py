@@ -2,6 +2,6 @@
 
 from scanjobs.sandbox.harness import Sandbox
 from scanjobs.sandbox.options import SandboxOptions, add_arguments, options_from_args
-from scanjobs.sandbox.runner import run_up
+from scanjobs.sandbox.server import run_up
 
 __all__ = ["Sandbox", "SandboxOptions", "add_arguments", "options_from_args", "run_up"]

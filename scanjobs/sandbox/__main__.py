@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from scanjobs.sandbox.options import add_arguments, options_from_args
-from scanjobs.sandbox.runner import run_up
+from scanjobs.sandbox.server import run_up
 
 
 def main(argv: list[str] | None = None) -> int:

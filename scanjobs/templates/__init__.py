@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from scanjobs.errors import JobError
-from scanjobs.spec import schema_path
+from scanjobs.jobfile import schema_path
 
 __all__ = ["template_text", "write_template"]
 

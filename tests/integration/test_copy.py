@@ -29,7 +29,7 @@ from copy_support import (
 
 from scanjobs.cli import main
 from scanjobs.sandbox import Sandbox
-from scanjobs.spec.env import env_var_for
+from scanjobs.jobfile.env import env_var_for
 
 pytestmark = pytest.mark.integration
 

@@ -219,7 +219,7 @@ def test_adopt_uploads_records_found_files_or_says_it_cannot(tmp_path: Path, sea
 
 
 def test_scans_in_flight_needed_follows_the_slowest_stage() -> None:
-    from scanjobs.spec.model import Workers
+    from scanjobs.jobfile.model import Workers
 
     legacy = Workers(download=20, upload=20, create=10)
     assert scans_in_flight_needed(legacy, 3) == 14  # downloads: 20 / 6 scans a round trip, x 4

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from scanjobs.cli import main
-from scanjobs.spec import load_job
+from scanjobs.jobfile import load_job
 from scanjobs.templates import template_text
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from scanjobs.errors import ExitCode
 from scanjobs.events import EventBus, Events, LogSink
-from scanjobs.spec import Job
+from scanjobs.jobfile import Job
 from scanjobs.state import RunLock, StateStore, state_files
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Job files: YAML -> validated, frozen dataclasses (the only place raw dicts live)."""
 
-from scanjobs.spec.loader import load_job, load_schema, parse_duration, schema_path
-from scanjobs.spec.model import Job
+from scanjobs.jobfile.loader import load_job, load_schema, parse_duration, schema_path
+from scanjobs.jobfile.model import Job
 
 __all__ = ["Job", "load_job", "load_schema", "parse_duration", "schema_path"]

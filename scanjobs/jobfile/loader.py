@@ -17,8 +17,8 @@ import jsonschema
 import yaml
 
 from scanjobs.errors import JobError
-from scanjobs.spec.env import SECRET_REFERENCE, UnsetVariable, env_var_for, expand, read_dotenv
-from scanjobs.spec.model import (
+from scanjobs.jobfile.env import SECRET_REFERENCE, UnsetVariable, env_var_for, expand, read_dotenv
+from scanjobs.jobfile.model import (
     AnalysisOptions,
     Backoff,
     BatchOptions,
@@ -35,7 +35,7 @@ from scanjobs.spec.model import (
     Timeout,
     Workers,
 )
-from scanjobs.spec.yamlio import LineMap, load_yaml
+from scanjobs.jobfile.yamlio import LineMap, load_yaml
 
 __all__ = ["load_job", "load_schema", "schema_path", "parse_duration", "INSTANCES_FILE"]
 
@@ -47,7 +47,7 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def schema_path() -> Path:
     """The job schema: packaged inside the wheel, or at the repo root in a source checkout."""
-    packaged = resources.files("scanjobs.spec").joinpath("job.schema.json")
+    packaged = resources.files("scanjobs.jobfile").joinpath("job.schema.json")
     if packaged.is_file():
         return Path(str(packaged))
     return Path(__file__).resolve().parents[2] / "schemas" / "job.schema.json"

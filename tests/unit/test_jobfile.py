@@ -11,7 +11,7 @@ import pytest
 
 from scanjobs.cli import main
 from scanjobs.errors import JobError
-from scanjobs.spec import load_job, load_schema, parse_duration
+from scanjobs.jobfile import load_job, load_schema, parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {
@@ -214,7 +214,7 @@ def test_example_jobs_validate_with_cli_and_independent_validator(capsys: pytest
 
 def _plain(text: str) -> object:
     """Load like an editor would for the schema (dates as text)."""
-    from scanjobs.spec.yamlio import load_yaml
+    from scanjobs.jobfile.yamlio import load_yaml
 
     data, _, _ = load_yaml(text, Path("x"))
     return data
