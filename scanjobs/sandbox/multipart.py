@@ -67,9 +67,9 @@ class FormReader:
 
     async def _skip_to_delimiter(self) -> None:
         while (at := self._buffer.find(self._delimiter)) < 0:
-            self._buffer = self._buffer[-len(self._delimiter):]  # preamble (or an unread body)
+            self._buffer = self._buffer[-len(self._delimiter) :]  # preamble (or an unread body)
             await self._fill()
-        self._buffer = self._buffer[at + len(self._delimiter):]
+        self._buffer = self._buffer[at + len(self._delimiter) :]
 
     async def parts(self) -> AsyncIterator[Part]:
         await self._skip_to_delimiter()
@@ -83,7 +83,7 @@ class FormReader:
                     raise MultipartError("part headers too long")
                 await self._fill()
             head = self._buffer[:end].decode("utf-8", errors="replace")
-            self._buffer = self._buffer[end + 4:]
+            self._buffer = self._buffer[end + 4 :]
             first, _, rest = head.partition("\r\n")
             if first.strip():  # only transport padding may follow the delimiter on its line
                 raise MultipartError("garbage after a boundary")
@@ -105,7 +105,7 @@ class FormReader:
         while self._in_body:
             at = self._buffer.find(self._delimiter)
             if at >= 0:
-                data, self._buffer = self._buffer[:at], self._buffer[at + len(self._delimiter):]
+                data, self._buffer = self._buffer[:at], self._buffer[at + len(self._delimiter) :]
                 self._in_body = False
             elif len(self._buffer) > keep:
                 data, self._buffer = self._buffer[:-keep], self._buffer[-keep:]
