@@ -23,7 +23,8 @@ from psycopg.types.json import Jsonb
 from scanjobs.sandbox.faults import RuntimeConfig, Stats, fault_middleware
 from scanjobs.sandbox.images import sniff_content_type
 from scanjobs.sandbox.multipart import FormReader, MultipartError, boundary_of
-from scanjobs.sandbox.seed import TABLES, SourceTruth
+from scanjobs.sandbox.seed_scans import SourceTruth
+from scanjobs.sandbox.tables import TABLES
 
 INPUT_TYPES = ("image", "video", "keyframe")
 NOT_FOUND = {"detail": "Not found."}

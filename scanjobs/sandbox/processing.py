@@ -13,7 +13,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from scanjobs.sandbox.api import Instance
-from scanjobs.sandbox.seed import TABLES, SourceTruth
+from scanjobs.sandbox.seed_scans import SourceTruth
+from scanjobs.sandbox.tables import TABLES
 
 log = logging.getLogger("scanjobs.sandbox")
 

@@ -24,12 +24,14 @@ import psycopg
 from aiohttp import web
 
 from scanjobs.fsutil import atomic_open
-from scanjobs.sandbox import seed
 from scanjobs.sandbox.api import Instance, Pool, build_app
 from scanjobs.sandbox.faults import RuntimeConfig, Stats
 from scanjobs.sandbox.options import SandboxOptions
 from scanjobs.sandbox.postgres import EmbeddedPostgres
 from scanjobs.sandbox.processing import process_scan
+from scanjobs.sandbox.seed_master import master_spec, seed_target
+from scanjobs.sandbox.seed_scans import SeedResult, seed_source
+from scanjobs.sandbox.tables import reset_sequences
 
 log = logging.getLogger("scanjobs.sandbox")
 INSTANCES = ("source", "target")
@@ -51,7 +53,7 @@ def _ports(port_base: int) -> tuple[int, int, int]:
 
 def _prepare_databases(
     pg: EmbeddedPostgres, options: SandboxOptions, db_password: str
-) -> tuple[seed.SeedResult, int]:
+) -> tuple[SeedResult, int]:
     """(Re)create both databases with the schema and the seed; the seed makes them repeatable."""
     with psycopg.connect(pg.conninfo("postgres"), autocommit=True) as admin:
         exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_USER,)).fetchone()
@@ -64,15 +66,15 @@ def _prepare_databases(
     shutil.rmtree(storage, ignore_errors=True)
     schema = (Path(__file__).parent / "schema.sql").read_text()
     rng = random.Random(options.seed)
-    spec = seed.master_spec(rng)
+    spec = master_spec(rng)
     today = dt.datetime.now(dt.timezone.utc).date()
-    result = seed.SeedResult()
+    result = SeedResult()
     for name in INSTANCES:
         (storage / name).mkdir(parents=True, exist_ok=True)
         with psycopg.connect(pg.conninfo(name)) as conn, conn.cursor() as cur:
             cur.execute(schema.encode())  # a script of several statements, no params
             if name == "source":
-                result, _ = seed.seed_source(
+                result, _ = seed_source(
                     cur,
                     spec,
                     random.Random(rng.random()),
@@ -84,8 +86,8 @@ def _prepare_databases(
                     today,
                 )
             else:
-                result.target_store_id, _ = seed.seed_target(cur, spec, random.Random(rng.random()), today)
-            seed.reset_sequences(cur, name)
+                result.target_store_id, _ = seed_target(cur, spec, random.Random(rng.random()), today)
+            reset_sequences(cur, name)
             # Read-only, like the real platform's proxyuser: a stray write is a test failure.
             cur.execute(f"GRANT CONNECT ON DATABASE {name} TO {DB_USER}")
             cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {DB_USER}")
