@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from scanjobs.sandbox.api import Instance
+from scanjobs.sandbox.instance import Instance
 from scanjobs.sandbox.seed_scans import SourceTruth
 from scanjobs.sandbox.tables import TABLES
 

@@ -24,8 +24,9 @@ import psycopg
 from aiohttp import web
 
 from scanjobs.fsutil import atomic_open
-from scanjobs.sandbox.api import Instance, Pool, build_app
+from scanjobs.sandbox.api import build_app
 from scanjobs.sandbox.faults import RuntimeConfig, Stats
+from scanjobs.sandbox.instance import Instance, Pool
 from scanjobs.sandbox.options import SandboxOptions
 from scanjobs.sandbox.postgres import EmbeddedPostgres
 from scanjobs.sandbox.processing import process_scan
@@ -206,7 +207,7 @@ def replace_dir(options: SandboxOptions, directory: Path) -> SandboxOptions:
 def _run(coro: Coroutine[Any, Any, int]) -> int:
     """Run on uvloop where it is installed: a cheaper event loop leaves more CPU to scanjobs."""
     try:
-        import uvloop
+        import uvloop  # optional, not a dependency: tried only when a server starts
     except ImportError:
         return asyncio.run(coro)
     return uvloop.run(coro)
