@@ -1,4 +1,4 @@
--- The sandbox's own copy of the platform tables (PLATFORM.md), typed as Django would create them.
+-- The sandbox's own copy of the platform tables (docs/platform.md), typed as Django would create them.
 -- Deliberately independent of scanjobs/platform/, so a mismatch shows up as a failing test.
 
 CREATE TABLE master_data_implementation_store (

@@ -1,4 +1,4 @@
-"""The sandbox speaks PLATFORM.md: endpoints, errors, idempotency, processing, faults, lifecycle."""
+"""The sandbox speaks docs/platform.md: endpoints, errors, idempotency, processing, faults, lifecycle."""
 
 from __future__ import annotations
 
