@@ -177,7 +177,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _instances(job: Any) -> list[Any]:
-    return [job.source] + ([job.target.instance] if job.target else [])
+    return list(job.instances())
 
 
 def cmd_run(args: argparse.Namespace) -> int:

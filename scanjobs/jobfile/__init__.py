@@ -1,6 +1,16 @@
 """Job files: YAML -> validated, frozen dataclasses (the only place raw dicts live)."""
 
 from scanjobs.jobfile.loader import load_job, load_schema, parse_duration, schema_path
-from scanjobs.jobfile.model import Job
+from scanjobs.jobfile.model import AnalyzeJob, BaseJob, CopyJob, DownloadJob, Job
 
-__all__ = ["Job", "load_job", "load_schema", "parse_duration", "schema_path"]
+__all__ = [
+    "AnalyzeJob",
+    "BaseJob",
+    "CopyJob",
+    "DownloadJob",
+    "Job",
+    "load_job",
+    "load_schema",
+    "parse_duration",
+    "schema_path",
+]

@@ -1,4 +1,8 @@
-"""Job file -> validated `Job`: safe YAML, JSON Schema, ${VAR} expansion, semantic checks."""
+"""Job file -> validated `Job`: safe YAML, JSON Schema, ${VAR} expansion, semantic checks.
+
+The loader passes a dataclass only what the file says: a key the file leaves out is left out,
+so every default is the dataclass's (scanjobs.jobfile.model), never repeated here.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from functools import cache
 from importlib import resources
@@ -20,10 +24,16 @@ from scanjobs.errors import JobError
 from scanjobs.jobfile.env import SECRET_REFERENCE, UnsetVariable, env_var_for, expand, read_dotenv
 from scanjobs.jobfile.model import (
     AnalysisOptions,
+    AnalyzeJob,
+    AnalyzeTarget,
     Backoff,
+    BaseJob,
     BatchOptions,
+    CopyJob,
     CopyOptions,
+    CopyTarget,
     DbSpec,
+    DownloadJob,
     DownloadOptions,
     InstanceSpec,
     Job,
@@ -31,7 +41,6 @@ from scanjobs.jobfile.model import (
     ScanQuery,
     ScanSelection,
     Secret,
-    TargetSpec,
     Timeout,
     Workers,
 )
@@ -68,6 +77,13 @@ def parse_duration(value: float | int | str) -> float:
     if not parts or _DURATION_PART.sub("", text).strip():
         raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 30m, 1h30m)")
     return sum(float(n) * _UNITS[unit] for n, unit in parts)
+
+
+def _given(section: Mapping[str, Any], **convert: Callable[[Any], Any]) -> dict[str, Any]:
+    """The keys a section of the file gives, as keyword arguments of its dataclass (the schema
+    admits only the field names), each through its `convert` if it has one. A key the file
+    leaves out stays out, so the dataclass default applies."""
+    return {key: convert[key](value) if key in convert else value for key, value in section.items()}
 
 
 def _where(path: tuple[str | int, ...], lines: LineMap, file: Path) -> str:
@@ -193,7 +209,7 @@ class _Builder:
         spec = defined[name] or {}
         base: tuple[str | int, ...] = ("instances", name)
         db = spec.get("db") or {}
-        api_url = self.text(spec.get("api_url", f"https://{name}.rebotics.net"), *base, "api_url")
+        api_url = self.text(spec.get("api_url", InstanceSpec.default_api_url(name)), *base, "api_url")
         if not re.match(r"^https?://[^\s/]+", api_url):
             self.problems.append(f"{self.where(*base, 'api_url')}: not an http(s) URL: {api_url!r}")
         username_raw = spec.get("username")
@@ -210,10 +226,13 @@ class _Builder:
             name=name,
             api_url=api_url.rstrip("/"),
             db=DbSpec(
-                host=self.text(db.get("host", f"{name}-maint.rebotics.net"), *base, "db", "host"),
-                port=int(db.get("port", 5432)),
-                dbname=self.text(db.get("dbname", name), *base, "db", "dbname"),
-                user=self.text(db.get("user", "proxyuser"), *base, "db", "user"),
+                host=self.text(db.get("host", DbSpec.default_host(name)), *base, "db", "host"),
+                dbname=self.text(db.get("dbname", DbSpec.default_dbname(name)), *base, "db", "dbname"),
+                **_given(
+                    {k: db[k] for k in ("port", "user") if k in db},
+                    port=int,
+                    user=lambda user: self.text(user, *base, "db", "user"),
+                ),
                 password=self.secret(
                     db.get("password"),
                     env_var_for(name, "DB_PASSWORD"),
@@ -268,13 +287,9 @@ class _Builder:
                 self.problems.append(
                     f"{self.where('scans', 'query', 'to')}: `to` ({d_to}) is before `from` ({d_from})"
                 )
-            query = ScanQuery(
-                store=q["store"],
-                date_from=d_from,
-                date_to=d_to,
-                status=q.get("status", "done"),
-                limit=q.get("limit"),
-            )
+            given: dict[str, Any] = {k: q[k] for k in ("store", "status", "limit") if k in q}
+            given.update({k: v for k, v in (("date_from", d_from), ("date_to", d_to)) if v is not None})
+            query = ScanQuery(**given)
             return ScanSelection("query", query=query)
         file = self.path.parent / self.text(scans[kind], "scans", kind)
         return ScanSelection(kind, file=file.resolve())
@@ -286,22 +301,49 @@ class _Builder:
             self.problems.append(f"{self.where(*path)}: {exc}")
             return 1.0
 
-    def build(self) -> Job:
+    def batch(self) -> BatchOptions:
+        def workers(w: Mapping[str, Any]) -> Workers:
+            return Workers(**_given(w))
+
+        return BatchOptions(**_given(self.data.get("batch", {}), workers=workers, max_failed_ratio=float))
+
+    def retry(self) -> RetryOptions:
+        def backoff(bo: Mapping[str, Any]) -> Backoff:
+            return Backoff(**_given(bo, initial=float, max=float, multiplier=float, jitter=bool))
+
+        def timeout(to: Mapping[str, Any]) -> Timeout:
+            return Timeout(**_given(to, connect=float, read=float))
+
+        def deadline(value: Any) -> float:
+            return self.duration(value, "retry", "deadline")
+
+        return RetryOptions(
+            **_given(self.data.get("retry", {}), backoff=backoff, timeout=timeout, deadline=deadline)
+        )
+
+    def analysis(self) -> AnalysisOptions:
+        def wait(value: Any) -> float:
+            return self.duration(value, "analysis", "wait_for_processing")
+
+        return AnalysisOptions(**_given(self.data.get("analysis", {}), wait_for_processing=wait))
+
+    def build(self) -> Job | None:
+        """The job of the file's mode, or None when a problem was recorded."""
         d = self.data
         self.check_secret_literals()
         mode = d["mode"]
         source = self.instance(d["source"], ("source",))
-        target: TargetSpec | None = None
+        target: InstanceSpec | None = None
+        store: int | None = None
         if "target" in d:
-            t_inst = self.instance(d["target"]["instance"], ("target", "instance"))
-            if t_inst is not None:
-                target = TargetSpec(t_inst, d["target"].get("store"))
+            target = self.instance(d["target"]["instance"], ("target", "instance"))
+            store = d["target"].get("store")
         selection = self.selection()
 
         if mode == "copy":
             if "target" not in d:
                 self.problems.append("target: mode copy needs a target: {instance: NAME, store: ID}")
-            elif d["target"].get("store") is None:
+            elif store is None:
                 self.problems.append(f"{self.where('target')}: mode copy needs target.store")
         if mode == "analyze" and "target" not in d:
             self.problems.append("target: mode analyze needs a target: {instance: NAME}")
@@ -320,46 +362,35 @@ class _Builder:
                 f"{self.where('target')}: mode download reads only the source; remove target"
             )
 
-        b, r, a = d.get("batch", {}), d.get("retry", {}), d.get("analysis", {})
-        w, bo, to = b.get("workers", {}), r.get("backoff", {}), r.get("timeout", {})
-        name = self.text(d.get("name", self.path.stem), "name")
-        output = self.path.parent / self.text(d.get("output", f"results/{self.path.stem}"), "output")
-        job = Job(
-            path=self.path,
-            name=name,
-            mode=mode,
-            source=source,  # type: ignore[arg-type]  # None only with problems recorded
-            target=target,
-            scans=selection,
-            output=output.resolve(),
-            copy=CopyOptions(**d.get("copy", {})),
-            batch=BatchOptions(
-                size=b.get("size", 10),
-                workers=Workers(**w),
-                max_failed_ratio=float(b.get("max_failed_ratio", 0.5)),
-            ),
-            retry=RetryOptions(
-                attempts=r.get("attempts", 4),
-                backoff=Backoff(
-                    initial=float(bo.get("initial", 1.0)),
-                    max=float(bo.get("max", 60.0)),
-                    multiplier=float(bo.get("multiplier", 2.0)),
-                    jitter=bool(bo.get("jitter", True)),
-                ),
-                timeout=Timeout(**{k: float(v) for k, v in to.items()}),
-                deadline=self.duration(r.get("deadline", "30m"), "retry", "deadline"),
-            ),
-            analysis=AnalysisOptions(
-                enabled=a.get("enabled", True),
-                wait_for_processing=self.duration(
-                    a.get("wait_for_processing", "30m"), "analysis", "wait_for_processing"
-                ),
-            ),
-            download=DownloadOptions(**d.get("download", {})),
-        )
-        if job.retry.backoff.initial > job.retry.backoff.max:
+        name = self.text(d.get("name", BaseJob.default_name(self.path)), "name")
+        output = self.path.parent / self.text(d.get("output", BaseJob.default_output(self.path)), "output")
+        # Every section is read (and its problems reported) whatever the mode, as the schema
+        # admits each in every mode; a mode's job keeps only the sections it uses.
+        batch, retry, analysis = self.batch(), self.retry(), self.analysis()
+        copy = CopyOptions(**_given(d.get("copy", {})))
+        download = DownloadOptions(**_given(d.get("download", {})))
+        if retry.backoff.initial > retry.backoff.max:
             self.problems.append(f"{self.where('retry', 'backoff')}: initial is larger than max")
-        return job
+        if self.problems or source is None:
+            return None
+        common: dict[str, Any] = {
+            "path": self.path,
+            "name": name,
+            "source": source,
+            "scans": selection,
+            "output": output.resolve(),
+            "batch": batch,
+            "retry": retry,
+        }
+        if mode == "copy" and target is not None and store is not None:
+            return CopyJob(**common, target=CopyTarget(target, store), copy=copy, analysis=analysis)
+        if mode == "download":
+            return DownloadJob(**common, download=download)
+        if mode == "analyze" and target is not None:
+            return AnalyzeJob(
+                **common, target=AnalyzeTarget(target), analysis=analysis, target_store_as_written=store
+            )
+        raise AssertionError(f"mode {mode}: no job and no problem recorded")
 
 
 def _shared_instances(job_dir: Path, env: Mapping[str, str]) -> dict[str, Any]:
@@ -393,6 +424,6 @@ def load_job(path: str | Path, environ: Mapping[str, str] | None = None) -> Job:
         raise JobError(f"{job_path.name} is not a valid job file:", problems)
     builder = _Builder(job_path, data, lines, env, _shared_instances(job_path.parent, env))
     job = builder.build()
-    if builder.problems:
+    if job is None:
         raise JobError(f"{job_path.name} is not a valid job file:", builder.problems)
     return job

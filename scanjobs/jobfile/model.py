@@ -1,4 +1,10 @@
-"""The validated job: frozen dataclasses that everything downstream reads (never raw dicts)."""
+"""The validated job: frozen dataclasses that everything downstream reads (never raw dicts).
+
+One job type per mode (`CopyJob`, `DownloadJob`, `AnalyzeJob`; `Job` is their union), so a
+copy job's target store is never optional. Every default of a job file lives here, on these
+dataclasses: the loader passes only what the file says, and a test checks that the schema's
+`default`s are these.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from scanjobs.errors import JobError
 
@@ -21,7 +27,8 @@ __all__ = [
     "Secret",
     "DbSpec",
     "InstanceSpec",
-    "TargetSpec",
+    "CopyTarget",
+    "AnalyzeTarget",
     "ScanQuery",
     "ScanSelection",
     "CopyOptions",
@@ -32,6 +39,10 @@ __all__ = [
     "RetryOptions",
     "AnalysisOptions",
     "DownloadOptions",
+    "BaseJob",
+    "CopyJob",
+    "DownloadJob",
+    "AnalyzeJob",
     "Job",
 ]
 
@@ -62,22 +73,38 @@ class Secret:
     __str__ = __repr__
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DbSpec:
+    """Read-only PostgreSQL access to an instance; host and dbname default from its name."""
+
     host: str
-    port: int
+    port: int = 5432
     dbname: str
-    user: str
+    user: str = "proxyuser"
     password: Secret
+
+    @staticmethod
+    def default_host(instance: str) -> str:
+        return f"{instance}-maint.rebotics.net"
+
+    @staticmethod
+    def default_dbname(instance: str) -> str:
+        return instance
 
 
 @dataclass(frozen=True, slots=True)
 class InstanceSpec:
+    """How to reach one instance; the API URL defaults from its name."""
+
     name: str
     api_url: str
     db: DbSpec
     username: Secret
     password: Secret
+
+    @staticmethod
+    def default_api_url(instance: str) -> str:
+        return f"https://{instance}.rebotics.net"
 
     def identity(self) -> dict[str, object]:
         """What identifies the instance's data (not its credentials): for fingerprints."""
@@ -85,9 +112,18 @@ class InstanceSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class TargetSpec:
+class CopyTarget:
+    """Where a copy job creates its copies: an instance and a store of it."""
+
     instance: InstanceSpec
-    store: int | None
+    store: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeTarget:
+    """The instance whose scans an analyze job compares with the source's."""
+
+    instance: InstanceSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,23 +205,38 @@ class DownloadOptions:
     section_max_length: int = 80
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One job file, loaded, validated, with defaults filled and paths resolved."""
+def _fingerprint(fields: dict[str, object]) -> str:
+    blob = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BaseJob:
+    """What every job has: one job file, loaded, validated, defaults filled, paths resolved.
+
+    The fingerprint (`fingerprint_fields()` hashed) is recorded in the job's state, and copy
+    jobs derive their upload request ids from it: what it covers and how it is spelt must not
+    change, or every existing job would look changed.
+    """
 
     path: Path
     name: str
-    mode: Mode
     source: InstanceSpec
-    target: TargetSpec | None
     scans: ScanSelection
     output: Path
-    copy: CopyOptions = CopyOptions()
     batch: BatchOptions = BatchOptions()
     retry: RetryOptions = RetryOptions()
-    analysis: AnalysisOptions = AnalysisOptions()
-    download: DownloadOptions = DownloadOptions()
     version: int = 1
+
+    @staticmethod
+    def default_name(path: Path) -> str:
+        """The name of a job whose file gives none: the file's name without extension."""
+        return path.stem
+
+    @staticmethod
+    def default_output(path: Path) -> str:
+        """The output of a job whose file gives none, relative to the file's folder."""
+        return f"results/{path.stem}"
 
     @property
     def state_path(self) -> Path:
@@ -195,17 +246,74 @@ class Job:
     def log_path(self) -> Path:
         return self.path.with_name(self.path.stem + ".state.log")
 
+    def instances(self) -> tuple[InstanceSpec, ...]:
+        """The instances the job connects to: the source, then the target if it has one."""
+        return (self.source,)
+
     def fingerprint_fields(self) -> dict[str, object]:
         """What done work depends on: changing any of it makes recorded work wrong."""
-        fields: dict[str, object] = {"mode": self.mode, "source": self.source.identity()}
-        if self.target is not None:
-            fields["target"] = {**self.target.instance.identity(), "store": self.target.store}
-        if self.mode == "copy":
-            fields["strategy"] = self.copy.strategy
-        if self.mode == "download":
-            fields["output"] = str(self.output)
-        return fields
+        raise NotImplementedError
 
     def fingerprint(self) -> str:
-        blob = json.dumps(self.fingerprint_fields(), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+        return _fingerprint(self.fingerprint_fields())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyJob(BaseJob):
+    """mode copy: source scans become scans of `target.store`, then (optionally) the analysis."""
+
+    mode: Literal["copy"] = field(default="copy", init=False)
+    target: CopyTarget
+    copy: CopyOptions = CopyOptions()
+    analysis: AnalysisOptions = AnalysisOptions()
+
+    def instances(self) -> tuple[InstanceSpec, ...]:
+        return (self.source, self.target.instance)
+
+    def fingerprint_fields(self) -> dict[str, object]:
+        return {
+            "mode": self.mode,
+            "source": self.source.identity(),
+            "target": {**self.target.instance.identity(), "store": self.target.store},
+            "strategy": self.copy.strategy,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DownloadJob(BaseJob):
+    """mode download: the images of source scans into `output`; it reads only the source."""
+
+    mode: Literal["download"] = field(default="download", init=False)
+    download: DownloadOptions = DownloadOptions()
+
+    def fingerprint_fields(self) -> dict[str, object]:
+        return {"mode": self.mode, "source": self.source.identity(), "output": str(self.output)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnalyzeJob(BaseJob):
+    """mode analyze: compare source/target pairs (`scans` is pairs or from_job).
+
+    `analysis.enabled` does not apply (the analysis is what the job does). A `target.store`
+    in the file is accepted and does nothing, as before; it is kept in
+    `target_store_as_written` only because fingerprints have always included it.
+    """
+
+    mode: Literal["analyze"] = field(default="analyze", init=False)
+    target: AnalyzeTarget
+    analysis: AnalysisOptions = AnalysisOptions()
+    target_store_as_written: int | None = None
+
+    def instances(self) -> tuple[InstanceSpec, ...]:
+        return (self.source, self.target.instance)
+
+    def fingerprint_fields(self) -> dict[str, object]:
+        return {
+            "mode": self.mode,
+            "source": self.source.identity(),
+            "target": {**self.target.instance.identity(), "store": self.target_store_as_written},
+        }
+
+
+Job: TypeAlias = CopyJob | DownloadJob | AnalyzeJob
+"""Any job; narrow it by `isinstance` (or `match`) to reach a mode's own sections."""

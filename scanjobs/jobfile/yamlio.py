@@ -13,7 +13,7 @@ __all__ = ["LineMap", "load_yaml"]
 LineMap = dict[tuple[str | int, ...], int]
 
 
-class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # untyped base
+class _Loader(yaml.SafeLoader):
     """SafeLoader without implicit timestamps: dates stay text, parsed where they are used."""
 
 

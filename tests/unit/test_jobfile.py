@@ -11,7 +11,7 @@ import pytest
 
 from scanjobs.cli import main
 from scanjobs.errors import JobError
-from scanjobs.jobfile import load_job, load_schema, parse_duration
+from scanjobs.jobfile import CopyJob, load_job, load_schema, parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {
@@ -62,7 +62,7 @@ def test_good_job_loads_with_defaults(tmp_path: Path) -> None:
     assert job.source.api_url == "http://127.0.0.1:9000"
     assert job.source.db.port == 5433 and job.source.db.user == "proxyuser"
     assert job.source.password.reveal() == "pa"
-    assert job.target is not None and job.target.store == 8
+    assert isinstance(job, CopyJob) and job.target.store == 8
     b = job.target.instance
     assert b.api_url == "https://b.rebotics.net" and b.db.host == "b-maint.rebotics.net"
     assert b.db.dbname == "b" and b.db.port == 5432
@@ -83,7 +83,7 @@ def test_dotenv_beside_job_and_environment_wins(tmp_path: Path) -> None:
     env = {k: v for k, v in ENV.items() if k != "A_PASSWORD"}
     job = load_job(write(tmp_path, GOOD), environ=env)
     assert job.source.password.reveal() == "from-dotenv"
-    assert job.target is not None and job.target.instance.password.reveal() == "pb"
+    assert isinstance(job, CopyJob) and job.target.instance.password.reveal() == "pb"
 
 
 def test_var_default_and_message(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_var_default_and_message(tmp_path: Path) -> None:
 def test_missing_default_secret_is_reported_when_connecting(tmp_path: Path) -> None:
     env = {k: v for k, v in ENV.items() if not k.startswith("B_")}
     job = load_job(write(tmp_path, GOOD), environ=env)
-    assert job.target is not None
+    assert isinstance(job, CopyJob)
     with pytest.raises(JobError, match="B_PASSWORD"):
         job.target.instance.password.reveal()
 
