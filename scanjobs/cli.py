@@ -177,7 +177,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _instances(job: Any) -> list[Any]:
-    return list(job.instances())
+    return [job.source] + ([job.target.instance] if job.target else [])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -216,17 +216,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def status_report(job_path: Path) -> dict[str, Any]:
-    from scanjobs.lifecycle import open_state_readonly
     from scanjobs.jobfile import load_job
-    from scanjobs.state import RunLock
+    from scanjobs.lifecycle import open_state_readonly
+    from scanjobs.state import ItemKind, RunLock, StateCounts, StatePaths, Status
 
     job = load_job(job_path)
-    if not job.state_path.exists():
+    paths = StatePaths(job.state_path)
+    if not paths.db.exists():
         return {
             "job": str(job.path),
-            "state": str(job.state_path),
+            "state": str(paths.db),
             "started": False,
-            "counts": {},
+            "counts": StateCounts(),
             "failures": [],
             "runs": [],
             "running": None,
@@ -236,24 +237,23 @@ def status_report(job_path: Path) -> dict[str, Any]:
         counts = store.counts()
         failures = [
             {
-                "kind": r.kind,
+                "kind": r.kind.value,
                 "id": r.key,
                 "step": r.step,
                 "error_class": r.error_class,
                 "error": r.error_message,
                 "attempts": r.attempts,
             }
-            for kind in ("scan", "image", "file")
-            for r in store.items(kind, status="failed")
+            for kind in (ItemKind.SCAN, ItemKind.IMAGE, ItemKind.FILE)
+            for r in store.items(kind, status=Status.FAILED)
         ]
         runs = store.runs()
     finally:
         store.close()
-    lock = RunLock(job.state_path.with_suffix(".lock"))
-    holder = lock.holder()
+    holder = RunLock(paths.lock).holder()
     return {
         "job": str(job.path),
-        "state": str(job.state_path),
+        "state": str(paths.db),
         "started": True,
         "counts": counts,
         "failures": failures,
@@ -264,8 +264,9 @@ def status_report(job_path: Path) -> dict[str, Any]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     report = status_report(args.job)
+    counts = report["counts"]  # a StateCounts
     if args.json:
-        print(json.dumps(report, indent=2, default=str))
+        print(json.dumps({**report, "counts": counts.as_dict()}, indent=2, default=str))
         return int(ExitCode.OK)
     print(f"job {report['job']}")
     if not report["started"]:
@@ -274,12 +275,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if report["running"]:
         r = report["running"]
         print(f"  running now: pid {r.get('pid')} on {r.get('host')} since {r.get('started')}")
-    for kind, by_status in sorted(report["counts"].items()):
-        if ":" in kind:
-            continue
-        total = sum(by_status.values())
-        parts = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
-        print(f"  {kind}s: {total} ({parts})")
+    for kind in sorted(counts.kinds):
+        parts = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.by_status(kind).items()))
+        print(f"  {kind.value}s: {counts.total(kind)} ({parts})")
     if report["runs"]:
         last = report["runs"][-1]
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["started_at"]))
@@ -297,12 +295,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_reset(args: argparse.Namespace) -> int:
     from scanjobs.jobfile import load_job
-    from scanjobs.state import RunLock, state_files
+    from scanjobs.state import StatePaths
 
     job = load_job(args.job)
-    files = [p for p in state_files(job.state_path) if p.exists()]
+    paths = StatePaths(job.state_path)
+    files = paths.existing()
     if not files:
-        print(f"nothing to reset: {job.state_path} does not exist")
+        print(f"nothing to reset: {paths.db} does not exist")
         return int(ExitCode.OK)
     if not args.yes:
         if not sys.stdin.isatty():
@@ -313,11 +312,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return int(ExitCode.OK)
-    with RunLock(job.state_path.with_suffix(".lock")):
-        for path in files:
-            if path.suffix != ".lock":
-                path.unlink()
-    job.state_path.with_suffix(".lock").unlink(missing_ok=True)
+    paths.delete()  # under the run lock: refused while a run of the job is going
     print(f"state of {job.path.name} deleted; outputs under {job.output} are untouched")
     return int(ExitCode.OK)
 

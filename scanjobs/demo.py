@@ -11,10 +11,10 @@ from typing import Any
 
 from scanjobs.errors import ExitCode
 from scanjobs.events import EventBus, make_console_sink
+from scanjobs.jobfile import load_job
 from scanjobs.lifecycle import RunOptions, run_job
 from scanjobs.sandboxjobs import sandbox_job_text, write_sandbox_instances
-from scanjobs.jobfile import load_job
-from scanjobs.state import state_files
+from scanjobs.state import StatePaths
 
 __all__ = ["run_demo", "demo_jobs"]
 
@@ -33,8 +33,7 @@ def demo_jobs(jobs_dir: Path, info: dict[str, Any], scans: int) -> dict[str, Pat
 def _fresh(folder: Path, jobs: dict[str, Path]) -> None:
     """The demo starts over: its sandbox is new, so old state and results would lie."""
     for job in jobs.values():
-        for path in state_files(job.with_name(job.stem + ".state.sqlite")):
-            path.unlink(missing_ok=True)
+        StatePaths.for_job(job).delete()
     shutil.rmtree(folder / "results", ignore_errors=True)
 
 

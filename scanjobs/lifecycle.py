@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from scanjobs.errors import ExitCode
 from scanjobs.events import EventBus, Events, LogSink
 from scanjobs.jobfile import Job
-from scanjobs.state import RunLock, StateStore, state_files
+from scanjobs.state import RunLock, StatePaths, StateStore
 
 __all__ = [
     "RunOptions",
@@ -126,15 +126,8 @@ def mode_for(job: Job) -> Mode:
 
 
 def restart_state(job: Job) -> Path | None:
-    """Move the job's state aside (kept as a backup); return the backup path."""
-    if not job.state_path.exists():
-        return None
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    backup = job.state_path.with_name(f"{job.state_path.name}.bak-{stamp}")
-    for path in state_files(job.state_path)[:4]:
-        if path.exists():
-            os.replace(path, backup.with_name(backup.name + path.name[len(job.state_path.name) :]))
-    return backup
+    """Move the job's state aside (kept as a backup, never replacing one); return the backup path."""
+    return StatePaths(job.state_path).move_aside()
 
 
 def open_state_readonly(job: Job) -> StateStore:

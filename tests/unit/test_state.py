@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ import pytest
 
 from scanjobs.cli import main
 from scanjobs.errors import LockedError, StateError
-from scanjobs.state import FORMAT_VERSION, RunLock, StateStore
+from scanjobs.state import FORMAT_VERSION, ItemKind, RunLock, StateStore, Status
 
 
 def test_items_transitions_and_counts(tmp_path: Path) -> None:
@@ -32,7 +31,7 @@ def test_items_transitions_and_counts(tmp_path: Path) -> None:
     assert failed is not None and failed.error_class == "ValueError"
     assert failed.error_message == "400 Bad Request: store: bad"
     assert [r.key for r in store.items("scan")] == ["10", "11", "12"]
-    assert store.counts()["scan"] == {"done": 1, "failed": 1, "pending": 1}
+    assert store.counts().by_status(ItemKind.SCAN) == {Status.DONE: 1, Status.FAILED: 1, Status.PENDING: 1}
     store.close()
 
 
@@ -155,14 +154,3 @@ def test_status_and_reset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["reset", str(job)]) == 2  # no --yes, no terminal
     assert main(["reset", str(job), "--yes"]) == 0
     assert not (tmp_path / "job.state.sqlite").exists() and keep.exists() and job.exists()
-
-
-def test_a_state_file_from_before_the_seq_index_gets_it_on_the_next_run(tmp_path: Path) -> None:
-    path = tmp_path / "j.state.sqlite"
-    StateStore.open(path, fingerprint="f").close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("DROP INDEX items_seq")
-    StateStore.open(path, fingerprint="f").close()
-    with sqlite3.connect(path) as conn:
-        plan = conn.execute("EXPLAIN QUERY PLAN SELECT MAX(seq) FROM items WHERE kind='file'").fetchall()
-    assert "items_seq" in str(plan)

@@ -1,0 +1,379 @@
+"""The state store beside each job (SQLite): items, their transitions, runs, the fingerprint."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from scanjobs import failpoints
+from scanjobs.errors import StateError
+from scanjobs.state import migrations
+from scanjobs.state.paths import StatePaths
+from scanjobs.state.records import ItemKind, ItemRecord, StateCounts, Status
+
+__all__ = ["StateStore"]
+
+_FIELDS = ("source_id", "target_id", "request_uid", "error_class", "error_message")
+
+
+class StateStore:
+    """One job's state: open with `StateStore.open(...)`; every transition is one transaction.
+
+    Transitions: `record_intent` (RUNNING: about to act), `mark_done`, `mark_failed`.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = threading.RLock()  # one connection shared by worker threads
+
+    @property
+    def paths(self) -> StatePaths:
+        return StatePaths(self.path)
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        fingerprint: str | None = None,
+        fingerprint_fields: Mapping[str, Any] | None = None,
+        create: bool = True,
+    ) -> StateStore:
+        """Open (creating if allowed) and check format and fingerprint.
+
+        With `create` (opening to write) a file of an older format is migrated to FORMAT_VERSION;
+        without it, it is read as it is. `fingerprint_fields` (what the fingerprint hashes) are
+        kept too, so that a refusal can say what changed (source, target, strategy...).
+        """
+        exists = path.exists() and path.stat().st_size > 0
+        if exists:
+            migrations.check_existing(path)
+        elif path.exists() or not create:
+            if not create:
+                raise StateError(
+                    f"no state yet for this job ({path} does not exist)", hint="run the job first"
+                )
+            # an empty file: something created it and wrote nothing; refuse to guess
+            raise StateError(
+                f"state file is empty: {path}", hint="move it aside if no run of this job ever completed work"
+            )
+        conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a killed process (what resume must survive); after a power
+        # loss the last transitions may be lost, which the deterministic request uid still covers.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        store = cls(path, conn)
+        if fingerprint is not None and exists:
+            store._refuse_changed(fingerprint, fingerprint_fields)  # before any write to the file
+        if not exists:
+            with store.transaction() as c:
+                migrations.create(c)
+                migrations.upgrade(c)
+        elif create:
+            with store.transaction() as c:
+                migrations.upgrade(c)
+        if fingerprint is not None:
+            with store.transaction() as c:
+                c.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint,))
+                if fingerprint_fields is not None:
+                    c.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('fingerprint_fields', ?)",
+                        (json.dumps(fingerprint_fields, sort_keys=True, default=str),),
+                    )
+        return store
+
+    def _refuse_changed(self, fingerprint: str, fields: Mapping[str, Any] | None) -> None:
+        recorded = self.meta("fingerprint")
+        if recorded is not None and recorded != fingerprint:
+            changed = self._changed_fields(fields)
+            self.close()
+            raise StateError(
+                f"the job changed since its state was recorded{changed}: the work "
+                f"already done was done for the old settings ({self.path})",
+                hint="change it back, or run with --restart to start over (the old state is "
+                "kept aside as a backup)",
+            )
+
+    def _changed_fields(self, fields: Mapping[str, Any] | None) -> str:
+        """' (target, strategy changed)' from the recorded fields, or '' when unknown."""
+        old = json.loads(self.meta("fingerprint_fields") or "{}")
+        if not old or fields is None:
+            return ""
+        new = json.loads(json.dumps(fields, sort_keys=True, default=str))
+        changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        return f" ({', '.join(changed)} changed)" if changed else ""
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- transactions and meta -----------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- items ---------------------------------------------------------------------------
+    def add_items(
+        self, kind: ItemKind | str, keys: Sequence[tuple[str, int | None]], *, step: str = "new"
+    ) -> int:
+        """Add (key, source_id) items not yet known, in order, PENDING; return how many were new."""
+        kind_ = ItemKind(kind).value
+        now = time.time()
+        with self.transaction() as c:
+            start = c.execute("SELECT COALESCE(MAX(seq), 0) FROM items WHERE kind=?", (kind_,)).fetchone()[0]
+            before = c.total_changes
+            c.executemany(
+                "INSERT OR IGNORE INTO items (kind, key, seq, step, status, source_id, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (kind_, key, start + i + 1, step, Status.PENDING.value, source_id, now)
+                    for i, (key, source_id) in enumerate(keys)
+                ],
+            )
+            return c.total_changes - before
+
+    def get(self, kind: ItemKind | str, key: str) -> ItemRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM items WHERE kind=? AND key=?", (ItemKind(kind).value, key)
+            ).fetchone()
+        return None if row is None else ItemRecord.from_row(row)
+
+    def items(
+        self,
+        kind: ItemKind | str,
+        *,
+        status: Status | str | Iterable[Status | str] | None = None,
+        keys: Iterable[str] | None = None,
+    ) -> list[ItemRecord]:
+        """The items of a kind in the order they were selected, optionally of some statuses/keys."""
+        sql = "SELECT * FROM items WHERE kind=?"
+        args: list[Any] = [ItemKind(kind).value]
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            sql += f" AND status IN ({','.join('?' * len(statuses))})"
+            args += [Status(s).value for s in statuses]
+        sql += " ORDER BY seq"
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        records = [ItemRecord.from_row(r) for r in rows]
+        if keys is not None:
+            wanted = set(keys)
+            records = [r for r in records if r.key in wanted]
+        return records
+
+    def record_intent(
+        self,
+        kind: ItemKind,
+        key: str,
+        step: str,
+        *,
+        data: dict[str, Any] | None = None,
+        request_uid: str | None = None,
+        attempt: bool = False,
+        ensure: int | None = None,
+    ) -> None:
+        """The item is about to act at `step` (RUNNING): recorded before the action, so that a
+        killed run's successor knows it may have happened (and by which request uid)."""
+        self._transition(
+            kind,
+            key,
+            step=step,
+            status=Status.RUNNING,
+            fields={} if request_uid is None else {"request_uid": request_uid},
+            data=data,
+            attempt=attempt,
+            ensure=ensure,
+        )
+
+    def mark_done(
+        self,
+        kind: ItemKind,
+        key: str,
+        step: str,
+        *,
+        target_id: int | None = None,
+        data: dict[str, Any] | None = None,
+        attempt: bool = False,
+        ensure: int | None = None,
+    ) -> None:
+        """The item reached `step` (DONE), with what it made; an earlier error is cleared."""
+        self._transition(
+            kind,
+            key,
+            step=step,
+            status=Status.DONE,
+            fields={} if target_id is None else {"target_id": target_id},
+            data=data,
+            attempt=attempt,
+            clear_error=True,
+            ensure=ensure,
+        )
+
+    def mark_failed(
+        self,
+        kind: ItemKind,
+        key: str,
+        step: str,
+        error: BaseException,
+        *,
+        attempt: bool = False,
+        ensure: int | None = None,
+    ) -> None:
+        """The item failed at `step` (FAILED), with the error's class and first line."""
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        self._transition(
+            kind,
+            key,
+            step=step,
+            status=Status.FAILED,
+            fields={"error_class": type(error).__name__, "error_message": message[:2000]},
+            attempt=attempt,
+            ensure=ensure,
+        )
+
+    def update(
+        self,
+        kind: ItemKind | str,
+        key: str,
+        *,
+        step: str | None = None,
+        status: Status | str | None = None,
+        data: dict[str, Any] | None = None,
+        attempt: bool = False,
+        clear_error: bool = False,
+        ensure: int | None = None,
+        **fields: Any,
+    ) -> None:
+        """Any transition of one item (prefer the named ones above). `data` is merged into the
+        JSON; with `ensure` (its source id), an item not yet known is created first, in the same
+        transaction."""
+        unknown = set(fields) - set(_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown item fields: {unknown}")
+        self._transition(
+            kind,
+            key,
+            step=step,
+            status=None if status is None else Status(status),
+            fields=fields,
+            data=data,
+            attempt=attempt,
+            clear_error=clear_error,
+            ensure=ensure,
+        )
+
+    def fail(
+        self,
+        kind: ItemKind | str,
+        key: str,
+        step: str,
+        error: BaseException,
+        *,
+        attempt: bool = False,
+        ensure: int | None = None,
+    ) -> None:
+        """Same as `mark_failed`."""
+        self.mark_failed(ItemKind(kind), key, step, error, attempt=attempt, ensure=ensure)
+
+    def _transition(
+        self,
+        kind: ItemKind | str,
+        key: str,
+        *,
+        step: str | None,
+        status: Status | None,
+        fields: Mapping[str, Any],
+        data: dict[str, Any] | None = None,
+        attempt: bool = False,
+        clear_error: bool = False,
+        ensure: int | None = None,
+    ) -> None:
+        """One transition of one item, in one transaction (`fields`: columns of `_FIELDS`)."""
+        kind_ = ItemKind(kind).value
+        now = time.time()
+        sets: list[str] = ["updated_at=?"]
+        args: list[Any] = [now]
+        for name, value in (("step", step), ("status", None if status is None else status.value)):
+            if value is not None:
+                sets.append(f"{name}=?")
+                args.append(value)
+        for name, value in fields.items():
+            sets.append(f"{name}=?")
+            args.append(value)
+        if clear_error:
+            sets += ["error_class=NULL", "error_message=NULL"]
+        if attempt:
+            sets.append("attempts=attempts+1")
+        if data:
+            sets.append("data=json_patch(COALESCE(data, '{}'), ?)")
+            args.append(json.dumps(data, sort_keys=True, default=str))
+        with self.transaction() as c:
+            if ensure is not None:
+                c.execute(
+                    "INSERT OR IGNORE INTO items (kind, key, seq, step, status, source_id, updated_at) "
+                    "VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM items WHERE kind=?), 'new', "
+                    "?, ?, ?)",
+                    (kind_, key, kind_, Status.PENDING.value, ensure, now),
+                )
+            cur = c.execute(f"UPDATE items SET {', '.join(sets)} WHERE kind=? AND key=?", [*args, kind_, key])
+            if cur.rowcount != 1:
+                raise KeyError(f"no {kind_} item {key!r} in the state")
+            failpoints.hit("mid_state_write")
+
+    def counts(self) -> StateCounts:
+        """The items counted by kind, step and status."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT kind, step, status, COUNT(*) FROM items GROUP BY kind, step, status "
+                "ORDER BY kind, step, status"
+            ).fetchall()
+        return StateCounts.from_rows(tuple(r) for r in rows)
+
+    # -- runs ----------------------------------------------------------------------------
+    def start_run(self) -> int:
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO runs (started_at, pid, host) VALUES (?, ?, ?)",
+                (time.time(), os.getpid(), socket.gethostname()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, exit_code: int, summary: dict[str, Any]) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE runs SET finished_at=?, exit_code=?, summary=? WHERE id=?",
+                (time.time(), exit_code, json.dumps(summary, default=str), run_id),
+            )
+
+    def runs(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._conn.execute("SELECT * FROM runs ORDER BY id").fetchall()]
