@@ -16,11 +16,14 @@ __all__ = [
     "PermanentError",
     "TransientError",
     "ItemError",
+    "NotFoundOnSource",
+    "NoFiles",
+    "StepFailed",
 ]
 
 
 class ExitCode(IntEnum):
-    """Process exit codes: a contract with scripts and CI (DESIGN.md)."""
+    """Process exit codes: a contract with scripts and CI (the README lists them)."""
 
     OK = 0
     PARTIAL = 1  # finished, but some items failed; a rerun retries them
@@ -101,3 +104,24 @@ class TransientError(ItemError):
     def __init__(self, message: str, *, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+class NotFoundOnSource(ItemError):
+    """A selected scan id does not exist on the source."""
+
+
+class NoFiles(ItemError):
+    """The source scan has no files: there is nothing to copy or download."""
+
+
+class StepFailed(Exception):
+    """Carries an item's failure out of a stage that ran it elsewhere (a file's download or
+    upload, in its own pool) to the item that waits for it, with the step it failed at.
+
+    Not an error of its own: the item records `cause` (its class and message) at `step`.
+    """
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(f"{step}: {cause}")
+        self.step = step
+        self.cause = cause

@@ -87,11 +87,10 @@ class _MultipartBody:
         parts = []
         for name, value in fields.items():
             parts.append(
-                f'--{self.boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                f"{value}\r\n"
+                f'--{self.boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
             )
         parts.append(
-            f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; '
             f'filename="{_quote_filename(filename)}"\r\nContent-Type: {content_type}\r\n\r\n'
         )
         self._head = "".join(parts).encode("utf-8")
@@ -247,8 +246,11 @@ class PlatformAPI:
                 # The server may have acted on the request: repeating it could duplicate.
                 raise TransientError(
                     f"{method} {urlsplit(url).path}: {exc.reason}"
-                    + (", not retried because the call is not idempotent"
-                       if isinstance(exc, ReadTimedOut) else "")
+                    + (
+                        ", not retried because the call is not idempotent"
+                        if isinstance(exc, ReadTimedOut)
+                        else ""
+                    )
                 ) from exc
             raise RetryableFailure(exc.reason) from exc
 
@@ -281,11 +283,15 @@ class PlatformAPI:
         headers: dict[str, str] | None = None,
         body_factory: Callable[[], tuple[Any, dict[str, str]]] | None = None,
         slot: Slot | None = None,
+        before_send: Callable[[], None] | None = None,
+        on_answer: Callable[[Any], None] | None = None,
     ) -> Any:
         """A token call with retries, one re-login on 401, and the JSON answer returned.
 
         `body_factory` builds each attempt's body and its headers (a fresh upload stream each time).
         `slot` (a semaphore, say) is held during each attempt, not while waiting to retry.
+        `before_send` runs inside the slot before each attempt is sent, and `on_answer` inside the
+        slot with the accepted answer: what they record happens in the order the requests go out.
         """
         url = f"{self.api_url}{path}"
         call = f"{method} {path}"
@@ -295,6 +301,8 @@ class PlatformAPI:
             def attempt(token: str = token) -> Any:
                 body, extra = body_factory() if body_factory else (None, {})
                 with slot or contextlib.nullcontext():
+                    if before_send is not None:
+                        before_send()
                     response = self._send(
                         method,
                         url,
@@ -303,15 +311,18 @@ class PlatformAPI:
                         json_body=json_body,
                         body=body,
                     )
-                self._check(response, call)
-                try:
-                    return response.json()
-                except ValueError as exc:
-                    raise PermanentError(
-                        f"{call}: answer is not JSON: {_render_body(response)}",
-                        status=response.status_code,
-                        body=response.text[:_BODY_KEEP],
-                    ) from exc
+                    self._check(response, call)
+                    try:
+                        data = response.json()
+                    except ValueError as exc:
+                        raise PermanentError(
+                            f"{call}: answer is not JSON: {_render_body(response)}",
+                            status=response.status_code,
+                            body=response.text[:_BODY_KEEP],
+                        ) from exc
+                    if on_answer is not None:
+                        on_answer(data)
+                return data
 
             try:
                 return call_with_retry(
@@ -384,17 +395,14 @@ class PlatformAPI:
             if status >= 400:
                 raise UnreachableError(
                     self._redact(
-                        f"cannot log in at {url}: {status} {response.reason}: "
-                        f"{_render_body(response)}"
+                        f"cannot log in at {url}: {status} {response.reason}: {_render_body(response)}"
                     ),
                     hint="check api_url of this instance",
                 )
             try:
                 token = response.json()["token"]
             except (ValueError, KeyError, TypeError) as exc:
-                raise UnreachableError(
-                    f"cannot log in at {url}: the answer has no token"
-                ) from exc
+                raise UnreachableError(f"cannot log in at {url}: the answer has no token") from exc
             return str(token)
 
         self._token = call_with_retry(
@@ -494,11 +502,14 @@ class PlatformAPI:
         checksum: str | None = None,
         content_type: str | None = None,
         slot: Slot | None = None,
+        before_send: Callable[[], None] | None = None,
+        on_stored: Callable[[int], None] | None = None,
     ) -> int:
         """Multipart POST /api/v4/processing/upload/, streamed from `fileobj`; the new file id.
 
         Not idempotent: retried on 424/429/502/503/504 and on failures to connect or send, never
-        after a read timeout (the file may exist by then).
+        after a read timeout (the file may exist by then). `before_send` (the caller's record of
+        its intent) and `on_stored` (its record of the new id) run while `slot` is held.
         """
         fields = {"input_type": input_type}
         if store is not None:
@@ -507,15 +518,20 @@ class PlatformAPI:
             fields["checksum"] = checksum
 
         def body() -> tuple[Any, dict[str, str]]:
-            multipart = _MultipartBody(
-                fileobj, filename, content_type or "application/octet-stream", fields
-            )
+            multipart = _MultipartBody(fileobj, filename, content_type or "application/octet-stream", fields)
             return multipart, {"Content-Type": multipart.content_type, "Content-Length": str(len(multipart))}
 
+        call = "POST /api/v4/processing/upload/"
         data = self._api_call(
-            "POST", "/api/v4/processing/upload/", retry_read_timeout=False, body_factory=body, slot=slot
+            "POST",
+            "/api/v4/processing/upload/",
+            retry_read_timeout=False,
+            body_factory=body,
+            slot=slot,
+            before_send=before_send,
+            on_answer=None if on_stored is None else lambda answer: on_stored(self._new_id(answer, call)),
         )
-        return self._new_id(data, "POST /api/v4/processing/upload/")
+        return self._new_id(data, call)
 
     def create_scan(self, payload: dict[str, Any], request_uid: str, *, slot: Slot | None = None) -> int:
         """POST /api/v4/processing/actions/ with REB-CLIENT-REQUEST-UID; the new scan id.
@@ -544,6 +560,4 @@ class PlatformAPI:
         try:
             return int(data["id"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise PermanentError(
-                f"{call}: the answer has no id: {json.dumps(data)[:300]}"
-            ) from exc
+            raise PermanentError(f"{call}: the answer has no id: {json.dumps(data)[:300]}") from exc

@@ -17,7 +17,7 @@ import pytest
 
 from scanjobs.cli import main
 from scanjobs.modes.download import PART_PREFIX
-from scanjobs.modes.naming import extension_for, file_name
+from scanjobs.modes.download.naming import extension_for, file_name
 from scanjobs.sandbox import Sandbox
 from scanjobs.sandboxjobs import write_sandbox_instances
 

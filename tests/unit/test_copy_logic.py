@@ -7,17 +7,12 @@ from pathlib import Path
 import pytest
 
 from scanjobs.errors import JobError, PlatformError
-from scanjobs.modes.analyze import read_pairs_csv
-from scanjobs.modes.common import FailureWindow, read_id_column
-from scanjobs.modes.copy import (
-    adopt_uploads,
-    match_uploads,
-    plan_copy,
-    request_uid,
-    scans_in_flight_needed,
-    unsettled_uploads,
-)
-from scanjobs.modes.payload import Untranslatable, build_payload, hint_ids, translate_hints
+from scanjobs.modes.analyze.run import read_pairs_csv
+from scanjobs.modes.copy.adoption import adopt_uploads, match_uploads, unsettled_uploads
+from scanjobs.modes.copy.payload import Untranslatable, build_payload, hint_ids, translate_hints
+from scanjobs.modes.copy.plan import plan_copy, request_uid, scans_in_flight_needed
+from scanjobs.modes.outcome import FailureWindow
+from scanjobs.modes.resources import read_id_column
 from scanjobs.platform.db import MappingNames, ResolvedIds
 from scanjobs.state import ItemRecord, StateStore
 
@@ -148,8 +143,16 @@ def test_read_pairs_csv(tmp_path: Path) -> None:
         read_pairs_csv(path)
 
 
-def upload_record(key: str, status: str, sha: str | None, name: str = "a.jpg", *, error: str | None = None,
-                  step: str = "upload", target: int | None = None) -> ItemRecord:
+def upload_record(
+    key: str,
+    status: str,
+    sha: str | None,
+    name: str = "a.jpg",
+    *,
+    error: str | None = None,
+    step: str = "upload",
+    target: int | None = None,
+) -> ItemRecord:
     data = {"sha256": sha, "name": name, "upload_started": 1_700_000_000.0} if sha else {}
     return ItemRecord("file", key, 1, step, status, int(key), target, None, 1, error, None, data, 0.0)
 
@@ -167,8 +170,12 @@ def test_unsettled_uploads_are_intents_and_ambiguous_failures() -> None:
 
 
 def test_match_uploads_adopts_each_found_file_once_by_bytes_and_name() -> None:
-    unsettled = [upload_record("1", "running", "aa"), upload_record("2", "running", "aa"),
-                 upload_record("3", "running", "bb", "b.jpg"), upload_record("4", "running", "cc")]
+    unsettled = [
+        upload_record("1", "running", "aa"),
+        upload_record("2", "running", "aa"),
+        upload_record("3", "running", "bb", "b.jpg"),
+        upload_record("4", "running", "cc"),
+    ]
     found = [(12, "aa", "a.jpg"), (11, "aa", "a.jpg"), (13, "bb", "other.jpg"), (14, "cc", "a.jpg")]
     # 14 is already the recorded upload of another file (not yet in a scan): never adopted twice
     assert match_uploads(unsettled, found, taken={14}) == {"1": 11, "2": 12}
@@ -202,8 +209,13 @@ class Collect:
 def test_adopt_uploads_records_found_files_or_says_it_cannot(tmp_path: Path, searchable: bool) -> None:
     state = StateStore.open(tmp_path / "s.sqlite", fingerprint="f")
     state.add_items("file", [("1", 1), ("2", 2)])
-    state.update("file", "1", step="upload", status="running",
-                 data={"sha256": "aa", "name": "a.jpg", "upload_started": 1_700_000_000.0})
+    state.update(
+        "file",
+        "1",
+        step="upload",
+        status="running",
+        data={"sha256": "aa", "name": "a.jpg", "upload_started": 1_700_000_000.0},
+    )
     db, events = FakeTargetDB([(77, "aa", "a.jpg")] if searchable else None), Collect()
     assert adopt_uploads(state, db, 9, {1, 2}, events) == (1 if searchable else 0)  # type: ignore[arg-type]
     assert db.asked == [(9, ["aa"])]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scanjobs.modes.naming import extension_for, file_name, safe_component, safe_join
+from scanjobs.modes.download.naming import extension_for, file_name, safe_component, safe_join
 
 HOSTILE = [
     "../../etc/passwd",

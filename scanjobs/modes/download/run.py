@@ -1,4 +1,4 @@
-"""Download mode: every file of the selected scans, meaningfully named, streamed, resumable."""
+"""One run of a download job: every file of the selected scans, meaningfully named, streamed, resumable."""
 
 from __future__ import annotations
 
@@ -6,32 +6,23 @@ import contextlib
 import hashlib
 import os
 import tempfile
-import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from scanjobs import failpoints
-from scanjobs.errors import AuthError
-from scanjobs.events import Events
-from scanjobs.modes.common import (
-    FailureWindow,
-    Stopwatch,
-    open_api,
-    open_db,
-    request_workers,
-    select_scan_ids,
-    write_csv,
-)
-from scanjobs.modes.naming import extension_for, file_name, safe_join
+from scanjobs.errors import NoFiles, NotFoundOnSource
+from scanjobs.jobfile.model import DownloadJob
+from scanjobs.modes.base import RunContext, RunResult
+from scanjobs.modes.download.naming import extension_for, file_name, safe_join
+from scanjobs.modes.outcome import Tally, error_text, summary_tail, take_new, warn_not_found
+from scanjobs.modes.resources import Stopwatch, open_api, open_db, request_workers, select_scan_ids, write_csv
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import DownloadInfo, ScanFileRef
-from scanjobs.lifecycle import RunContext, RunResult
-from scanjobs.jobfile.model import Job
-from scanjobs.state import StateStore
+from scanjobs.state import ItemKind, Status
 
-__all__ = ["DownloadMode", "MODE", "MANIFEST_CSV", "FAILURES_CSV", "PART_PREFIX", "planned_images"]
+__all__ = ["DownloadRun", "MANIFEST_CSV", "FAILURES_CSV", "PART_PREFIX", "planned_images"]
 
 MANIFEST_CSV = "manifest.csv"
 FAILURES_CSV = "failures.csv"
@@ -75,14 +66,13 @@ def _sha256(path: Path) -> str:
 
 
 class DownloadRun:
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx, self.job, self.state, self.events = ctx, ctx.job, ctx.state, ctx.events
-        self.lock = threading.Lock()
-        self.window = FailureWindow(self.job.batch.size, self.job.batch.max_failed_ratio)
-        self.result = RunResult()
-        self.fatal: BaseException | None = None
-        self.section_max = self.job.download.section_max_length
-        self.slots, self.threads = request_workers(self.job.batch.workers.download, "download")
+    def __init__(self, ctx: RunContext, job: DownloadJob) -> None:
+        self.ctx, self.job, self.state, self.events = ctx, job, ctx.state, ctx.events
+        self.tally = Tally(
+            0, batch_size=job.batch.size, max_failed_ratio=job.batch.max_failed_ratio, stop=ctx.stop
+        )
+        self.section_max = job.download.section_max_length
+        self.slots, self.threads = request_workers(job.batch.workers.download, "download")
 
     def name_for(self, image: Image, original_filename: str | None, content_type: str | None) -> str:
         return file_name(
@@ -96,20 +86,21 @@ class DownloadRun:
 
     def fetch(self, api: PlatformAPI, image: Image) -> None:
         """Download one image into a part file, then rename it into place once complete."""
-        stop = self.ctx.stop
-        if stop.requested or self.window.exceeded():
+        if self.tally.should_stop():
             return
         out = self.job.output
         key = image.key
         part: Path | None = None
         try:
-            self.state.update("image", key, step="download", status="running", attempt=True)
+            self.state.record_intent(ItemKind.IMAGE, key, "download", attempt=True)
             meta = api.file_meta(image.ref.file_id, slot=self.slots)
             fd, part_name = _mkstemp(out)
             part = Path(part_name)
             with os.fdopen(fd, "wb") as fh:
                 result = api.download(
-                    meta.url, failpoints.FirstWrite(fh), slot=self.slots  # type: ignore[arg-type]
+                    meta.url,
+                    cast(BinaryIO, failpoints.FirstWrite(fh)),
+                    slot=self.slots,
                 )
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -125,12 +116,10 @@ class DownloadRun:
             else:
                 os.replace(part, final)
             part = None
-            self.state.update(
-                "image",
+            self.state.mark_done(
+                ItemKind.IMAGE,
                 key,
-                step="download",
-                status="done",
-                clear_error=True,
+                "download",
                 data={
                     "path": final.name,
                     "bytes": size,
@@ -142,13 +131,8 @@ class DownloadRun:
                 },
             )
             self.finished(image, None)
-        except AuthError as exc:
-            self.fatal = self.fatal or exc
-            stop.request("auth")
-            self.state.fail("image", key, "download", exc)
-            self.finished(image, exc)
         except Exception as exc:
-            self.state.fail("image", key, "download", exc)
+            self.state.mark_failed(ItemKind.IMAGE, key, "download", exc)
             self.finished(image, exc)
         finally:
             if part is not None:
@@ -156,14 +140,7 @@ class DownloadRun:
                     part.unlink()
 
     def finished(self, image: Image, error: BaseException | None) -> None:
-        with self.lock:
-            self.window.record(error is not None)
-            if error is None:
-                self.result.done += 1
-            else:
-                self.result.failed += 1
-                name = type(error).__name__
-                self.result.failures_by_class[name] = self.result.failures_by_class.get(name, 0) + 1
+        self.tally.record(error)
         fields: dict[str, Any] = {
             "scan_id": image.scan_id,
             "file_id": image.ref.file_id,
@@ -171,7 +148,7 @@ class DownloadRun:
             "status": "done" if error is None else "failed",
         }
         if error is not None:
-            fields["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            fields["error"] = error_text(error)
         self.events.emit("item", **fields)
 
     def complete_on_disk(self, record_data: dict[str, Any]) -> bool:
@@ -183,53 +160,66 @@ class DownloadRun:
         )
 
     def run(self) -> RunResult:
-        job, state, events, options = self.job, self.state, self.events, self.ctx.options
         clock = Stopwatch()
-        job.output.mkdir(parents=True, exist_ok=True)
-        for leftover in job.output.glob(PART_PREFIX + "*"):
+        self.prepare_output()
+        chosen, missing, info, deferred = self.select()
+        images = planned_images(chosen, info)
+        empty = [s for s in chosen if s in info and not info[s].files]
+        todo, already = self.plan(images, chosen, deferred)
+        result = RunResult(already_done=already)
+        if todo:
+            self.download(todo)
+        self.tally.into(result)
+        for error, ids in ((NotFoundOnSource, missing), (NoFiles, empty)):
+            if ids:
+                result.failed += len(ids)
+                result.failures_by_class[error.__name__] = len(ids)
+        self.write_outputs(missing, empty)
+        self.tally.raise_fatal()
+        self.summarize(result, deferred, clock)
+        return result
+
+    # -- the steps -----------------------------------------------------------------------
+    def prepare_output(self) -> None:
+        self.job.output.mkdir(parents=True, exist_ok=True)
+        for leftover in self.job.output.glob(PART_PREFIX + "*"):
             leftover.unlink()  # half-written by a run that was killed
+
+    def select(self) -> tuple[list[int], list[int], dict[int, DownloadInfo], int]:
+        """The scans this run takes (in selection order), those missing on the source, what the
+        source says of the taken ones, and how many new scans are left for a later run."""
+        job = self.job
         db = open_db(job.source, job)
         try:
             selected, missing = select_scan_ids(job.scans, db)
-            if missing:
-                events.emit(
-                    "warning",
-                    message=f"{len(missing)} scan id(s) not found on {job.source.name}: "
-                    f"{', '.join(map(str, missing[:20]))}",
-                )
-            known_scans = {r.source_id for r in state.items("image")}
-            new_scans = [s for s in selected if s not in known_scans]
-            deferred = 0
-            if options.retry_failed:
-                deferred, new_scans = len(new_scans), []
-            elif options.limit is not None:
-                deferred, new_scans = max(0, len(new_scans) - options.limit), new_scans[: options.limit]
+            warn_not_found(self.events, missing, job.source.name)
+            known_scans = {r.source_id for r in self.state.items(ItemKind.IMAGE)}
+            new_scans, deferred = take_new([s for s in selected if s not in known_scans], self.ctx.options)
             taken = known_scans | set(new_scans)
             chosen = [s for s in selected if s in taken]
-            info = db.download_info(chosen)
+            return chosen, missing, db.download_info(chosen), deferred
         finally:
             db.close()
-        images = planned_images(chosen, info)
-        empty = [s for s in chosen if s in info and not info[s].files]
-        state.add_items("image", [(i.key, i.scan_id) for i in images])
-        records = {r.key: r for r in state.items("image")}
+
+    def plan(self, images: list[Image], chosen: list[int], deferred: int) -> tuple[list[Image], int]:
+        """The images to download (new, failed, or gone from disk) and how many are there already."""
+        self.state.add_items(ItemKind.IMAGE, [(i.key, i.scan_id) for i in images])
+        records = {r.key: r for r in self.state.items(ItemKind.IMAGE)}
         todo, already = [], 0
         for image in images:
             rec = records[image.key]
-            if rec.status == "done" and self.complete_on_disk(rec.data):
+            if rec.status == Status.DONE and self.complete_on_disk(rec.data):
                 already += 1
-            elif rec.status == "done":
-                events.emit(
+                continue
+            if rec.status == Status.DONE:
+                self.events.emit(
                     "warning",
                     message=f"{rec.data.get('path')} is missing or changed on disk: downloading it again",
                 )
-                todo.append(image)
-            else:
-                todo.append(image)
-        self.result.already_done = already
-        events.emit(
+            todo.append(image)
+        self.events.emit(
             "run_started",
-            job=job.name,
+            job=self.job.name,
             mode="download",
             unit="file",
             total=len(images),
@@ -238,51 +228,43 @@ class DownloadRun:
             scans=len(chosen),
             deferred=deferred,
         )
-        if todo:
-            events.emit("plan", steps={"download": len(todo)})
-            api = open_api(job.source, job, events, pool_size=job.batch.workers.download + 2)
-            try:
-                with self.threads as pool:
-                    futures: list[Future[None]] = [pool.submit(self.fetch, api, image) for image in todo]
-                    for future in futures:
-                        future.result()
-            finally:
-                api.close()
-        if self.window.exceeded():
-            self.result.threshold_stop = True
-        self.result.failed += len(missing) + len(empty)
-        for label, ids in (("NotFoundOnSource", missing), ("NoFiles", empty)):
-            if ids:
-                self.result.failures_by_class[label] = len(ids)
-        self.write_outputs(missing, empty)
-        if self.fatal is not None:
-            raise self.fatal
-        rate = self.result.done / clock.elapsed if clock.elapsed else 0.0
-        failed = ", ".join(f"{n} {c}" for c, n in sorted(self.result.failures_by_class.items()))
+        return todo, already
+
+    def download(self, todo: list[Image]) -> None:
+        job = self.job
+        self.tally.total = len(todo)
+        self.events.emit("plan", steps={"download": len(todo)})
+        api = open_api(job.source, job, self.events, pool_size=job.batch.workers.download + 2)
+        try:
+            with self.threads as pool:
+                futures: list[Future[None]] = [pool.submit(self.fetch, api, image) for image in todo]
+                for future in futures:
+                    future.result()
+        finally:
+            api.close()
+
+    def summarize(self, result: RunResult, deferred: int, clock: Stopwatch) -> None:
+        rate = result.done / clock.elapsed if clock.elapsed else 0.0
+        failed_text, after = summary_tail(result, deferred=deferred, window=self.tally.window)
         text = (
-            f"downloaded {self.result.done} file(s), {already} already there, failed {self.result.failed}"
-            f"{f' ({failed})' if failed else ''}; {clock.elapsed:.1f}s, {rate:.1f} files/s; {job.output}"
+            f"downloaded {result.done} file(s), {result.already_done} already there, failed {result.failed}"
+            f"{failed_text}; {clock.elapsed:.1f}s, {rate:.1f} files/s; {self.job.output}{after}"
         )
-        if deferred:
-            text += f"; {deferred} new scan(s) left for the next run (--limit)"
-        if self.result.threshold_stop:
-            text += f"\nstopped early: {self.window.describe()}; fix the cause and rerun to go on"
-        events.emit(
+        self.events.emit(
             "summary",
             text=text,
-            downloaded=self.result.done,
-            already_done=already,
-            failed=self.result.failed,
+            downloaded=result.done,
+            already_done=result.already_done,
+            failed=result.failed,
             elapsed=round(clock.elapsed, 2),
         )
-        return self.result
 
     def write_outputs(self, missing: list[int], empty: list[int]) -> None:
         job, state = self.job, self.state
         rows, failures = [], []
-        for rec in state.items("image"):
+        for rec in state.items(ItemKind.IMAGE):
             d = rec.data
-            if rec.status == "done":
+            if rec.status == Status.DONE:
                 rows.append(
                     [
                         d.get("scan_id"),
@@ -294,15 +276,15 @@ class DownloadRun:
                         d.get("sha256"),
                     ]
                 )
-            elif rec.status == "failed":
+            elif rec.status == Status.FAILED:
                 failures.append(
                     [rec.source_id, rec.key.split(":")[1], rec.step, rec.error_class, rec.error_message]
                 )
         failures += [
-            [s, "", "select", "NotFoundOnSource", f"scan {s} does not exist on {job.source.name}"]
+            [s, "", "select", NotFoundOnSource.__name__, f"scan {s} does not exist on {job.source.name}"]
             for s in missing
         ]
-        failures += [[s, "", "select", "NoFiles", f"scan {s} has no files"] for s in empty]
+        failures += [[s, "", "select", NoFiles.__name__, f"scan {s} has no files"] for s in empty]
         write_csv(
             job.output / MANIFEST_CSV,
             ["scan_id", "file_id", "section", "store_pog_id", "path", "bytes", "sha256"],
@@ -326,16 +308,3 @@ def _mkstemp(folder: Path) -> tuple[int, str]:
     fd, name = tempfile.mkstemp(prefix=PART_PREFIX, dir=folder)
     os.fchmod(fd, _FILE_MODE)
     return fd, name
-
-
-class DownloadMode:
-    def plan(self, job: Job, state: StateStore | None, events: Events) -> dict[str, Any]:
-        from scanjobs.modes.preflight import preflight_download
-
-        return preflight_download(job, state, events)
-
-    def execute(self, ctx: RunContext) -> RunResult:
-        return DownloadRun(ctx).run()
-
-
-MODE = DownloadMode()

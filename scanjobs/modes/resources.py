@@ -1,8 +1,7 @@
-"""What every mode shares: platform clients from the job, scan selection, failure window, CSVs."""
+"""What every mode opens and reads: platform clients from the job, the scan selection, CSV files."""
 
 from __future__ import annotations
 
-import collections
 import csv
 import io
 import threading
@@ -16,10 +15,10 @@ from typing import Any
 from scanjobs.errors import JobError
 from scanjobs.events import Events
 from scanjobs.fsutil import atomic_open
+from scanjobs.jobfile.model import InstanceSpec, Job, ScanSelection
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import PlatformDB
 from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
-from scanjobs.jobfile.model import InstanceSpec, Job, ScanSelection
 
 __all__ = [
     "retry_policy",
@@ -27,8 +26,8 @@ __all__ = [
     "open_db",
     "select_scan_ids",
     "read_id_column",
-    "FailureWindow",
     "write_csv",
+    "request_workers",
     "Stopwatch",
 ]
 
@@ -137,28 +136,6 @@ def select_scan_ids(selection: ScanSelection, db: PlatformDB) -> tuple[list[int]
     wanted = list(selection.ids) if selection.kind == "ids" else read_id_column(selection.file or Path())
     missing = set(db.missing_scan_ids(wanted))
     return [i for i in wanted if i not in missing], [i for i in wanted if i in missing]
-
-
-class FailureWindow:
-    """The share of failures among the last `size` finished scans (batch.max_failed_ratio)."""
-
-    def __init__(self, size: int, max_ratio: float) -> None:
-        self.recent: collections.deque[bool] = collections.deque(maxlen=size)
-        self.max_ratio = max_ratio
-
-    def record(self, failed: bool) -> None:
-        self.recent.append(failed)
-
-    def exceeded(self) -> bool:
-        if len(self.recent) < (self.recent.maxlen or 1) or self.max_ratio >= 1:
-            return False
-        return sum(self.recent) / len(self.recent) > self.max_ratio
-
-    def describe(self) -> str:
-        return (
-            f"{sum(self.recent)} of the last {len(self.recent)} scans failed "
-            f"(batch.max_failed_ratio {self.max_ratio})"
-        )
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

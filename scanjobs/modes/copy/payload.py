@@ -64,8 +64,13 @@ def _describe(name: object) -> str:
 def translate_hints(hints: HintIds, names: MappingNames, resolved: ResolvedIds) -> dict[str, int]:
     """Source hint ids -> target ids by name; raise Untranslatable saying which name is missing."""
     table: list[tuple[str, str, int | None, Mapping[int, Any], Mapping[Any, int]]] = [
-        ("store_planogram", "store planogram", hints.store_planogram, names.store_planograms,
-         resolved.store_planograms),
+        (
+            "store_planogram",
+            "store planogram",
+            hints.store_planogram,
+            names.store_planograms,
+            resolved.store_planograms,
+        ),
         ("section_id", "section", hints.section_id, names.sections, resolved.sections),
         ("category_id", "category", hints.category_id, names.categories, resolved.categories),
     ]

@@ -1,4 +1,4 @@
-"""Analyze mode (and the analysis step of copy jobs): wait for processing, compare, write reports."""
+"""The analysis (of analyze jobs, and the last step of copy jobs): wait for processing, compare, report."""
 
 from __future__ import annotations
 
@@ -12,20 +12,21 @@ from typing import Any
 
 from scanjobs.errors import JobError, StateError
 from scanjobs.events import Events
-from scanjobs.modes.common import Stopwatch, open_db
+from scanjobs.jobfile import load_job
+from scanjobs.jobfile.model import AnalyzeJob, CopyJob
+from scanjobs.modes.base import RunContext, RunResult, StopSignal
+from scanjobs.modes.resources import Stopwatch, open_db
 from scanjobs.platform.db import PlatformDB
-from scanjobs.lifecycle import RunContext, RunResult, StopSignal
-from scanjobs.jobfile.model import Job
-from scanjobs.state import StateStore
+from scanjobs.state import ItemKind, StateStore, Status
 
 __all__ = [
-    "AnalyzeMode",
-    "MODE",
+    "AnalyzeRun",
     "analyze_pairs",
     "analyze_copy_job",
     "read_pairs_csv",
     "pairs_from_state",
     "wait_for_processing",
+    "job_pairs",
 ]
 
 Pair = tuple[int, "int | None"]
@@ -65,7 +66,8 @@ def read_pairs_csv(path: Path) -> list[tuple[int, int | None]]:
 def pairs_from_state(state: StateStore) -> list[tuple[int, int | None]]:
     """Every scan of a copy job in selection order: done -> its target, otherwise None."""
     return [
-        (int(r.source_id or r.key), r.target_id if r.status == "done" else None) for r in state.items("scan")
+        (int(r.source_id or r.key), r.target_id if r.status == Status.DONE else None)
+        for r in state.items(ItemKind.SCAN)
     ]
 
 
@@ -97,7 +99,7 @@ def wait_for_processing(
 
 
 def analyze_pairs(
-    job: Job,
+    job: CopyJob | AnalyzeJob,
     events: Events,
     stop: StopSignal,
     pairs: Sequence[tuple[int, int | None]],
@@ -105,6 +107,8 @@ def analyze_pairs(
     target_db: PlatformDB,
 ) -> dict[str, Any]:
     """Compare the pairs and write the reports under job.output; the comment counts and paths."""
+    # here, not at the top: the reports need pandas and openpyxl, which copy and download jobs
+    # without analysis would load for nothing (half a second of start-up)
     from scanjobs.report import summary_counts, write_reports
     from scanjobs.report.rules import build_analysis
 
@@ -136,7 +140,7 @@ def _signature(pairs: Sequence[tuple[int, int | None]]) -> str:
 
 
 def analyze_copy_job(
-    job: Job,
+    job: CopyJob,
     state: StateStore,
     events: Events,
     stop: StopSignal,
@@ -158,45 +162,44 @@ def analyze_copy_job(
     return result
 
 
-class AnalyzeMode:
-    def _pairs(self, job: Job) -> list[tuple[int, int | None]]:
-        if job.scans.kind == "pairs" and job.scans.file is not None:
-            return read_pairs_csv(job.scans.file)
-        from scanjobs.jobfile import load_job
+def job_pairs(job: AnalyzeJob) -> list[tuple[int, int | None]]:
+    """The pairs an analyze job compares: its pairs CSV, or what its copy job recorded."""
+    assert job.scans.file is not None  # the loader requires it for both kinds
+    if job.scans.kind == "pairs":
+        return read_pairs_csv(job.scans.file)
+    copy_job = load_job(job.scans.file)
+    if copy_job.mode != "copy":
+        raise JobError(f"scans.from_job: {job.scans.file} is a {copy_job.mode} job, not a copy job")
+    try:
+        store = StateStore.open(copy_job.state_path, create=False)
+    except StateError as exc:
+        raise JobError(f"scans.from_job: {exc}") from None
+    try:
+        pairs = pairs_from_state(store)
+    finally:
+        store.close()
+    if not pairs:
+        raise JobError(f"scans.from_job: {job.scans.file} has not copied any scan yet")
+    return pairs
 
-        assert job.scans.file is not None
-        copy_job = load_job(job.scans.file)
-        if copy_job.mode != "copy":
-            raise JobError(f"scans.from_job: {job.scans.file} is a {copy_job.mode} job, not a copy job")
-        try:
-            store = StateStore.open(copy_job.state_path, create=False)
-        except StateError as exc:
-            raise JobError(f"scans.from_job: {exc}") from None
-        try:
-            pairs = pairs_from_state(store)
-        finally:
-            store.close()
-        if not pairs:
-            raise JobError(f"scans.from_job: {job.scans.file} has not copied any scan yet")
-        return pairs
 
-    def plan(self, job: Job, state: StateStore | None, events: Events) -> dict[str, Any]:
-        from scanjobs.modes.preflight import preflight_analyze
+class AnalyzeRun:
+    """One execution of an analyze job."""
 
-        return preflight_analyze(job, self._pairs(job), events)
+    def __init__(self, ctx: RunContext, job: AnalyzeJob) -> None:
+        self.ctx, self.job = ctx, job
 
-    def execute(self, ctx: RunContext) -> RunResult:
-        job = ctx.job
-        assert job.target is not None
-        pairs = self._pairs(job)
-        ctx.events.emit(
+    def run(self) -> RunResult:
+        job, events = self.job, self.ctx.events
+        pairs = job_pairs(job)
+        events.emit(
             "run_started", job=job.name, mode="analyze", total=len(pairs), todo=len(pairs), already_done=0
         )
         source_db = open_db(job.source, job)
         try:
             target_db = open_db(job.target.instance, job)
             try:
-                outcome = analyze_pairs(job, ctx.events, ctx.stop, pairs, source_db, target_db)
+                outcome = analyze_pairs(job, events, self.ctx.stop, pairs, source_db, target_db)
             finally:
                 target_db.close()
         finally:
@@ -205,6 +208,3 @@ class AnalyzeMode:
         return RunResult(
             done=copied, extra={"comments": outcome["comments"], "unprocessed": outcome["unprocessed"]}
         )
-
-
-MODE = AnalyzeMode()

@@ -1,0 +1,28 @@
+"""`scanjobs plan` for an analyze job: the pairs, both databases, how many targets are processed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from scanjobs.jobfile.model import AnalyzeJob
+from scanjobs.modes.base import PlanReport
+from scanjobs.modes.preflight import Preflight
+
+__all__ = ["preflight_analyze"]
+
+
+def preflight_analyze(job: AnalyzeJob, pairs: Sequence[tuple[int, int | None]]) -> PlanReport:
+    pf = Preflight(job)
+    copied = [t for _, t in pairs if t is not None]
+    pf.note(f"{len(pairs)} pair(s), {len(copied)} with a target scan")
+    db = pf.database(job.source)
+    if db is not None:
+        db.close()
+    target_db = pf.database(job.target.instance)
+    if target_db is not None:
+        status = target_db.processing_status(copied)
+        done = sum(1 for s in status.values() if s.processed)
+        pf.note(f"{done} of {len(copied)} target scan(s) processed so far")
+        target_db.close()
+    pf.lines.append(f"a run would compare {len(pairs)} pair(s) and write the reports into {job.output}")
+    return pf.report

@@ -1,0 +1,131 @@
+"""What a mode is given and gives back: the run's context, its result, the stop signal, the plan report.
+
+Modes import this; the lifecycle (one run of one job) and the CLI import the modes, never the
+other way round (an import-linter contract in pyproject.toml holds it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Protocol
+
+from scanjobs.errors import ExitCode
+from scanjobs.events import Events
+from scanjobs.jobfile import Job
+from scanjobs.state import StateStore
+
+__all__ = ["RunOptions", "StopSignal", "RunResult", "RunContext", "PlanReport", "Mode"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    restart: bool = False
+    retry_failed: bool = False
+    limit: int | None = None
+
+
+class StopSignal:
+    """First Ctrl-C (or SIGTERM): finish in-flight items, save, exit 130. Second: abort now."""
+
+    def __init__(self, events: Events | None = None) -> None:
+        self._event = threading.Event()
+        self.events = events
+        self.reason: str | None = None
+
+    def request(self, reason: str = "interrupted") -> None:
+        self.reason = self.reason or reason
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` unless a stop is requested (True if it was)."""
+        return self._event.wait(timeout)
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self._event.is_set() and self.reason == "interrupted":
+            sys.stderr.write("\nsecond interrupt: aborting now (finished work is saved)\n")
+            sys.stderr.flush()
+            os._exit(int(ExitCode.INTERRUPTED))
+        self.request("interrupted")
+        if self.events:
+            self.events.emit(
+                "warning",
+                message="interrupted: finishing the items in flight and saving (press Ctrl-C again to abort)",
+            )
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopSignal]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+@dataclass
+class RunResult:
+    """What one execution did; the exit code follows from it."""
+
+    done: int = 0
+    failed: int = 0
+    already_done: int = 0
+    failures_by_class: dict[str, int] = field(default_factory=dict)
+    threshold_stop: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    job: Job
+    state: StateStore
+    events: Events
+    options: RunOptions
+    stop: StopSignal
+
+
+@dataclass
+class PlanReport:
+    """What `scanjobs plan` found: a line per check or fact, the facts, and the exit code."""
+
+    job: str
+    mode: str
+    lines: list[str]
+    facts: dict[str, Any] = field(default_factory=dict)
+    exit_code: ExitCode = ExitCode.OK
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == ExitCode.OK
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `plan --json` document (its keys are part of the --json contract)."""
+        return {
+            "job": self.job,
+            "mode": self.mode,
+            "ok": self.ok,
+            "exit_code": int(self.exit_code),
+            "facts": self.facts,
+            "lines": self.lines,
+        }
+
+
+class Mode(Protocol):
+    """A job mode: a read-only plan, and one execution of a run."""
+
+    def plan(self, job: Job, state: StateStore | None, events: Events) -> PlanReport: ...
+
+    def execute(self, ctx: RunContext) -> RunResult: ...

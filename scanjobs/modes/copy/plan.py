@@ -1,0 +1,74 @@
+"""The copy's pure decisions: which scans a run takes, how many to keep in flight, the create's uid."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from scanjobs.jobfile.model import Workers
+from scanjobs.modes.base import RunOptions
+from scanjobs.modes.outcome import take_new
+from scanjobs.state import ItemRecord, Status
+
+__all__ = ["CopyPlan", "plan_copy", "ROUND_TRIPS_PER_SCAN", "scans_in_flight_needed", "request_uid"]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyPlan:
+    """What this run does, in order: unfinished work first, then failures, then new scans."""
+
+    resume: tuple[int, ...]
+    retry: tuple[int, ...]
+    new: tuple[int, ...]
+    already_done: tuple[int, ...]
+    deferred: int  # new scans left for a later run by --limit
+
+    @property
+    def todo(self) -> tuple[int, ...]:
+        return self.resume + self.retry + self.new
+
+
+def plan_copy(
+    selected: Sequence[int],
+    records: Mapping[str, ItemRecord],
+    *,
+    limit: int | None = None,
+    retry_failed_only: bool = False,
+) -> CopyPlan:
+    """Pure: the selection and what the state holds -> the work of this run."""
+    resume, retry, new, done = [], [], [], []
+    for scan_id in selected:
+        rec = records.get(str(scan_id))
+        status = rec.status if rec else Status.PENDING
+        if status == Status.DONE:
+            done.append(scan_id)
+        elif status == Status.FAILED:
+            retry.append(scan_id)
+        elif status == Status.RUNNING or (rec is not None and rec.request_uid):
+            resume.append(scan_id)
+        else:
+            new.append(scan_id)
+    taken, deferred = take_new(new, RunOptions(retry_failed=retry_failed_only, limit=limit))
+    return CopyPlan(tuple(resume), tuple(retry), tuple(taken), tuple(done), deferred)
+
+
+ROUND_TRIPS_PER_SCAN = 4  # file meta, bytes, upload, create: a scan's files move side by side
+
+
+def scans_in_flight_needed(workers: Workers, files_per_scan: float) -> int:
+    """The batch.size that keeps the slowest stage's workers busy.
+
+    The stages serve at most min(download / 2F, upload / F, create) scans per round trip (F files
+    a scan; a download is two requests), and each scan stays ROUND_TRIPS_PER_SCAN round trips in
+    flight, so by Little's law that many times as many scans must be in flight. Latency cancels.
+    """
+    f = max(files_per_scan, 1.0)
+    per_round_trip = min(workers.download / (2 * f), workers.upload / f, float(workers.create))
+    return math.ceil(ROUND_TRIPS_PER_SCAN * per_round_trip - 1e-9)
+
+
+def request_uid(epoch: str, fingerprint: str, source_api: str, scan_id: int) -> str:
+    """The idempotency key of one scan's create: stable across resumes, new after --restart."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"scanjobs:{epoch}:{fingerprint}:{source_api}:{scan_id}"))

@@ -1,0 +1,64 @@
+"""`scanjobs plan` for a copy job: both logins, both databases, the target store, the state, the work."""
+
+from __future__ import annotations
+
+from scanjobs.errors import ExitCode
+from scanjobs.events import Events
+from scanjobs.jobfile.model import CopyJob
+from scanjobs.modes.base import PlanReport
+from scanjobs.modes.copy.adoption import unsettled_uploads
+from scanjobs.modes.copy.plan import plan_copy, scans_in_flight_needed
+from scanjobs.modes.preflight import Preflight
+from scanjobs.state import ItemKind, StateStore
+
+__all__ = ["preflight_copy"]
+
+
+def preflight_copy(job: CopyJob, state: StateStore | None, events: Events) -> PlanReport:
+    pf = Preflight(job)
+    pf.login(job.source, events)
+    pf.login(job.target.instance, events)
+    selected, db = pf.select()
+    target = job.target
+    target_db = pf.database(target.instance)
+    if target_db is not None:
+        exists = target_db.store_exists(target.store)
+        where = f"on {target.instance.name}"
+        pf.verdict(exists, f"target store {target.store} {'exists' if exists else 'does not exist'} {where}")
+        if not exists:
+            pf.worsen(ExitCode.INVALID)
+        target_db.close()
+    records = {r.key: r for r in state.items(ItemKind.SCAN)} if state else {}
+    pf.state_counts(state, ItemKind.SCAN)
+    unsettled = unsettled_uploads(state.items(ItemKind.FILE)) if state else []
+    if unsettled:
+        pf.note(
+            f"{len(unsettled)} upload(s) of an earlier run were sent but not recorded: a run looks "
+            "for them in the target store before uploading them again"
+        )
+    if db is not None:
+        plan = plan_copy(selected, records)
+        pf.files(db, selected)
+        db.close()
+        if selected:
+            per_scan = pf.facts["files"] / len(selected)
+            needed = scans_in_flight_needed(job.batch.workers, per_scan)
+            if job.batch.size < needed:
+                pf.note(
+                    f"batch.size {job.batch.size} keeps fewer scans in flight than the workers can "
+                    f"serve: with {per_scan:.1f} file(s) a scan, {needed} keep them busy; at "
+                    f"{job.batch.size} the copy runs at most {job.batch.size / needed:.0%} as fast"
+                )
+        pf.facts.update(
+            todo=len(plan.todo),
+            already_done=len(plan.already_done),
+            resume=len(plan.resume),
+            retry=len(plan.retry),
+        )
+        pf.lines.append(
+            f"a run would copy {len(plan.todo)} scan(s) (resume {len(plan.resume)}, retry "
+            f"{len(plan.retry)}, new {len(plan.new)}); {len(plan.already_done)} already done; "
+            f"strategy {job.copy.strategy}, into store {target.store} of "
+            f"{target.instance.name}; then " + ("analysis" if job.analysis.enabled else "no analysis")
+        )
+    return pf.report

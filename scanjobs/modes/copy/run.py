@@ -1,0 +1,212 @@
+"""One run of a copy job, as a sequence of named steps (see CopyRun.run)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+
+from scanjobs.errors import JobError, NotFoundOnSource
+from scanjobs.jobfile.model import CopyJob
+from scanjobs.modes.analyze.run import analyze_copy_job
+from scanjobs.modes.base import RunContext, RunResult
+from scanjobs.modes.copy.adoption import adopt_uploads
+from scanjobs.modes.copy.mover import FileMover
+from scanjobs.modes.copy.payload import Untranslatable, hint_ids, translate_hints
+from scanjobs.modes.copy.pipeline import ScanPipeline, Translation
+from scanjobs.modes.copy.plan import CopyPlan, plan_copy, request_uid
+from scanjobs.modes.outcome import Tally, summary_tail, warn_not_found
+from scanjobs.modes.resources import Stopwatch, open_api, open_db, select_scan_ids, write_csv
+from scanjobs.platform.db import PlatformDB, SourceScan
+from scanjobs.state import ItemKind, ItemRecord, Status
+
+__all__ = ["CopyRun", "MAPPING_CSV", "FAILURES_CSV"]
+
+MAPPING_CSV = "scan_mapping.csv"
+FAILURES_CSV = "failures.csv"
+
+
+class CopyRun:
+    """One execution of a copy job."""
+
+    def __init__(self, ctx: RunContext, job: CopyJob) -> None:
+        self.ctx, self.job, self.state, self.events, self.stop = ctx, job, ctx.state, ctx.events, ctx.stop
+        self.store = job.target.store
+        self.records: dict[str, ItemRecord] = {}
+        self.tally = Tally(
+            0, batch_size=job.batch.size, max_failed_ratio=job.batch.max_failed_ratio, stop=ctx.stop
+        )
+
+    def run(self) -> RunResult:
+        clock = Stopwatch()
+        with self.databases() as (source_db, target_db):
+            self.check_target_store(target_db)
+            selected, missing = self.select(source_db)
+            plan = self.plan(selected, missing)
+            result = RunResult(already_done=len(plan.already_done))
+            if plan.todo:
+                self.copy_scans(plan, source_db, target_db, result)
+            self.tally.into(result)
+            if missing:
+                result.failed += len(missing)
+                result.failures_by_class[NotFoundOnSource.__name__] = len(missing)
+            self.write_outputs()
+            self.tally.raise_fatal()
+            self.summarize(result, plan, clock)
+            if self.job.analysis.enabled and not self.stop.requested:
+                analyze_copy_job(self.job, self.state, self.events, self.stop, source_db, target_db)
+        return result
+
+    # -- the steps -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def databases(self) -> Iterator[tuple[PlatformDB, PlatformDB]]:
+        source_db = open_db(self.job.source, self.job)
+        try:
+            target_db = open_db(self.job.target.instance, self.job)
+        except BaseException:
+            source_db.close()
+            raise
+        try:
+            yield source_db, target_db
+        finally:
+            source_db.close()
+            target_db.close()
+
+    def check_target_store(self, target_db: PlatformDB) -> None:
+        if not target_db.store_exists(self.store):
+            raise JobError(
+                f"target store {self.store} does not exist on {self.job.target.instance.name}",
+                hint="check target.store in the job file",
+            )
+
+    def select(self, source_db: PlatformDB) -> tuple[list[int], list[int]]:
+        """The selected scans that exist on the source, and those that do not (recorded as failed)."""
+        selected, missing = select_scan_ids(self.job.scans, source_db)
+        self.state.add_items(ItemKind.SCAN, [(str(i), i) for i in [*selected, *missing]])
+        for scan_id in missing:
+            self.state.mark_failed(
+                ItemKind.SCAN,
+                str(scan_id),
+                "select",
+                NotFoundOnSource(f"scan {scan_id} does not exist on {self.job.source.name}"),
+            )
+        warn_not_found(self.events, missing, self.job.source.name)
+        return selected, missing
+
+    def plan(self, selected: list[int], missing: list[int]) -> CopyPlan:
+        self.records = records = {r.key: r for r in self.state.items(ItemKind.SCAN)}
+        options = self.ctx.options
+        plan = plan_copy(selected, records, limit=options.limit, retry_failed_only=options.retry_failed)
+        self.events.emit(
+            "run_started",
+            job=self.job.name,
+            mode="copy",
+            total=len(selected) + len(missing),
+            todo=len(plan.todo),
+            already_done=len(plan.already_done),
+            resume=len(plan.resume),
+            retry=len(plan.retry),
+            deferred=plan.deferred,
+        )
+        return plan
+
+    def copy_scans(
+        self, plan: CopyPlan, source_db: PlatformDB, target_db: PlatformDB, result: RunResult
+    ) -> None:
+        """Move the files and create the scans of the plan (adopting unrecorded uploads first)."""
+        job, state, events = self.job, self.state, self.events
+        scans = {s.id: s for s in source_db.scans_with_files(list(plan.todo))}
+        ordered = [scans[i] for i in plan.todo if i in scans]
+        translations: dict[int, Translation] = {}
+        if job.copy.strategy == "mapped":
+            translations = self.translations(ordered, source_db, target_db)
+        files = {ref.file_id for s in ordered for ref in s.files}
+        events.emit("plan", steps={"download": len(files), "upload": len(files), "create": len(ordered)})
+        self.tally.total = len(ordered)
+        w = job.batch.workers
+        # connections per host: as many as requests can be on the wire to it at once
+        source = open_api(job.source, job, events, pool_size=w.download + 2)
+        target = open_api(job.target.instance, job, events, pool_size=w.upload + w.create + 2)
+        epoch = state.meta("created_at") or "0"
+        fingerprint, source_api = job.fingerprint(), job.source.api_url
+        try:
+            adopt_uploads(state, target_db, self.store, files, events)
+            mover = FileMover(state, source, target, self.store, w.download, w.upload, events)
+            try:
+                pipeline = ScanPipeline(
+                    job,
+                    state,
+                    events,
+                    self.stop,
+                    self.tally,
+                    mover,
+                    target,
+                    uid_for=lambda scan_id: request_uid(epoch, fingerprint, source_api, scan_id),
+                    captured_at=int(time.time()) if job.copy.captured_at == "now" else None,
+                )
+                result.threshold_stop = pipeline.run(ordered, self.records, translations)
+            finally:
+                mover.close()
+        finally:
+            source.close()
+            target.close()
+
+    def translations(
+        self, scans: Sequence[SourceScan], source_db: PlatformDB, target_db: PlatformDB
+    ) -> dict[int, Translation]:
+        """mapped strategy: per scan, its hint ids translated by name (or why they can't be)."""
+        hints = {s.id: hint_ids(s.provided_values) for s in scans}
+        names = source_db.mapping_names(
+            store_planogram_ids=[h.store_planogram for h in hints.values() if h.store_planogram],
+            section_ids=[h.section_id for h in hints.values() if h.section_id],
+            category_ids=[h.category_id for h in hints.values() if h.category_id],
+        )
+        resolved = target_db.resolve_names(
+            self.store,
+            planogram_names=names.store_planograms.values(),
+            sections=names.sections.values(),
+            category_names=names.categories.values(),
+        )
+        out: dict[int, Translation] = {}
+        for scan_id, h in hints.items():
+            try:
+                out[scan_id] = translate_hints(h, names, resolved)
+            except Untranslatable as exc:
+                out[scan_id] = exc
+        return out
+
+    def write_outputs(self) -> None:
+        job = self.job
+        records = self.state.items(ItemKind.SCAN)
+        pairs = [(r.source_id, r.target_id) for r in records if r.status == Status.DONE]
+        write_csv(job.output / MAPPING_CSV, ["Source_Scan_ID", "Target_Scan_ID"], pairs)
+        failures = [
+            (r.source_id, r.step, r.error_class, r.error_message)
+            for r in records
+            if r.status == Status.FAILED
+        ]
+        write_csv(job.output / FAILURES_CSV, ["scan_id", "step", "error_class", "error"], failures)
+        self.events.emit(
+            "output", what=f"scan mapping ({len(pairs)} pairs)", path=str(job.output / MAPPING_CSV)
+        )
+
+    def summarize(self, result: RunResult, plan: CopyPlan, clock: Stopwatch) -> None:
+        rate = result.done / clock.elapsed if clock.elapsed > 0 else 0.0
+        failed_text, after = summary_tail(result, deferred=plan.deferred, window=self.tally.window)
+        text = (
+            f"copied {result.done}, already done {result.already_done}, failed {result.failed}"
+            f"{failed_text}; {clock.elapsed:.1f}s, {rate:.2f} scans/s{after}"
+        )
+        if result.failed:
+            text += f"\nfailures: {self.job.output / FAILURES_CSV} (rerun to retry them)"
+        self.events.emit(
+            "summary",
+            text=text,
+            copied=result.done,
+            already_done=result.already_done,
+            failed=result.failed,
+            failures_by_class=result.failures_by_class,
+            elapsed=round(clock.elapsed, 2),
+            rate=round(rate, 3),
+        )
+        result.extra["rate"] = round(rate, 3)

@@ -1,0 +1,26 @@
+"""`scanjobs plan` for a download job: login, the scans and their files, what is on disk already."""
+
+from __future__ import annotations
+
+from scanjobs.events import Events
+from scanjobs.jobfile.model import DownloadJob
+from scanjobs.modes.base import PlanReport
+from scanjobs.modes.preflight import Preflight
+from scanjobs.state import ItemKind, StateStore, Status
+
+__all__ = ["preflight_download"]
+
+
+def preflight_download(job: DownloadJob, state: StateStore | None, events: Events) -> PlanReport:
+    pf = Preflight(job)
+    pf.login(job.source, events)
+    selected, db = pf.select()
+    counts = pf.state_counts(state, ItemKind.IMAGE)
+    if db is not None:
+        pf.files(db, selected)
+        db.close()
+        pf.lines.append(
+            f"a run would download the files of {len(selected)} scan(s) into {job.output} "
+            f"({counts.get(Status.DONE, 0)} file(s) already there)"
+        )
+    return pf.report
