@@ -177,7 +177,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _instances(job: Any) -> list[Any]:
-    return [job.source] + ([job.target.instance] if job.target else [])
+    return list(job.instances())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -204,15 +204,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     job = load_job(args.job)
     events = _events(args)
     try:
-        plan = plan_job(job, events)
+        report = plan_job(job, events)
     finally:
         events.close()
     if args.json:
-        print(json.dumps(plan, indent=2, default=str))
+        print(json.dumps(report.as_dict(), indent=2, default=str))
     else:
-        for line in plan.get("lines", []):
+        for line in report.lines:
             print(line)
-    return int(plan.get("exit_code", ExitCode.OK))
+    return int(report.exit_code)
 
 
 def status_report(job_path: Path) -> dict[str, Any]:

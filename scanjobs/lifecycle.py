@@ -2,127 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import os
-import signal
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any, Protocol
 
 from scanjobs.errors import ExitCode
-from scanjobs.events import EventBus, Events, LogSink
+from scanjobs.events import EventBus, LogSink
 from scanjobs.jobfile import Job
+from scanjobs.modes import mode_for
+from scanjobs.modes.base import PlanReport, RunContext, RunOptions, RunResult, StopSignal
 from scanjobs.state import RunLock, StatePaths, StateStore
 
-__all__ = [
-    "RunOptions",
-    "RunContext",
-    "RunResult",
-    "Mode",
-    "StopSignal",
-    "run_job",
-    "plan_job",
-    "mode_for",
-    "open_state_readonly",
-    "restart_state",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    restart: bool = False
-    retry_failed: bool = False
-    limit: int | None = None
-
-
-class StopSignal:
-    """First Ctrl-C (or SIGTERM): finish in-flight items, save, exit 130. Second: abort now."""
-
-    def __init__(self, events: Events | None = None) -> None:
-        self._event = threading.Event()
-        self.events = events
-        self.reason: str | None = None
-
-    def request(self, reason: str = "interrupted") -> None:
-        self.reason = self.reason or reason
-        self._event.set()
-
-    @property
-    def requested(self) -> bool:
-        return self._event.is_set()
-
-    def wait(self, timeout: float) -> bool:
-        """Sleep up to `timeout` unless a stop is requested (True if it was)."""
-        return self._event.wait(timeout)
-
-    def _handler(self, signum: int, frame: FrameType | None) -> None:
-        if self._event.is_set() and self.reason == "interrupted":
-            sys.stderr.write("\nsecond interrupt: aborting now (finished work is saved)\n")
-            sys.stderr.flush()
-            os._exit(int(ExitCode.INTERRUPTED))
-        self.request("interrupted")
-        if self.events:
-            self.events.emit(
-                "warning",
-                message="interrupted: finishing the items in flight and saving (press Ctrl-C again to abort)",
-            )
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[StopSignal]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-@dataclass
-class RunResult:
-    """What one execution did; the exit code follows from it."""
-
-    done: int = 0
-    failed: int = 0
-    already_done: int = 0
-    failures_by_class: dict[str, int] = field(default_factory=dict)
-    threshold_stop: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class RunContext:
-    job: Job
-    state: StateStore
-    events: Events
-    options: RunOptions
-    stop: StopSignal
-
-
-class Mode(Protocol):
-    def plan(self, job: Job, state: StateStore | None, events: Events) -> dict[str, Any]: ...
-    def execute(self, ctx: RunContext) -> RunResult: ...
-
-
-_MODES = {
-    "copy": "scanjobs.modes.copy",
-    "download": "scanjobs.modes.download",
-    "analyze": "scanjobs.modes.analyze",
-}
-
-
-def mode_for(job: Job) -> Mode:
-    module = importlib.import_module(_MODES[job.mode])
-    mode: Mode = module.MODE
-    return mode
+__all__ = ["RunOptions", "run_job", "plan_job", "open_state_readonly", "restart_state"]
 
 
 def restart_state(job: Job) -> Path | None:
@@ -186,7 +76,7 @@ def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
     return code
 
 
-def plan_job(job: Job, events: EventBus) -> dict[str, Any]:
+def plan_job(job: Job, events: EventBus) -> PlanReport:
     """`scanjobs plan`: read-only preflight; the mode asks the platform and reads the state."""
     state = None
     if job.state_path.exists():
