@@ -112,9 +112,7 @@ def _unique(ids: Iterable[int]) -> list[int]:
 
 
 def _files(raw: Any) -> tuple[ScanFileRef, ...]:
-    return tuple(
-        ScanFileRef(int(fid), None if ftype is None else str(ftype)) for fid, ftype in raw or ()
-    )
+    return tuple(ScanFileRef(int(fid), None if ftype is None else str(ftype)) for fid, ftype in raw or ())
 
 
 def _short(exc: BaseException) -> str:
@@ -398,9 +396,7 @@ class PlatformDB:
             if col in _INT_COLUMNS:
                 columns[col] = pd.array(values, dtype="Int64")
             elif col in _FLOAT_COLUMNS:
-                columns[col] = pd.array(
-                    [None if v is None else float(v) for v in values], dtype="Float64"
-                )
+                columns[col] = pd.array([None if v is None else float(v) for v in values], dtype="Float64")
             elif col in _COUNT_COLUMNS:
                 integral = all(v is None or float(v).is_integer() for v in values)
                 columns[col] = pd.array(

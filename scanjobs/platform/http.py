@@ -16,7 +16,7 @@ import re
 import threading
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -163,10 +163,10 @@ class Transport:
                 pool = self._adapter.get_connection_with_tls_context(
                     prepared, verify, proxies=proxies, cert=cert
                 )
-                self._adapter.cert_verify(pool, url, verify, cert)
+                self._adapter.cert_verify(pool, url, verify, cert)  # type: ignore[no-untyped-call]
                 proxy = select_proxy(url, proxies)
                 full_url = bool(proxy) and key[0] != "https" and not str(proxy).startswith("socks")
-                route = self._routes[key] = _Route(pool, full_url)
+                route = self._routes[key] = _Route(cast(urllib3.HTTPConnectionPool, pool), full_url)
             return route
 
     def request(

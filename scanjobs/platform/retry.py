@@ -115,9 +115,7 @@ class _Wait:
     def __init__(self, policy: RetryPolicy) -> None:
         self._policy = policy
         backoff_cls = wait_random_exponential if policy.jitter else wait_exponential
-        self._backoff = backoff_cls(
-            multiplier=policy.initial, max=policy.max, exp_base=policy.multiplier
-        )
+        self._backoff = backoff_cls(multiplier=policy.initial, max=policy.max, exp_base=policy.multiplier)
 
     def __call__(self, state: RetryCallState) -> float:
         wait = float(self._backoff(state))
@@ -188,9 +186,7 @@ def call_with_retry(
             raise UnreachableError(
                 f"cannot reach {target} : {exc.reason} ({call}, gave up after {tries})"
             ) from exc
-        raise TransientError(
-            f"{call} failed after {tries}: {exc.reason}", status=exc.status
-        ) from exc
+        raise TransientError(f"{call} failed after {tries}: {exc.reason}", status=exc.status) from exc
 
     retrying = Retrying(
         retry=retry_if_exception_type(RetryableFailure),

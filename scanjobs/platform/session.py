@@ -1,0 +1,324 @@
+"""A session with one platform instance's HTTP API: login and token, one attempt, retries, errors.
+
+The calls themselves (files, uploads, scans) are in api.py, built on `ApiSession._api_call`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from scanjobs.errors import AuthError, PermanentError, TransientError, UnreachableError
+from scanjobs.platform.http import (
+    ConnectFailed,
+    ReadTimedOut,
+    Response,
+    TooManyRedirects,
+    Transport,
+    TransportError,
+)
+from scanjobs.platform.retry import (
+    OnRetry,
+    RetryableFailure,
+    RetryPolicy,
+    Timeouts,
+    call_with_retry,
+    parse_retry_after,
+)
+
+__all__ = ["ApiSession", "Slot", "TRANSIENT_STATUSES", "Unauthorized", "render_body", "BODY_KEEP"]
+
+# What a call holds while a request is on the wire, and releases while it waits to retry: a
+# semaphore of the endpoint's workers makes them count requests, not threads asleep in backoff.
+Slot = contextlib.AbstractContextManager[Any]
+
+# 424: the same request uid is still being processed; 429: rate limit (with Retry-After).
+TRANSIENT_STATUSES = frozenset({424, 429, 502, 503, 504})
+BODY_KEEP = 2000  # characters of an error body kept on PermanentError.body
+
+_S = TypeVar("_S", bound="ApiSession")
+
+
+class Unauthorized(Exception):
+    """A 401 on a token call: the caller re-logs in once and repeats."""
+
+
+def _render_json(value: Any) -> str:
+    """DRF error bodies, compactly: {"files": ["Invalid pk"]} -> 'files: Invalid pk'."""
+    if isinstance(value, dict):
+        items = []
+        for key, sub in value.items():
+            text = _render_json(sub)
+            items.append(text if key in ("detail", "non_field_errors") else f"{key}: {text}")
+        return "; ".join(items)
+    if isinstance(value, list):
+        return "; ".join(_render_json(v) for v in value)
+    return str(value)
+
+
+def render_body(response: Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return " ".join(response.text.split())[:300]
+    return _render_json(data)
+
+
+class ApiSession:
+    """A logged-in session with one platform instance: token, retries, one re-login on 401.
+
+    PlatformAPI (api.py) adds the calls on top. Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        username: str,
+        password: str,
+        *,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so a shared default is safe
+        timeouts: Timeouts = Timeouts(),  # noqa: B008
+        pool_size: int = 32,
+        on_retry: OnRetry | None = None,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.username = username
+        self._password = password
+        self._retry = retry
+        self._timeouts = timeouts
+        self._on_retry = on_retry
+        self._token: str | None = None
+        self._login_lock = threading.Lock()
+        self._http = Transport(pool_size=pool_size)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.api_url!r}, username={self.username!r})"
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        for secret in (self._password, self._token):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    @property
+    def _timeout(self) -> tuple[float, float]:
+        return (self._timeouts.connect, self._timeouts.read)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        retry_read_timeout: bool,
+        headers: dict[str, str] | None = None,
+        json_body: Any = None,
+        body: Any = None,
+        stream: bool = False,
+    ) -> Response:
+        """One attempt: a response, or RetryableFailure for what the caller may retry."""
+        headers = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            return self._http.request(
+                method, url, headers=headers, body=body, timeout=self._timeout, stream=stream
+            )
+        except ConnectFailed as exc:
+            raise RetryableFailure(exc.reason, connection=True) from exc
+        except TooManyRedirects as exc:
+            raise PermanentError(f"{method} {urlsplit(url).path}: {exc.reason}") from exc
+        except TransportError as exc:  # no answer in time, or the answer broke off
+            if not retry_read_timeout:
+                # The server may have acted on the request: repeating it could duplicate.
+                raise TransientError(
+                    f"{method} {urlsplit(url).path}: {exc.reason}"
+                    + (
+                        ", not retried because the call is not idempotent"
+                        if isinstance(exc, ReadTimedOut)
+                        else ""
+                    )
+                ) from exc
+            raise RetryableFailure(exc.reason) from exc
+
+    def _check(self, response: Response, call: str) -> None:
+        """Raise for any non-2xx: retryable, re-login, or permanent with the platform's words."""
+        status = response.status_code
+        if status < 400:
+            return
+        if status in TRANSIENT_STATUSES:
+            raise RetryableFailure(
+                f"{status} {response.reason}",
+                status=status,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if status == 401:
+            raise Unauthorized()
+        # 500 and other 5xx are platform bugs for this request: retrying the same input will
+        # not fix them, so they fail the item at once like a 4xx (only 502/503/504 are transient).
+        body = self._redact(response.text[:BODY_KEEP])
+        message = self._redact(f"{status} {response.reason} from {call}: {render_body(response)}")
+        raise PermanentError(message, status=status, body=body)
+
+    def _api_call(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry_read_timeout: bool = True,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        body_factory: Callable[[], tuple[Any, dict[str, str]]] | None = None,
+        slot: Slot | None = None,
+        before_send: Callable[[], None] | None = None,
+        on_answer: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """A token call with retries, one re-login on 401, and the JSON answer returned.
+
+        `body_factory` builds each attempt's body and its headers (a fresh upload stream each time).
+        `slot` (a semaphore, say) is held during each attempt, not while waiting to retry.
+        `before_send` runs inside the slot before each attempt is sent, and `on_answer` inside the
+        slot with the accepted answer: what they record happens in the order the requests go out.
+        """
+        url = f"{self.api_url}{path}"
+        call = f"{method} {path}"
+        for relogin in (True, False):
+            token = self._ensure_token()
+
+            def attempt(token: str = token) -> Any:
+                body, extra = body_factory() if body_factory else (None, {})
+                with slot or contextlib.nullcontext():
+                    if before_send is not None:
+                        before_send()
+                    response = self._send(
+                        method,
+                        url,
+                        retry_read_timeout=retry_read_timeout,
+                        headers={**(headers or {}), **extra, "Authorization": f"Token {token}"},
+                        json_body=json_body,
+                        body=body,
+                    )
+                    self._check(response, call)
+                    try:
+                        data = response.json()
+                    except ValueError as exc:
+                        raise PermanentError(
+                            f"{call}: answer is not JSON: {render_body(response)}",
+                            status=response.status_code,
+                            body=response.text[:BODY_KEEP],
+                        ) from exc
+                    if on_answer is not None:
+                        on_answer(data)
+                return data
+
+            try:
+                return call_with_retry(
+                    attempt,
+                    policy=self._retry,
+                    call=call,
+                    target=self.api_url,
+                    on_retry=self._on_retry,
+                )
+            except Unauthorized:
+                if not relogin:
+                    break
+                self._relogin(token)
+        raise AuthError(
+            f"{call} refused with 401 Unauthorized even after logging in again as "
+            f"{self.username!r} at {self.api_url}"
+        )
+
+    # -- authentication ------------------------------------------------------------------------
+
+    def _ensure_token(self) -> str:
+        token = self._token
+        if token is None:
+            with self._login_lock:
+                if self._token is None:
+                    self._login_locked()
+                token = self._token
+        assert token is not None
+        return token
+
+    def _relogin(self, stale_token: str) -> None:
+        # Twenty threads seeing the same 401 must cause one login: only the first one to get the
+        # lock still sees the stale token; the rest find a fresh one and simply retry.
+        with self._login_lock:
+            if self._token == stale_token:
+                self._login_locked()
+
+    def login(self) -> None:
+        """Get a token. AuthError at once if refused; UnreachableError if the API can't answer."""
+        with self._login_lock:
+            self._login_locked()
+
+    def _login_locked(self) -> None:
+        path = "/api/v4/token-auth/"
+        url = f"{self.api_url}{path}"
+
+        def attempt() -> str:
+            response = self._send(
+                "POST",
+                url,
+                retry_read_timeout=True,  # login creates nothing: safe to repeat
+                json_body={"username": self.username, "password": self._password},
+            )
+            status = response.status_code
+            if status in (400, 401, 403):
+                raise AuthError(
+                    self._redact(
+                        f"login as {self.username!r} at {self.api_url} refused "
+                        f"({status} {response.reason}): {render_body(response)}"
+                    ),
+                    hint="check the username and password of this instance",
+                )
+            if status >= 500 or status in TRANSIENT_STATUSES:
+                raise RetryableFailure(
+                    f"{status} {response.reason}",
+                    status=status,
+                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                    connection=True,  # no login means no platform: unreachable, not per item
+                )
+            if status >= 400:
+                raise UnreachableError(
+                    self._redact(
+                        f"cannot log in at {url}: {status} {response.reason}: {render_body(response)}"
+                    ),
+                    hint="check api_url of this instance",
+                )
+            try:
+                token = response.json()["token"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UnreachableError(f"cannot log in at {url}: the answer has no token") from exc
+            return str(token)
+
+        self._token = call_with_retry(
+            attempt,
+            policy=self._retry,
+            call=f"POST {path}",
+            target=self.api_url,
+            on_retry=self._on_retry,
+        )
+
+    # -- calls ---------------------------------------------------------------------------------
