@@ -15,7 +15,7 @@ from typing import Any
 from scanjobs.errors import JobError
 from scanjobs.events import Events
 from scanjobs.fsutil import atomic_open
-from scanjobs.jobfile.model import InstanceSpec, Job, ScanSelection
+from scanjobs.jobfile.model import BaseJob, InstanceSpec, ScanSelection
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import PlatformDB
 from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
@@ -34,7 +34,7 @@ __all__ = [
 ID_COLUMNS = ("scan_id", "source_scan_id", "id", "scan")
 
 
-def retry_policy(job: Job) -> tuple[RetryPolicy, Timeouts]:
+def retry_policy(job: BaseJob) -> tuple[RetryPolicy, Timeouts]:
     r = job.retry
     return (
         RetryPolicy(
@@ -50,7 +50,7 @@ def retry_policy(job: Job) -> tuple[RetryPolicy, Timeouts]:
     )
 
 
-def open_api(instance: InstanceSpec, job: Job, events: Events, *, pool_size: int = 32) -> PlatformAPI:
+def open_api(instance: InstanceSpec, job: BaseJob, events: Events, *, pool_size: int = 32) -> PlatformAPI:
     """A logged-in API client; retries are reported as `retry` events."""
     policy, timeouts = retry_policy(job)
 
@@ -88,7 +88,7 @@ def request_workers(workers: int, name: str) -> tuple[threading.BoundedSemaphore
     return threading.BoundedSemaphore(workers), ThreadPoolExecutor(2 * workers, thread_name_prefix=name)
 
 
-def open_db(instance: InstanceSpec, job: Job) -> PlatformDB:
+def open_db(instance: InstanceSpec, job: BaseJob) -> PlatformDB:
     db = instance.db
     client = PlatformDB(
         db.host, db.port, db.dbname, db.user, db.password.reveal(), connect_timeout=job.retry.timeout.connect

@@ -168,7 +168,7 @@ def job_pairs(job: AnalyzeJob) -> list[tuple[int, int | None]]:
     if job.scans.kind == "pairs":
         return read_pairs_csv(job.scans.file)
     copy_job = load_job(job.scans.file)
-    if copy_job.mode != "copy":
+    if not isinstance(copy_job, CopyJob):
         raise JobError(f"scans.from_job: {job.scans.file} is a {copy_job.mode} job, not a copy job")
     try:
         store = StateStore.open(copy_job.state_path, create=False)

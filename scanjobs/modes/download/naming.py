@@ -9,8 +9,9 @@ import unicodedata
 from pathlib import Path
 
 from scanjobs.fsutil import is_inside
+from scanjobs.jobfile.model import DownloadOptions
 
-__all__ = ["extension_for", "file_name", "safe_component", "safe_join"]
+__all__ = ["extension_for", "file_name", "safe_component", "safe_join", "MIN_LENGTH"]
 
 # Content types the platform serves, mapped explicitly: mimetypes' answers vary by OS
 # (image/jpeg gives ".jpg" or ".jpe") and may not know image/heic at all.
@@ -26,6 +27,9 @@ _EXTENSION = re.compile(r"\.[a-z0-9]{1,5}")
 _FORBIDDEN = set('<>:"/\\|?*')
 _RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(10)}
 _HASH_CHARS = 8
+MIN_LENGTH = _HASH_CHARS + 2  # the shortest component that still holds `_` and the hash
+# the job file's default (download.section_max_length), the one place it is set
+_SECTION_MAX_LENGTH = DownloadOptions().section_max_length
 
 
 def _replaceable(char: str) -> bool:
@@ -39,7 +43,7 @@ def _truncate_bytes(text: str, limit: int) -> str:
     return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
-def safe_component(text: str, *, max_length: int = 80) -> str:
+def safe_component(text: str, *, max_length: int = _SECTION_MAX_LENGTH) -> str:
     """`text` as one safe path component; different texts (after NFC) give different names.
 
     NFC first (NFC and NFD spellings of one text are the same text). Separators, characters
@@ -50,8 +54,8 @@ def safe_component(text: str, *, max_length: int = 80) -> str:
     systems limit bytes (255 on most), not characters; the hash always fits.
     Raises ValueError for an empty or whitespace-only text: there is nothing to name.
     """
-    if max_length < _HASH_CHARS + 2:
-        raise ValueError(f"max_length must be at least {_HASH_CHARS + 2}")
+    if max_length < MIN_LENGTH:
+        raise ValueError(f"max_length must be at least {MIN_LENGTH}")
     original = unicodedata.normalize("NFC", text)
     if not original.strip():
         raise ValueError("an empty text cannot be a path component")
@@ -98,7 +102,7 @@ def file_name(
     *,
     index: int | None,
     extension: str,
-    section_max_length: int = 80,
+    section_max_length: int = _SECTION_MAX_LENGTH,
 ) -> str:
     """`{scan_id}_{section}_{store_pog}[_{index}]{extension}`, missing parts dropped.
 

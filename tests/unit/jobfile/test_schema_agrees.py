@@ -33,11 +33,7 @@ from scanjobs.jobfile.model import (
     Timeout,
     Workers,
 )
-
-try:  # the naming code moves into the download mode's package (issue 11)
-    from scanjobs.modes.download.naming import file_name, safe_component
-except ImportError:  # pragma: no cover - before the move
-    from scanjobs.modes.naming import file_name, safe_component  # type: ignore[no-redef]
+from scanjobs.modes.download.naming import MIN_LENGTH, file_name, safe_component
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMA: dict[str, Any] = json.loads((ROOT / "schemas" / "job.schema.json").read_text(encoding="utf-8"))
@@ -302,6 +298,7 @@ def test_section_max_length_bounds_are_the_naming_code_s(tmp_path: Path) -> None
     """A download job valid by the schema names its files; one the naming code refuses is invalid."""
     node = _resolve(SCHEMA["properties"]["download"]["properties"]["section_max_length"])
     lowest, highest = node["minimum"], node["maximum"]
+    assert lowest == MIN_LENGTH
     safe_component("a/" + "x" * 300, max_length=lowest)
     with pytest.raises(ValueError):
         safe_component("a/" + "x" * 300, max_length=lowest - 1)
