@@ -16,6 +16,9 @@ from typing import Any
 from scanjobs import __version__
 from scanjobs.errors import ExitCode, JobError, ScanjobsError, StateError
 from scanjobs.events import EventBus, make_console_sink
+from scanjobs.jobfile import load_job
+from scanjobs.state import ItemKind, RunLock, StateCounts, StatePaths, Status
+from scanjobs.templates import write_template
 
 __all__ = ["main", "main_entry", "build_parser"]
 
@@ -155,7 +158,6 @@ def _events(args: argparse.Namespace, json_lines: bool = False) -> EventBus:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from scanjobs.jobfile import load_job
 
     worst = ExitCode.OK
     for path in args.jobs:
@@ -181,8 +183,8 @@ def _instances(job: Any) -> list[Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # lazy: the platform clients (psycopg, requests) load only for commands that talk to it
     from scanjobs.lifecycle import RunOptions, run_job
-    from scanjobs.jobfile import load_job
 
     if args.limit is not None and args.limit < 1:
         raise JobError("--limit must be a positive number")
@@ -198,8 +200,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    # lazy: the platform clients (psycopg, requests) load only for commands that talk to it
     from scanjobs.lifecycle import plan_job
-    from scanjobs.jobfile import load_job
 
     job = load_job(args.job)
     events = _events(args)
@@ -216,9 +218,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def status_report(job_path: Path) -> dict[str, Any]:
-    from scanjobs.jobfile import load_job
+    # lazy: the platform clients (psycopg, requests) load only for commands that talk to it
     from scanjobs.lifecycle import open_state_readonly
-    from scanjobs.state import ItemKind, RunLock, StateCounts, StatePaths, Status
 
     job = load_job(job_path)
     paths = StatePaths(job.state_path)
@@ -294,8 +295,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    from scanjobs.jobfile import load_job
-    from scanjobs.state import StatePaths
 
     job = load_job(args.job)
     paths = StatePaths(job.state_path)
@@ -318,6 +317,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_up(args: argparse.Namespace) -> int:
+    # lazy: the sandbox (aiohttp, embedded PostgreSQL) loads only for `sandbox` and `demo`
     from scanjobs.sandbox import add_arguments, options_from_args, run_up
 
     parser = argparse.ArgumentParser(
@@ -332,7 +332,7 @@ def cmd_sandbox_up(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from scanjobs.demo import run_demo
+    from scanjobs.demo import run_demo  # lazy: it loads the sandbox (aiohttp, embedded PostgreSQL)
 
     if args.scans < 1:
         raise JobError("--scans must be at least 1")
@@ -342,7 +342,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from scanjobs.templates import write_template
 
     path = write_template(args.mode, args.path, force=args.force, sandbox=args.sandbox)
     print(f"wrote {path}; edit it, then: scanjobs validate {path} && scanjobs plan {path}")

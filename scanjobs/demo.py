@@ -38,7 +38,7 @@ def _fresh(folder: Path, jobs: dict[str, Path]) -> None:
 
 
 def run_demo(folder: Path, *, scans: int = 12, verbosity: int = 0, keep_running: bool = False) -> int:
-    from scanjobs.sandbox import Sandbox
+    from scanjobs.sandbox import Sandbox  # lazy: aiohttp and embedded PostgreSQL, only for the demo
 
     folder = folder.resolve()
     jobs_dir = folder / "jobs"

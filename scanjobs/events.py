@@ -138,6 +138,7 @@ class RichSink:
     """Progress bars per step on a terminal, with the plain lines printed above them."""
 
     def __init__(self, stream: IO[str], verbosity: int = 0) -> None:
+        # lazy: rich loads only when progress is drawn on a terminal (not for --json, pipes, CI)
         from rich.console import Console
         from rich.progress import (
             BarColumn,

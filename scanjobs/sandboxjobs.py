@@ -12,6 +12,7 @@ import yaml
 
 from scanjobs.errors import JobError
 from scanjobs.fsutil import atomic_open
+from scanjobs.jobfile import schema_path
 from scanjobs.jobfile.env import env_var_for
 
 __all__ = ["read_sandbox_info", "write_sandbox_instances", "sandbox_job_text"]
@@ -88,8 +89,6 @@ def sandbox_job_text(
 
 
 def _schema_ref() -> str:
-    from scanjobs.jobfile import schema_path
-
     return str(schema_path().resolve())
 
 

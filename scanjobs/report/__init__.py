@@ -52,8 +52,16 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 _ID_COLUMNS = (
-    "scan_id", "report_id", "realogram_id", "store_planogram_id", "planogram_id", "section_id",
-    "ok", "wandering", "oos", "hole",
+    "scan_id",
+    "report_id",
+    "realogram_id",
+    "store_planogram_id",
+    "planogram_id",
+    "section_id",
+    "ok",
+    "wandering",
+    "oos",
+    "hole",
 )
 
 

@@ -21,15 +21,41 @@ __all__ = [
 ]
 
 DETAIL_COLUMNS: tuple[str, ...] = (
-    "scan_id", "scan_status", "report_id", "realogram_id", "bays", "store_planogram_id",
-    "planogram_id", "planogram_name", "section_id", "section_name", "is_additional_section",
-    "pre_pog_pct", "post_pog_pct", "pre_osa_pct", "post_osa_pct", "ok", "wandering", "oos",
-    "hole", "map_by",
+    "scan_id",
+    "scan_status",
+    "report_id",
+    "realogram_id",
+    "bays",
+    "store_planogram_id",
+    "planogram_id",
+    "planogram_name",
+    "section_id",
+    "section_name",
+    "is_additional_section",
+    "pre_pog_pct",
+    "post_pog_pct",
+    "pre_osa_pct",
+    "post_osa_pct",
+    "ok",
+    "wandering",
+    "oos",
+    "hole",
+    "map_by",
 )
 COMPARED_COLUMNS: tuple[str, ...] = (
-    "store_planogram_id", "planogram_name", "section_id", "section_name",
-    "is_additional_section", "pre_pog_pct", "post_pog_pct", "pre_osa_pct", "post_osa_pct",
-    "ok", "wandering", "oos", "hole",
+    "store_planogram_id",
+    "planogram_name",
+    "section_id",
+    "section_name",
+    "is_additional_section",
+    "pre_pog_pct",
+    "post_pog_pct",
+    "pre_osa_pct",
+    "post_osa_pct",
+    "ok",
+    "wandering",
+    "oos",
+    "hole",
 )
 ANALYSIS_COLUMNS: tuple[str, ...] = (
     "source_scan_id",
@@ -151,9 +177,7 @@ def _normalise(details: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _pair_frame(
-    pairs: Sequence[tuple[int, int | None]], processed_targets: Collection[int]
-) -> pd.DataFrame:
+def _pair_frame(pairs: Sequence[tuple[int, int | None]], processed_targets: Collection[int]) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "pair": np.arange(len(pairs), dtype=np.int64),
@@ -178,14 +202,10 @@ def _reports(details: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
     rows here.
     """
     reports = details[details["report_id"].notna()].drop_duplicates(["scan_id", "report_id"])
-    ranked = keys.merge(reports, on="scan_id", how="inner").sort_values(
-        ["pair", "report_id"], kind="stable"
-    )
+    ranked = keys.merge(reports, on="scan_id", how="inner").sort_values(["pair", "report_id"], kind="stable")
     ranked = ranked.reset_index(drop=True)
     ranked["rank"] = ranked.groupby("pair").cumcount()
-    ranked["key"] = ranked["section_name"].astype(object).where(
-        ranked["section_name"].notna(), _NULL_KEY
-    )
+    ranked["key"] = ranked["section_name"].astype(object).where(ranked["section_name"].notna(), _NULL_KEY)
     # The k-th report with a section name matches the k-th one with the same name.
     ranked["occurrence"] = ranked.groupby(["pair", "key"]).cumcount()
     return ranked

@@ -207,7 +207,7 @@ def replace_dir(options: SandboxOptions, directory: Path) -> SandboxOptions:
 def _run(coro: Coroutine[Any, Any, int]) -> int:
     """Run on uvloop where it is installed: a cheaper event loop leaves more CPU to scanjobs."""
     try:
-        import uvloop  # optional, not a dependency: tried only when a server starts
+        import uvloop  # lazy: a dependency only off Windows, tried only when a server starts
     except ImportError:
         return asyncio.run(coro)
     return uvloop.run(coro)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from scanjobs.errors import JobError
 from scanjobs.jobfile import schema_path
+from scanjobs.sandboxjobs import read_sandbox_info, sandbox_job_text, write_sandbox_instances
 
 __all__ = ["template_text", "write_template"]
 
@@ -28,8 +29,6 @@ def write_template(mode: str, path: Path | None, *, force: bool = False, sandbox
     if target.exists() and not force:
         raise JobError(f"{target} exists; choose another path or add --force")
     if sandbox is not None:
-        from scanjobs.sandboxjobs import read_sandbox_info, sandbox_job_text, write_sandbox_instances
-
         info = read_sandbox_info(sandbox, wait=60)
         write_sandbox_instances(info, target.parent)
         target.write_text(sandbox_job_text(mode, info), encoding="utf-8")
