@@ -21,8 +21,6 @@ from scanjobs.state.records import ItemKind, ItemRecord, StateCounts, Status
 
 __all__ = ["StateStore"]
 
-_FIELDS = ("source_id", "target_id", "request_uid", "error_class", "error_message")
-
 
 class StateStore:
     """One job's state: open with `StateStore.open(...)`; every transition is one transaction.
@@ -260,50 +258,6 @@ class StateStore:
             ensure=ensure,
         )
 
-    def update(
-        self,
-        kind: ItemKind | str,
-        key: str,
-        *,
-        step: str | None = None,
-        status: Status | str | None = None,
-        data: dict[str, Any] | None = None,
-        attempt: bool = False,
-        clear_error: bool = False,
-        ensure: int | None = None,
-        **fields: Any,
-    ) -> None:
-        """Any transition of one item (prefer the named ones above). `data` is merged into the
-        JSON; with `ensure` (its source id), an item not yet known is created first, in the same
-        transaction."""
-        unknown = set(fields) - set(_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown item fields: {unknown}")
-        self._transition(
-            kind,
-            key,
-            step=step,
-            status=None if status is None else Status(status),
-            fields=fields,
-            data=data,
-            attempt=attempt,
-            clear_error=clear_error,
-            ensure=ensure,
-        )
-
-    def fail(
-        self,
-        kind: ItemKind | str,
-        key: str,
-        step: str,
-        error: BaseException,
-        *,
-        attempt: bool = False,
-        ensure: int | None = None,
-    ) -> None:
-        """Same as `mark_failed`."""
-        self.mark_failed(ItemKind(kind), key, step, error, attempt=attempt, ensure=ensure)
-
     def _transition(
         self,
         kind: ItemKind | str,
@@ -317,7 +271,10 @@ class StateStore:
         clear_error: bool = False,
         ensure: int | None = None,
     ) -> None:
-        """One transition of one item, in one transaction (`fields`: columns of `_FIELDS`)."""
+        """One transition of one item, in one transaction.
+
+        `fields`: the columns target_id, request_uid, error_class or error_message.
+        """
         kind_ = ItemKind(kind).value
         now = time.time()
         sets: list[str] = ["updated_at=?"]

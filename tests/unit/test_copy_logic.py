@@ -14,7 +14,7 @@ from scanjobs.modes.copy.plan import plan_copy, request_uid, scans_in_flight_nee
 from scanjobs.modes.outcome import FailureWindow
 from scanjobs.modes.resources import read_id_column
 from scanjobs.platform.db import MappingNames, ResolvedIds
-from scanjobs.state import ItemRecord, StateStore
+from scanjobs.state import ItemKind, ItemRecord, StateStore
 
 RAW = {
     "_raw_data": {
@@ -209,11 +209,10 @@ class Collect:
 def test_adopt_uploads_records_found_files_or_says_it_cannot(tmp_path: Path, searchable: bool) -> None:
     state = StateStore.open(tmp_path / "s.sqlite", fingerprint="f")
     state.add_items("file", [("1", 1), ("2", 2)])
-    state.update(
-        "file",
+    state.record_intent(
+        ItemKind.FILE,
         "1",
-        step="upload",
-        status="running",
+        "upload",
         data={"sha256": "aa", "name": "a.jpg", "upload_started": 1_700_000_000.0},
     )
     db, events = FakeTargetDB([(77, "aa", "a.jpg")] if searchable else None), Collect()

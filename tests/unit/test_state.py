@@ -21,9 +21,9 @@ def test_items_transitions_and_counts(tmp_path: Path) -> None:
     store = StateStore.open(tmp_path / "j.state.sqlite", fingerprint="f1")
     assert store.add_items("scan", [("10", 10), ("11", 11)]) == 2
     assert store.add_items("scan", [("11", 11), ("12", 12)]) == 1  # adding scans adds work only
-    store.update("scan", "10", step="create", status="running", request_uid="u-1", attempt=True)
-    store.update("scan", "10", status="done", target_id=99, data={"files": [1, 2]})
-    store.fail("scan", "11", "upload", ValueError("400 Bad Request: store: bad\nmore"))
+    store.record_intent(ItemKind.SCAN, "10", "create", request_uid="u-1", attempt=True)
+    store.mark_done(ItemKind.SCAN, "10", "create", target_id=99, data={"files": [1, 2]})
+    store.mark_failed(ItemKind.SCAN, "11", "upload", ValueError("400 Bad Request: store: bad\nmore"))
     rec = store.get("scan", "10")
     assert rec is not None and rec.target_id == 99 and rec.request_uid == "u-1" and rec.attempts == 1
     assert rec.data == {"files": [1, 2]}
@@ -142,7 +142,7 @@ def test_status_and_reset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "not started" in capsys.readouterr().out
     store = StateStore.open(tmp_path / "job.state.sqlite", fingerprint="f")
     store.add_items("image", [("1:5", 1)])
-    store.fail("image", "1:5", "download", RuntimeError("404 Not Found"))
+    store.mark_failed(ItemKind.IMAGE, "1:5", "download", RuntimeError("404 Not Found"))
     store.close()
     assert main(["status", str(job), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

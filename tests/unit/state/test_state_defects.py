@@ -15,7 +15,7 @@ from scanjobs.cli import main
 from scanjobs.errors import StateError
 from scanjobs.jobfile import load_job
 from scanjobs.lifecycle import restart_state
-from scanjobs.state import StateStore
+from scanjobs.state import ItemKind, StateStore
 
 JOB = "version: 1\nmode: download\nsource: a\nscans: {ids: [1]}\ninstances: {a: {}}\n"
 
@@ -33,7 +33,7 @@ def test_a_state_under_a_path_with_uri_characters_reopens(
     path = load_job(job).state_path
     store = StateStore.open(path, fingerprint="f1")
     store.add_items("image", [("1:5", 1), ("1:6", 1)])
-    store.fail("image", "1:6", "download", RuntimeError("404 Not Found"))
+    store.mark_failed(ItemKind.IMAGE, "1:6", "download", RuntimeError("404 Not Found"))
     store.close()
 
     readonly = StateStore.open(path, create=False)
