@@ -13,7 +13,7 @@ from scanjobs.cli import main
 from scanjobs.errors import JobError
 from scanjobs.jobfile import CopyJob, load_job, load_schema, parse_duration
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ENV = {
     "A_PASSWORD": "pa",
     "A_DB_PASSWORD": "pd",

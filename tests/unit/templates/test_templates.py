@@ -10,7 +10,7 @@ from scanjobs.cli import main
 from scanjobs.jobfile import load_job
 from scanjobs.templates import template_text
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("mode", ["copy", "download", "analyze"])

@@ -1,0 +1,42 @@
+"""The copy's pure decisions: the plan, the create's uid, how many scans to keep in flight."""
+
+from __future__ import annotations
+
+from scanjobs.jobfile.model import Workers
+from scanjobs.modes.copy.plan import plan_copy, request_uid, scans_in_flight_needed
+from scanjobs.state import ItemRecord
+
+
+def record(key: str, status: str, uid: str | None = None) -> ItemRecord:
+    return ItemRecord("scan", key, 1, "create", status, int(key), None, uid, 0, None, None, {}, 0.0)
+
+
+def test_plan_orders_unfinished_then_failed_then_new_and_limits_new_only() -> None:
+    records = {
+        "1": record("1", "done"),
+        "2": record("2", "failed"),
+        "3": record("3", "running"),
+        "4": record("4", "pending", uid="u"),
+    }
+    plan = plan_copy([1, 2, 3, 4, 5, 6, 7], records, limit=2)
+    assert plan.resume == (3, 4) and plan.retry == (2,) and plan.new == (5, 6)
+    assert plan.already_done == (1,) and plan.deferred == 1
+    assert plan.todo == (3, 4, 2, 5, 6)
+    only_failed = plan_copy([1, 2, 3, 5], records, retry_failed_only=True)
+    assert only_failed.todo == (3, 2) and only_failed.deferred == 1
+
+
+def test_request_uid_is_stable_and_scoped() -> None:
+    a = request_uid("epoch1", "fp", "https://albt", 5)
+    assert a == request_uid("epoch1", "fp", "https://albt", 5)
+    assert a != request_uid("epoch2", "fp", "https://albt", 5)  # --restart: a new state epoch
+    assert a != request_uid("epoch1", "fp", "https://albt", 6)
+
+
+def test_scans_in_flight_needed_follows_the_slowest_stage() -> None:
+
+    legacy = Workers(download=20, upload=20, create=10)
+    assert scans_in_flight_needed(legacy, 3) == 14  # downloads: 20 / 6 scans a round trip, x 4
+    assert scans_in_flight_needed(legacy, 1) == 40  # downloads: 10 a round trip; create: 10
+    assert scans_in_flight_needed(Workers(download=20, upload=20, create=2), 1) == 8  # creates
+    assert scans_in_flight_needed(legacy, 0) == 40  # no files counted: as for one
