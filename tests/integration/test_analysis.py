@@ -122,7 +122,7 @@ def fetch_processed(sb: Sandbox, ids: list[int]) -> set[int]:
 
 
 def rule(source: dict[str, Any], target: dict[str, Any]) -> str:
-    """PLATFORM.md's table, first match wins; `!=` on None makes two NULL names equal."""
+    """docs/platform.md's rules table, first match wins; `!=` on None makes two NULL names equal."""
     if source["planogram_name"] != target["planogram_name"]:
         return "Wrong POG Name Mapping"
     if source["section_name"] != target["section_name"]:

@@ -1,4 +1,4 @@
-"""The create payload of a copied scan (pure): PLATFORM.md "Copy", steps 3 and the strategies."""
+"""The create payload of a copied scan (pure): docs/platform.md, "Copy: the create payload"."""
 
 from __future__ import annotations
 
