@@ -26,8 +26,16 @@ NEVER_COPIED = ("id", "created_at", "updated_at", "task_id")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_copy_job(folder: Path, sb: Sandbox, *, store: int, scan_ids: Sequence[int], name: str = "copy",
-                   strategy: str = "auto", **sections: Any) -> Path:
+def write_copy_job(
+    folder: Path,
+    sb: Sandbox,
+    *,
+    store: int,
+    scan_ids: Sequence[int],
+    name: str = "copy",
+    strategy: str = "auto",
+    **sections: Any,
+) -> Path:
     """A copy job `folder/name.yaml` naming the sandbox's instances (instances.yaml + .env beside).
 
     Retries are quick (tests wait for nothing) and analysis is off unless `sections` say otherwise;
@@ -43,8 +51,11 @@ def write_copy_job(folder: Path, sb: Sandbox, *, store: int, scan_ids: Sequence[
         "scans": {"ids": list(scan_ids)},
         "copy": {"strategy": strategy, "captured_at": "now"},
         "batch": {"size": 10, "workers": {"download": 20, "upload": 20, "create": 10}},
-        "retry": {"attempts": 6, "backoff": {"initial": 0.05, "max": 0.5},
-                  "timeout": {"connect": 5, "read": 10}},
+        "retry": {
+            "attempts": 6,
+            "backoff": {"initial": 0.05, "max": 0.5},
+            "timeout": {"connect": 5, "read": 10},
+        },
         "analysis": {"enabled": False},
         "output": f"out-{name}",
     }
@@ -79,8 +90,9 @@ def query(sb: Sandbox, instance: str, sql: str, *params: Any) -> list[tuple[Any,
 
 def scans_in_store(sb: Sandbox, store: int) -> dict[int, dict[str, Any]]:
     """{target scan id: its `_raw_data`} of every scan in a target store."""
-    rows = query(sb, "target", f"SELECT id, provided_values->'_raw_data' FROM {SCAN} WHERE store_id = %s",
-                 store)
+    rows = query(
+        sb, "target", f"SELECT id, provided_values->'_raw_data' FROM {SCAN} WHERE store_id = %s", store
+    )
     return {r[0]: r[1] for r in rows}
 
 
@@ -91,9 +103,13 @@ def uploads_in_store(sb: Sandbox, store: int) -> int:
 
 def scan_files(sb: Sandbox, instance: str, scan_ids: Sequence[int]) -> dict[int, list[tuple[int, str, int]]]:
     """{scan id: [(file id, sha256, size)] in the scan's file order}."""
-    rows = query(sb, instance, f"SELECT sf.scan_id, f.id, f.checksum, f.size FROM {SCANFILE} sf "
-                 f"JOIN {FILE} f ON f.id = sf.file_id WHERE sf.scan_id = ANY(%s) ORDER BY sf.id",
-                 list(scan_ids))
+    rows = query(
+        sb,
+        instance,
+        f"SELECT sf.scan_id, f.id, f.checksum, f.size FROM {SCANFILE} sf "
+        f"JOIN {FILE} f ON f.id = sf.file_id WHERE sf.scan_id = ANY(%s) ORDER BY sf.id",
+        list(scan_ids),
+    )
     out: dict[int, list[tuple[int, str, int]]] = {int(s): [] for s in scan_ids}
     for scan_id, file_id, checksum, size in rows:
         out[scan_id].append((file_id, checksum, size))
@@ -108,30 +124,55 @@ def source_raw(sb: Sandbox, scan_ids: Sequence[int]) -> dict[int, dict[str, Any]
 def expected_hints(sb: Sandbox, raw: dict[str, Any], store: int) -> dict[str, int]:
     """The source's hint ids translated by name with our own SQL: what `mapped` must send."""
     out: dict[str, int] = {}
-    pog = query(sb, "source", "SELECT p.name FROM planograms_implementation_planogramstore ps JOIN "
-                "planograms_implementation_planogram p ON p.id = ps.planogram_id WHERE ps.id = %s",
-                raw["store_planogram"])[0][0]
+    pog = query(
+        sb,
+        "source",
+        "SELECT p.name FROM planograms_implementation_planogramstore ps JOIN "
+        "planograms_implementation_planogram p ON p.id = ps.planogram_id WHERE ps.id = %s",
+        raw["store_planogram"],
+    )[0][0]
     out["store_planogram"] = query(
-        sb, "target", "SELECT ps.id FROM planograms_implementation_planogramstore ps JOIN "
+        sb,
+        "target",
+        "SELECT ps.id FROM planograms_implementation_planogramstore ps JOIN "
         "planograms_implementation_planogram p ON p.id = ps.planogram_id WHERE ps.store_id = %s "
-        "AND p.name = %s", store, pog)[0][0]
+        "AND p.name = %s",
+        store,
+        pog,
+    )[0][0]
     pog_name, section = query(
-        sb, "source", "SELECT p.name, s.name FROM planograms_implementation_planogramsection s JOIN "
+        sb,
+        "source",
+        "SELECT p.name, s.name FROM planograms_implementation_planogramsection s JOIN "
         "planograms_implementation_planogram p ON p.id = s.planogram_id WHERE s.id = %s",
-        raw["section_id"])[0]
+        raw["section_id"],
+    )[0]
     out["section_id"] = query(
-        sb, "target", "SELECT s.id FROM planograms_implementation_planogramsection s JOIN "
+        sb,
+        "target",
+        "SELECT s.id FROM planograms_implementation_planogramsection s JOIN "
         "planograms_implementation_planogram p ON p.id = s.planogram_id WHERE p.name = %s AND s.name = %s",
-        pog_name, section)[0][0]
-    category = query(sb, "source", "SELECT name FROM master_data_implementation_category WHERE id = %s",
-                     raw["category_id"])[0][0]
-    out["category_id"] = query(sb, "target", "SELECT id FROM master_data_implementation_category "
-                               "WHERE name = %s", category)[0][0]
+        pog_name,
+        section,
+    )[0][0]
+    category = query(
+        sb, "source", "SELECT name FROM master_data_implementation_category WHERE id = %s", raw["category_id"]
+    )[0][0]
+    out["category_id"] = query(
+        sb, "target", "SELECT id FROM master_data_implementation_category WHERE name = %s", category
+    )[0][0]
     return out
 
 
-def assert_copied(sb: Sandbox, job_path: Path, store: int, scan_ids: Sequence[int], *, strategy: str = "auto",
-                  captured_between: tuple[float, float] | None = None) -> dict[int, int]:
+def assert_copied(
+    sb: Sandbox,
+    job_path: Path,
+    store: int,
+    scan_ids: Sequence[int],
+    *,
+    strategy: str = "auto",
+    captured_between: tuple[float, float] | None = None,
+) -> dict[int, int]:
     """The store holds exactly one target scan per source scan, files byte-identical in source
     order, payloads by the strategy's rules; scan_mapping.csv says the same. Returns the mapping."""
     mapping = read_mapping(job_path)
@@ -171,8 +212,11 @@ def assert_bytes_identical(sb: Sandbox, pairs: dict[int, int]) -> None:
         api = inst["api_url"]
         login = {"username": inst["username"], "password": inst["password"]}
         token = requests.post(f"{api}/api/v4/token-auth/", json=login, timeout=10).json()["token"]
-        meta = requests.get(f"{api}/api/v1/master-data/file-upload/{file_id}/", timeout=10,
-                            headers={"Authorization": f"Token {token}"}).json()
+        meta = requests.get(
+            f"{api}/api/v1/master-data/file-upload/{file_id}/",
+            timeout=10,
+            headers={"Authorization": f"Token {token}"},
+        ).json()
         return requests.get(meta["file"], timeout=30).content
 
     source_files = scan_files(sb, "source", list(pairs))
@@ -191,9 +235,14 @@ def spawn(job_path: Path, *args: str, env: dict[str, str] | None = None) -> subp
     log = open(job_path.with_suffix(".out"), "ab")  # noqa: SIM115 - the child owns it
     try:
         return subprocess.Popen(
-            scanjobs_cmd("run", str(job_path), *args), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            scanjobs_cmd("run", str(job_path), *args),
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     finally:
         log.close()
 

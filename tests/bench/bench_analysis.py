@@ -84,8 +84,7 @@ def synthetic(pairs: int, seed: int = 20240601) -> tuple[pd.DataFrame, pd.DataFr
     source, target = source[columns], target[columns]
     copied = rng.random(pairs) >= 0.02
     pair_list = [
-        (int(s), int(t) if c else None)
-        for s, t, c in zip(source_ids, target_ids, copied, strict=True)
+        (int(s), int(t) if c else None) for s, t, c in zip(source_ids, target_ids, copied, strict=True)
     ]
     done = rng.random(pairs) < 0.97
     processed = {int(t) for t, c, d in zip(target_ids, copied, done, strict=True) if c and d}

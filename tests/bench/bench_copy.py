@@ -47,15 +47,25 @@ FILES = 3
 
 
 def bound(latency_s: float, files: int = FILES) -> tuple[float, str]:
-    stages = {"download": WORKERS["download"] / (2 * files * latency_s),
-              "upload": WORKERS["upload"] / (files * latency_s),
-              "create": WORKERS["create"] / (1 * latency_s)}
+    stages = {
+        "download": WORKERS["download"] / (2 * files * latency_s),
+        "upload": WORKERS["upload"] / (files * latency_s),
+        "create": WORKERS["create"] / (1 * latency_s),
+    }
     slowest = min(stages, key=lambda s: stages[s])
     return stages[slowest], slowest
 
 
-def run_copy(sb: Sandbox, folder: Path, name: str, scan_ids: list[int], *, batch_size: int,
-             retry: dict[str, Any] | None = None, sample_rss: bool = False) -> dict[str, Any]:
+def run_copy(
+    sb: Sandbox,
+    folder: Path,
+    name: str,
+    scan_ids: list[int],
+    *,
+    batch_size: int,
+    retry: dict[str, Any] | None = None,
+    sample_rss: bool = False,
+) -> dict[str, Any]:
     """Copy into a fresh store as a child process; its summary, wall time and peak RSS."""
     store = sb.new_target_store()
     sections: dict[str, Any] = {"batch": {"size": batch_size, "workers": WORKERS, "max_failed_ratio": 1}}
@@ -67,8 +77,12 @@ def run_copy(sb: Sandbox, folder: Path, name: str, scan_ids: list[int], *, batch
     client_cpu = _children_cpu()
     began = time.monotonic()
     with open(log, "w", encoding="utf-8") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "scanjobs", "run", str(job), "--json"], cwd=ROOT,
-                                stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scanjobs", "run", str(job), "--json"],
+            cwd=ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     peak = 0
     if sample_rss:
         ps = psutil.Process(proc.pid)
@@ -90,10 +104,17 @@ def run_copy(sb: Sandbox, folder: Path, name: str, scan_ids: list[int], *, batch
     copied = len(scans_in_store(sb, store))
     assert copied == len(scan_ids), f"{name}: {copied} scans for {len(scan_ids)}"
     done = [e["ts"] for e in events if e.get("event") == "item" and e.get("status") == "done"]
-    return {"rate": float(summary["rate"]), "steady": steady_rate(done), "elapsed": float(summary["elapsed"]),
-            "wall": wall,
-            "failed": summary["failed"], "peak_rss": peak, "uploads": uploads_in_store(sb, store),
-            "client_cpu": client_cpu, "platform_cpu": platform_cpu}
+    return {
+        "rate": float(summary["rate"]),
+        "steady": steady_rate(done),
+        "elapsed": float(summary["elapsed"]),
+        "wall": wall,
+        "failed": summary["failed"],
+        "peak_rss": peak,
+        "uploads": uploads_in_store(sb, store),
+        "client_cpu": client_cpu,
+        "platform_cpu": platform_cpu,
+    }
 
 
 def steady_rate(finished: list[float]) -> float:
@@ -137,13 +158,16 @@ def cpu_line(run: dict[str, Any], scans: int) -> str:
     client, platform = run["client_cpu"] / scans * 1000, run["platform_cpu"] / scans * 1000
     cores = os.cpu_count() or 1
     ceiling = cores / ((client + platform) / 1000)
-    return (f"    CPU per scan: scanjobs {client:.0f} ms, sandbox + PostgreSQL {platform:.0f} ms: "
-            f"{cores} cores saturate at ~{ceiling:.0f} scans/s")
+    return (
+        f"    CPU per scan: scanjobs {client:.0f} ms, sandbox + PostgreSQL {platform:.0f} ms: "
+        f"{cores} cores saturate at ~{ceiling:.0f} scans/s"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scans", type=int, default=600, help="scans for (a) and (b) (600)")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--fault-rate", type=float, default=0.02)
@@ -156,29 +180,49 @@ def main() -> int:
     ok = True
     with tempfile.TemporaryDirectory(prefix="bench-copy-") as tmp:
         root = Path(tmp)
-        print(f"(a) throughput: {args.scans} scans x {FILES} files, latency {args.latency_ms:g} ms, "
-              f"workers {WORKERS['download']}/{WORKERS['upload']}/{WORKERS['create']}")
+        print(
+            f"(a) throughput: {args.scans} scans x {FILES} files, latency {args.latency_ms:g} ms, "
+            f"workers {WORKERS['download']}/{WORKERS['upload']}/{WORKERS['create']}"
+        )
         per_scan = 2 * FILES if stage == "download" else FILES if stage == "upload" else 1
-        print(f"    bound = min over stages of workers / (requests per scan x latency) = {limit:.1f} scans/s "
-              f"({stage}: {WORKERS[stage]} / ({per_scan} x {latency:g} s))")
-        with Sandbox(root / "sb", scans=args.scans, files_per_scan=FILES, latency_ms=args.latency_ms,
-                     processing_delay=60, seed=3, hang_seconds=15) as sb:
+        print(
+            f"    bound = min over stages of workers / (requests per scan x latency) = {limit:.1f} scans/s "
+            f"({stage}: {WORKERS[stage]} / ({per_scan} x {latency:g} s))"
+        )
+        with Sandbox(
+            root / "sb",
+            scans=args.scans,
+            files_per_scan=FILES,
+            latency_ms=args.latency_ms,
+            processing_delay=60,
+            seed=3,
+            hang_seconds=15,
+        ) as sb:
             ids = list(sb.info["source_scan_ids"])
             # Quick retries for the benchmark (the defaults wait 1 s+ per retry); a hung GET
             # is cut by the read timeout, then retried.
-            retry = {"attempts": 6, "backoff": {"initial": 0.1, "max": 2},
-                     "timeout": {"connect": 5, "read": 2}}
+            retry = {
+                "attempts": 6,
+                "backoff": {"initial": 0.1, "max": 2},
+                "timeout": {"connect": 5, "read": 2},
+            }
             small = run_copy(sb, root / "jobs", "batch10", ids, batch_size=10, retry=retry)
-            print(f"    batch.size 10 (the default; in-flight bound ~10/(4 x {latency:g})): "
-                  f"{small['steady']:.1f} scans/s = {small['steady'] / limit:.0%} of the bound")
+            print(
+                f"    batch.size 10 (the default; in-flight bound ~10/(4 x {latency:g})): "
+                f"{small['steady']:.1f} scans/s = {small['steady'] / limit:.0%} of the bound"
+            )
             clean = run_copy(sb, root / "jobs", "clean", ids, batch_size=args.batch_size, retry=retry)
             share = clean["steady"] / limit
             ok &= share >= 0.8
-            print(f"    batch.size {args.batch_size}: steady {clean['steady']:.1f} scans/s = "
-                  f"{share:.0%} of the bound [target >= 80%: {'ok' if share >= 0.8 else 'MISSED'}]")
-            print(f"      end to end {clean['rate']:.1f} scans/s = {clean['rate'] / limit:.0%} of the bound "
-                  f"({clean['elapsed']:.2f} s in the run with its database queries, ramp-up and drain; "
-                  f"{clean['wall']:.2f} s wall with start-up)")
+            print(
+                f"    batch.size {args.batch_size}: steady {clean['steady']:.1f} scans/s = "
+                f"{share:.0%} of the bound [target >= 80%: {'ok' if share >= 0.8 else 'MISSED'}]"
+            )
+            print(
+                f"      end to end {clean['rate']:.1f} scans/s = {clean['rate'] / limit:.0%} of the bound "
+                f"({clean['elapsed']:.2f} s in the run with its database queries, ramp-up and drain; "
+                f"{clean['wall']:.2f} s wall with start-up)"
+            )
             print(cpu_line(clean, len(ids)))
             sb.configure(fault_rate=args.fault_rate)
             sb.reset_stats()
@@ -187,24 +231,30 @@ def main() -> int:
             sb.configure(fault_rate=0)
             share = faulty["rate"] / clean["rate"]  # end to end: stragglers' retries are the cost
             ok &= share >= 0.7 and faulty["failed"] == 0
-            print(f"(b) with {args.fault_rate:.0%} faults ({faults} injected; retry backoff 0.1-2 s, "
-                  f"read timeout 2 s): end to end {faulty['rate']:.1f} scans/s "
-                  f"(steady {faulty['steady']:.1f}), failed {faulty['failed']}, "
-                  f"uploads {faulty['uploads']} for {FILES * len(ids)} files = {share:.0%} of fault-free "
-                  f"[target >= 70%: {'ok' if share >= 0.7 else 'MISSED'}]")
+            print(
+                f"(b) with {args.fault_rate:.0%} faults ({faults} injected; retry backoff 0.1-2 s, "
+                f"read timeout 2 s): end to end {faulty['rate']:.1f} scans/s "
+                f"(steady {faulty['steady']:.1f}), failed {faulty['failed']}, "
+                f"uploads {faulty['uploads']} for {FILES * len(ids)} files = {share:.0%} of fault-free "
+                f"[target >= 70%: {'ok' if share >= 0.7 else 'MISSED'}]"
+            )
         if not args.skip_rss:
             size = int(args.big_mb * 1_000_000)
-            with Sandbox(root / "big", scans=10, files_per_scan=FILES, file_bytes=size,
-                         processing_delay=60, seed=5) as sb:
-                big = run_copy(sb, root / "jobs", "big", list(sb.info["source_scan_ids"]), batch_size=10,
-                               sample_rss=True)
+            with Sandbox(
+                root / "big", scans=10, files_per_scan=FILES, file_bytes=size, processing_delay=60, seed=5
+            ) as sb:
+                big = run_copy(
+                    sb, root / "jobs", "big", list(sb.info["source_scan_ids"]), batch_size=10, sample_rss=True
+                )
             children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB -> MiB
             mb = big["peak_rss"] / 2**20
             ok &= mb < 200
-            print(f"(c) peak RSS copying 10 scans x {FILES} x {args.big_mb:g} MB "
-                  f"({10 * FILES * size / 1e6:.0f} MB): {mb:.0f} MiB sampled every 20 ms "
-                  f"(getrusage max over waited children: {children:.0f} MiB); {big['elapsed']:.1f} s "
-                  f"[target < 200 MB: {'ok' if mb < 200 else 'MISSED'}]")
+            print(
+                f"(c) peak RSS copying 10 scans x {FILES} x {args.big_mb:g} MB "
+                f"({10 * FILES * size / 1e6:.0f} MB): {mb:.0f} MiB sampled every 20 ms "
+                f"(getrusage max over waited children: {children:.0f} MiB); {big['elapsed']:.1f} s "
+                f"[target < 200 MB: {'ok' if mb < 200 else 'MISSED'}]"
+            )
     print("all targets met" if ok else "some targets MISSED")
     return 0 if ok else 1
 

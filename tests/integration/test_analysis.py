@@ -22,14 +22,27 @@ from scanjobs.report.rules import Comment
 from scanjobs.sandbox import Sandbox
 from scanjobs.sandboxjobs import write_sandbox_instances
 
-RULE_COMMENTS = ("Wrong POG Name Mapping", "Same POG Name but Different Section",
-                 "Target Has Additional Section (Source Does Not)", "Target Has Higher POG% Than Source",
-                 "No Issues")
+RULE_COMMENTS = (
+    "Wrong POG Name Mapping",
+    "Same POG Name but Different Section",
+    "Target Has Additional Section (Source Does Not)",
+    "Target Has Higher POG% Than Source",
+    "No Issues",
+)
 # Compared per side in the analysis: (CSV column suffix, kind) -> how a CSV cell is read back.
 FIELDS = {
-    "store_planogram_id": "int", "planogram_name": "text", "section_id": "int", "section_name": "text",
-    "is_additional_section": "bool", "pre_pog_pct": "float", "post_pog_pct": "float",
-    "pre_osa_pct": "float", "post_osa_pct": "float", "ok": "int", "wandering": "int", "oos": "int",
+    "store_planogram_id": "int",
+    "planogram_name": "text",
+    "section_id": "int",
+    "section_name": "text",
+    "is_additional_section": "bool",
+    "pre_pog_pct": "float",
+    "post_pog_pct": "float",
+    "pre_osa_pct": "float",
+    "post_osa_pct": "float",
+    "ok": "int",
+    "wandering": "int",
+    "oos": "int",
     "hole": "int",
 }
 NULLABLE_NUMBERS = [f for f, kind in FIELDS.items() if kind in ("int", "float")]
@@ -72,28 +85,55 @@ FROM realograms_implementation_scan s WHERE s.id = ANY(%s)
 
 # -- the job files -------------------------------------------------------------------------------
 
+
 def write_job(folder: Path, sb: Sandbox, name: str, body: dict[str, Any]) -> Path:
     write_sandbox_instances(sb.info, folder)
-    job = {"version": 1, "source": "sandbox-source", "name": name,
-           "retry": {"attempts": 6, "backoff": {"initial": 0.05, "max": 0.5},
-                     "timeout": {"connect": 5, "read": 10}}, **body}
+    job = {
+        "version": 1,
+        "source": "sandbox-source",
+        "name": name,
+        "retry": {
+            "attempts": 6,
+            "backoff": {"initial": 0.05, "max": 0.5},
+            "timeout": {"connect": 5, "read": 10},
+        },
+        **body,
+    }
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(job, sort_keys=False), encoding="utf-8")
     return path
 
 
 def copy_job(folder: Path, sb: Sandbox, name: str, store: int, ids: list[int], wait: str) -> Path:
-    return write_job(folder, sb, name, {
-        "mode": "copy", "target": {"instance": "sandbox-target", "store": store},
-        "scans": {"ids": ids}, "copy": {"strategy": "auto", "captured_at": "now"},
-        "batch": {"size": 10, "workers": {"download": 20, "upload": 20, "create": 10}},
-        "analysis": {"enabled": True, "wait_for_processing": wait}, "output": f"out-{name}"})
+    return write_job(
+        folder,
+        sb,
+        name,
+        {
+            "mode": "copy",
+            "target": {"instance": "sandbox-target", "store": store},
+            "scans": {"ids": ids},
+            "copy": {"strategy": "auto", "captured_at": "now"},
+            "batch": {"size": 10, "workers": {"download": 20, "upload": 20, "create": 10}},
+            "analysis": {"enabled": True, "wait_for_processing": wait},
+            "output": f"out-{name}",
+        },
+    )
 
 
 def analyze_job(folder: Path, sb: Sandbox, name: str, scans: dict[str, str]) -> Path:
-    return write_job(folder, sb, name, {
-        "mode": "analyze", "target": {"instance": "sandbox-target"}, "scans": scans,
-        "analysis": {"wait_for_processing": "1m"}, "output": f"out-{name}"})
+    return write_job(
+        folder,
+        sb,
+        name,
+        {
+            "mode": "analyze",
+            "target": {"instance": "sandbox-target"},
+            "scans": scans,
+            "analysis": {"wait_for_processing": "1m"},
+            "output": f"out-{name}",
+        },
+    )
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -102,11 +142,14 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def read_pairs(path: Path) -> list[tuple[int, int | None]]:
-    return [(int(r["Source_Scan_ID"]), int(r["Target_Scan_ID"]) if r["Target_Scan_ID"] else None)
-            for r in read_csv(path)]
+    return [
+        (int(r["Source_Scan_ID"]), int(r["Target_Scan_ID"]) if r["Target_Scan_ID"] else None)
+        for r in read_csv(path)
+    ]
 
 
 # -- the independent analysis --------------------------------------------------------------------
+
 
 def fetch_reports(sb: Sandbox, instance: str, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
@@ -140,8 +183,9 @@ def link(src: list[dict[str, Any]], tgt: list[dict[str, Any]]) -> list[tuple[int
     by_name: list[tuple[int | None, int | None]] = []
     taken: set[int] = set()
     for i, s in enumerate(src):
-        j = next((j for j, t in enumerate(tgt) if j not in taken and t["section_name"] == s["section_name"]),
-                 None)
+        j = next(
+            (j for j, t in enumerate(tgt) if j not in taken and t["section_name"] == s["section_name"]), None
+        )
         if j is not None:
             taken.add(j)
             by_name.append((i, j))
@@ -178,8 +222,9 @@ def expected_rows(sb: Sandbox, pairs: list[tuple[int, int | None]]) -> list[Expe
             rows.append(Expected(s_id, t_id, None, None, "No Report on Either Side"))
         for i, j in link(src, tgt):
             s, t = (None if i is None else src[i]), (None if j is None else tgt[j])
-            comment = ("Target Report Missing" if t is None else "Source Report Missing" if s is None
-                       else rule(s, t))
+            comment = (
+                "Target Report Missing" if t is None else "Source Report Missing" if s is None else rule(s, t)
+            )
             rows.append(Expected(s_id, t_id, s, t, comment))
     return rows
 
@@ -213,6 +258,7 @@ def assert_rows_match(csv_rows: list[dict[str, str]], expected: list[Expected]) 
 
 
 # -- the shared copy job ------------------------------------------------------------------------
+
 
 @dataclass
 class CopyRun:
@@ -292,8 +338,10 @@ def test_null_stays_null(sandbox: Sandbox, copied: CopyRun) -> None:
 
 
 def test_bays_are_counted_not_joined(sandbox: Sandbox, copied: CopyRun) -> None:
-    for instance, ids in (("source", [s for s, _ in copied.pairs]),
-                          ("target", [t for _, t in copied.pairs if t is not None])):
+    for instance, ids in (
+        ("source", [s for s, _ in copied.pairs]),
+        ("target", [t for _, t in copied.pairs if t is not None]),
+    ):
         with psycopg.connect(**sandbox.db(instance)) as conn:
             bays = dict(conn.execute(BAYS_SQL, (ids,)).fetchall())
         reports = fetch_reports(sandbox, instance, ids)
@@ -341,8 +389,9 @@ def test_scan_not_copied_gets_its_own_rows(sandbox: Sandbox, copied: CopyRun) ->
     assert all(r[f"target_{f}"] == "" for r in mine for f in FIELDS)
     # every other pair's rows are exactly the copy job's
     others = {s for s, _ in pairs} - {blanked}
-    assert [r for r in rows if int(r["source_scan_id"]) in others] == \
-        [r for r in copied.rows if int(r["source_scan_id"]) in others]
+    assert [r for r in rows if int(r["source_scan_id"]) in others] == [
+        r for r in copied.rows if int(r["source_scan_id"]) in others
+    ]
     assert_rows_match(rows, expected_rows(sandbox, [(s, None if s == blanked else t) for s, t in pairs]))
 
 

@@ -28,8 +28,8 @@ from copy_support import (
 )
 
 from scanjobs.cli import main
-from scanjobs.sandbox import Sandbox
 from scanjobs.jobfile.env import env_var_for
+from scanjobs.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -73,8 +73,14 @@ def test_auto_copy_is_complete_and_a_rerun_sends_nothing(sandbox: Sandbox, tmp_p
 
 def test_mapped_copy_translates_hints_by_name(sandbox: Sandbox, tmp_path: Path) -> None:
     store, ids = sandbox.new_target_store(), sandbox.info["source_scan_ids"][10:40]
-    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids, strategy="mapped",
-                         copy={"strategy": "mapped", "captured_at": "source"})
+    job = write_copy_job(
+        tmp_path,
+        sandbox,
+        store=store,
+        scan_ids=ids,
+        strategy="mapped",
+        copy={"strategy": "mapped", "captured_at": "source"},
+    )
     assert main(["run", str(job)]) == 0
     mapping = assert_copied(sandbox, job, store, ids, strategy="mapped")
     raws = source_raw(sandbox, ids)
@@ -88,9 +94,13 @@ def test_mapped_copy_translates_hints_by_name(sandbox: Sandbox, tmp_path: Path) 
 def test_transient_faults_do_not_fail_items(restore_config: Sandbox, tmp_path: Path) -> None:
     sandbox = restore_config
     store, ids = sandbox.new_target_store(), sandbox.info["source_scan_ids"][:20]
-    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids,
-                         retry={"attempts": 8, "backoff": {"initial": 0.05, "max": 1},
-                                "timeout": {"connect": 5, "read": 1}})
+    job = write_copy_job(
+        tmp_path,
+        sandbox,
+        store=store,
+        scan_ids=ids,
+        retry={"attempts": 8, "backoff": {"initial": 0.05, "max": 1}, "timeout": {"connect": 5, "read": 1}},
+    )
     sandbox.configure(fault_rate=0.05, hang_seconds=2)  # a hang outlives the read timeout
     sandbox.reset_stats()
     assert main(["run", str(job)]) == 0
@@ -102,8 +112,9 @@ def test_transient_faults_do_not_fail_items(restore_config: Sandbox, tmp_path: P
     assert uploads_in_store(sandbox, store) == 60
 
 
-def test_scans_without_files_and_unknown_ids_fail_alone(sandbox: Sandbox, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_scans_without_files_and_unknown_ids_fail_alone(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = sandbox.new_target_store()
     good = sandbox.info["source_scan_ids"][:2]
     empty, unknown = sandbox.info["empty_scan_ids"][0], 999_999
@@ -120,8 +131,9 @@ def test_scans_without_files_and_unknown_ids_fail_alone(sandbox: Sandbox, tmp_pa
     assert len(scans_in_store(sandbox, store)) == 2 and uploads_in_store(sandbox, store) == 6
 
 
-def test_missing_target_store_touches_nothing(sandbox: Sandbox, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_target_store_touches_nothing(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     job = write_copy_job(tmp_path, sandbox, store=987_654, scan_ids=sandbox.info["source_scan_ids"][:3])
     sandbox.reset_stats()
     assert main(["run", str(job)]) == 2
@@ -133,8 +145,9 @@ def test_missing_target_store_touches_nothing(sandbox: Sandbox, tmp_path: Path,
         assert not [r for r in requests if r["method"] == "POST"], requests
 
 
-def test_limit_takes_at_most_n_new_scans(sandbox: Sandbox, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_limit_takes_at_most_n_new_scans(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store, ids = sandbox.new_target_store(), sandbox.info["source_scan_ids"][:5]
     job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids)
     assert main(["run", str(job), "--limit", "2"]) == 0
@@ -146,8 +159,9 @@ def test_limit_takes_at_most_n_new_scans(sandbox: Sandbox, tmp_path: Path,
     assert_copied(sandbox, job, store, ids)
 
 
-def test_plan_is_a_read_only_preflight(sandbox: Sandbox, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_is_a_read_only_preflight(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
     store = sandbox.new_target_store()
@@ -159,8 +173,11 @@ def test_plan_is_a_read_only_preflight(sandbox: Sandbox, tmp_path: Path,
     assert plan["ok"] and plan["facts"]["selected"] == 5 and plan["facts"]["files"] == 12
     assert plan["facts"]["scans_without_files"] == [ids[-1]] and plan["facts"]["todo"] == 5
     # 12 files in 5 scans, workers 20/20/10: 4 x 20 / (2 x 2.4) = 16.7 scans must be in flight
-    assert any("batch.size 10 keeps fewer scans in flight than the workers can serve" in line
-               and "17 keep them busy" in line for line in plan["lines"]), plan["lines"]
+    assert any(
+        "batch.size 10 keeps fewer scans in flight than the workers can serve" in line
+        and "17 keep them busy" in line
+        for line in plan["lines"]
+    ), plan["lines"]
     for instance in ("source", "target"):
         assert {r["route"] for r in posts(sandbox.stats(instance))} <= {"/api/v4/token-auth/"}
     assert not (tmp_path / "copy.state.sqlite").exists()
@@ -171,9 +188,13 @@ def test_plan_is_a_read_only_preflight(sandbox: Sandbox, tmp_path: Path,
 
 
 @pytest.mark.parametrize("secret", ["PASSWORD", "DB_PASSWORD"])
-def test_wrong_password_exits_5_without_retry_storm(sandbox: Sandbox, tmp_path: Path, secret: str,
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_password_exits_5_without_retry_storm(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    secret: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     store = sandbox.new_target_store()
     job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=sandbox.info["source_scan_ids"][:3])
     monkeypatch.setenv(env_var_for("sandbox-target", secret), "not-the-password")
@@ -195,32 +216,51 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _instance(sb: Sandbox, api_of: tuple[Sandbox, str], db_of: tuple[Sandbox, str], env: dict[str, str],
-              label: str, **db_override: Any) -> dict[str, Any]:
+def _instance(
+    sb: Sandbox,
+    api_of: tuple[Sandbox, str],
+    db_of: tuple[Sandbox, str],
+    env: dict[str, str],
+    label: str,
+    **db_override: Any,
+) -> dict[str, Any]:
     """A job-file instance whose API and database may belong to different sandbox instances."""
     api_sb, api_role = api_of
     db_sb, db_role = db_of
     api, db = api_sb.info["instances"][api_role], db_sb.info["instances"][db_role]
     env[f"COPYTEST_{label}_PASSWORD"] = api["password"]
     env[f"COPYTEST_{label}_DB_PASSWORD"] = db["db"]["password"]
-    return {"api_url": api["api_url"], "username": api["username"],
-            "password": f"${{COPYTEST_{label}_PASSWORD}}",
-            "db": {"host": db["db"]["host"], "port": int(db["db"]["port"]), "dbname": db["db"]["dbname"],
-                   "user": db["db"]["user"], "password": f"${{COPYTEST_{label}_DB_PASSWORD}}",
-                   **db_override}}
+    return {
+        "api_url": api["api_url"],
+        "username": api["username"],
+        "password": f"${{COPYTEST_{label}_PASSWORD}}",
+        "db": {
+            "host": db["db"]["host"],
+            "port": int(db["db"]["port"]),
+            "dbname": db["db"]["dbname"],
+            "user": db["db"]["user"],
+            "password": f"${{COPYTEST_{label}_DB_PASSWORD}}",
+            **db_override,
+        },
+    }
 
 
-def test_unreachable_database_exits_5(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_database_exits_5(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     env: dict[str, str] = {}
     port = _free_port()
     dead = _instance(sandbox, (sandbox, "target"), (sandbox, "target"), env, "DEAD", port=port)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    job = write_copy_job(tmp_path, sandbox, store=sandbox.info["target_store_id"],
-                         scan_ids=sandbox.info["source_scan_ids"][:2],
-                         target={"instance": "dead-target", "store": sandbox.info["target_store_id"]},
-                         instances={"dead-target": dead})
+    job = write_copy_job(
+        tmp_path,
+        sandbox,
+        store=sandbox.info["target_store_id"],
+        scan_ids=sandbox.info["source_scan_ids"][:2],
+        target={"instance": "dead-target", "store": sandbox.info["target_store_id"]},
+        instances={"dead-target": dead},
+    )
     began = time.monotonic()
     assert main(["run", str(job)]) == 5
     err = capsys.readouterr().err
@@ -228,8 +268,9 @@ def test_unreachable_database_exits_5(sandbox: Sandbox, tmp_path: Path, monkeypa
     assert time.monotonic() - began < 30
 
 
-def test_create_400_fails_only_that_scan(sandbox: Sandbox, sandbox_factory: Callable[..., Sandbox],
-                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_create_400_fails_only_that_scan(
+    sandbox: Sandbox, sandbox_factory: Callable[..., Sandbox], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An honest 400 from create: the target's API and database are different instances.
 
     The sandbox's create validates that store, files and hint ids exist. scanjobs checks the
@@ -244,9 +285,11 @@ def test_create_400_fails_only_that_scan(sandbox: Sandbox, sandbox_factory: Call
 
     def accepted(scan_id: int) -> bool:
         hints = expected_hints(sandbox, raws[scan_id], store)
-        for key, table in (("store_planogram", "planograms_implementation_planogramstore"),
-                           ("section_id", "planograms_implementation_planogramsection"),
-                           ("category_id", "master_data_implementation_category")):
+        for key, table in (
+            ("store_planogram", "planograms_implementation_planogramstore"),
+            ("section_id", "planograms_implementation_planogramsection"),
+            ("category_id", "master_data_implementation_category"),
+        ):
             if not query(other, "target", f"SELECT 1 FROM {table} WHERE id = %s", hints[key]):
                 return False
         return True
@@ -260,9 +303,15 @@ def test_create_400_fails_only_that_scan(sandbox: Sandbox, sandbox_factory: Call
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     ids = [*fine[:2], *refused, *fine[2:]]
-    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids, strategy="mapped",
-                         target={"instance": "split-target", "store": store},
-                         instances={"split-target": split})
+    job = write_copy_job(
+        tmp_path,
+        sandbox,
+        store=store,
+        scan_ids=ids,
+        strategy="mapped",
+        target={"instance": "split-target", "store": store},
+        instances={"split-target": split},
+    )
     before = set(scans_in_store(other, store))
     other.reset_stats()
     assert main(["run", str(job)]) == 1
@@ -273,22 +322,32 @@ def test_create_400_fails_only_that_scan(sandbox: Sandbox, sandbox_factory: Call
     assert "400" in row["error"] and "Invalid pk" in row["error"], row
     assert sorted(read_mapping(job)) == sorted(fine)
     assert len(set(scans_in_store(other, store)) - before) == 4
-    refusals = [r for r in other.stats("target")["requests"]
-                if r["route"] == "/api/v4/processing/actions/" and r["status"] == 400]
+    refusals = [
+        r
+        for r in other.stats("target")["requests"]
+        if r["route"] == "/api/v4/processing/actions/" and r["status"] == 400
+    ]
     assert sum(r["count"] for r in refusals) == 1, "a 400 is permanent: sent once"
 
 
-def test_failure_threshold_stops_the_run(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_failure_threshold_stops_the_run(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A source whose API is another instance: every file is a 404, so every scan fails."""
     env: dict[str, str] = {}
     split = _instance(sandbox, (sandbox, "target"), (sandbox, "source"), env, "WRONGAPI")
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     store, ids = sandbox.new_target_store(), sandbox.info["source_scan_ids"][:30]
-    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids, source="wrongapi-source",
-                         instances={"wrongapi-source": split},
-                         batch={"size": 4, "max_failed_ratio": 0.5})
+    job = write_copy_job(
+        tmp_path,
+        sandbox,
+        store=store,
+        scan_ids=ids,
+        source="wrongapi-source",
+        instances={"wrongapi-source": split},
+        batch={"size": 4, "max_failed_ratio": 0.5},
+    )
     assert main(["run", str(job)]) == 1
     assert "stopped early" in capsys.readouterr().out
     failures = read_failures(job)
@@ -300,16 +359,20 @@ def test_failure_threshold_stops_the_run(sandbox: Sandbox, tmp_path: Path, monke
     assert scans_in_store(sandbox, store) == {}
 
 
-def test_sigint_finishes_in_flight_scans_then_rerun_completes(restore_config: Sandbox,
-                                                              tmp_path: Path) -> None:
+def test_sigint_finishes_in_flight_scans_then_rerun_completes(
+    restore_config: Sandbox, tmp_path: Path
+) -> None:
     sandbox = restore_config
     store, ids = sandbox.new_target_store(), sandbox.info["source_scan_ids"][:16]
     job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids, batch={"size": 4})
     sandbox.configure(latency_ms=60)
     proc = spawn(job)
     try:
-        wait_until(lambda: len(scans_in_store(sandbox, store)) >= 2 or proc.poll() is not None, 60,
-                   "two scans copied")
+        wait_until(
+            lambda: len(scans_in_store(sandbox, store)) >= 2 or proc.poll() is not None,
+            60,
+            "two scans copied",
+        )
         assert proc.poll() is None, output_of(job)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 130, output_of(job)
@@ -328,4 +391,3 @@ def test_sigint_finishes_in_flight_scans_then_rerun_completes(restore_config: Sa
     assert main(["run", str(job)]) == 0
     assert_copied(sandbox, job, store, ids)
     assert uploads_in_store(sandbox, store) == 48
-

@@ -141,9 +141,7 @@ def test_missing_file_meta_is_404_permanent(target: PlatformAPI) -> None:
     assert info.value.status == 404
 
 
-def test_idempotent_calls_survive_faults_from_many_threads(
-    sandbox: Any, source_db: PlatformDB
-) -> None:
+def test_idempotent_calls_survive_faults_from_many_threads(sandbox: Any, source_db: PlatformDB) -> None:
     store = sandbox.info["target_store_id"]
     refs = [f for s in source_db.scans_with_files(sandbox.info["source_scan_ids"]) for f in s.files]
     events: list[RetryEvent] = []

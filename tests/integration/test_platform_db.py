@@ -50,9 +50,7 @@ def target_db(sandbox: Any) -> Iterator[PlatformDB]:
         yield db
 
 
-def test_select_by_ids_keeps_order_and_reports_missing(
-    sandbox: Any, source_db: PlatformDB
-) -> None:
+def test_select_by_ids_keeps_order_and_reports_missing(sandbox: Any, source_db: PlatformDB) -> None:
     ids = list(reversed(sandbox.info["source_scan_ids"]))
     assert source_db.select_scan_ids(ids=[*ids, MISSING]) == ids
     assert source_db.missing_scan_ids([ids[0], MISSING]) == [MISSING]
@@ -79,8 +77,7 @@ def test_scans_with_files_in_source_order(
     expected: dict[int, list[int]] = {}
     for scan_id, file_id in _raw(
         src_info,
-        "SELECT scan_id, file_id FROM realograms_implementation_scanfile"
-        " WHERE scan_id = ANY(%s) ORDER BY id",
+        "SELECT scan_id, file_id FROM realograms_implementation_scanfile WHERE scan_id = ANY(%s) ORDER BY id",
         (ids,),
     ):
         expected.setdefault(scan_id, []).append(file_id)
@@ -223,4 +220,3 @@ def test_wrong_password_is_auth_error_without_the_password(src_info: dict[str, A
 def test_unreachable_database(src_info: dict[str, Any]) -> None:
     with pytest.raises(UnreachableError, match=r"cannot connect to database .* at 127\.0\.0\.1:1"):
         _db(src_info, host="127.0.0.1", port=1).connect()
-

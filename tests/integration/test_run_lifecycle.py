@@ -26,23 +26,42 @@ def secrets_of(sb: Sandbox) -> list[str]:
 
 def scans_in_store(sb: Sandbox, store: int) -> int:
     with psycopg.connect(**sb.db("target")) as conn:
-        row = conn.execute("SELECT count(*) FROM realograms_implementation_scan WHERE store_id = %s",
-                           (store,)).fetchone()
+        row = conn.execute(
+            "SELECT count(*) FROM realograms_implementation_scan WHERE store_id = %s", (store,)
+        ).fetchone()
     return int(row[0]) if row else 0
 
 
 def test_secrets_never_reach_output_state_logs_or_reports(sandbox: Sandbox, tmp_path: Path) -> None:
     store = sandbox.new_target_store()
-    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=sandbox.info["source_scan_ids"][:4],
-                         analysis={"enabled": True, "wait_for_processing": "1m"})
+    job = write_copy_job(
+        tmp_path,
+        sandbox,
+        store=store,
+        scan_ids=sandbox.info["source_scan_ids"][:4],
+        analysis={"enabled": True, "wait_for_processing": "1m"},
+    )
     env = {**os.environ}
-    run = subprocess.run([sys.executable, "-m", "scanjobs", "-v", "run", str(job), "--json"], env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "scanjobs", "-v", "run", str(job), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
-    status = subprocess.run([sys.executable, "-m", "scanjobs", "status", str(job), "--json"],
-                            capture_output=True, text=True, timeout=60)
-    plan = subprocess.run([sys.executable, "-m", "scanjobs", "plan", str(job), "--json"],
-                          capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [sys.executable, "-m", "scanjobs", "status", str(job), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    plan = subprocess.run(
+        [sys.executable, "-m", "scanjobs", "plan", str(job), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     texts = [run.stdout, run.stderr, status.stdout, plan.stdout]
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != ".env"]
     assert any(p.suffix == ".xlsx" for p in files) and any(".state.sqlite" in p.name for p in files)
@@ -53,8 +72,9 @@ def test_secrets_never_reach_output_state_logs_or_reports(sandbox: Sandbox, tmp_
             assert secret.encode() not in path.read_bytes(), path
 
 
-def test_changed_target_is_refused_then_restart_starts_over(sandbox: Sandbox, tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_changed_target_is_refused_then_restart_starts_over(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ids = sandbox.info["source_scan_ids"][4:7]
     first, second = sandbox.new_target_store(), sandbox.new_target_store()
     job = write_copy_job(tmp_path, sandbox, store=first, scan_ids=ids)
@@ -76,23 +96,28 @@ def test_changed_target_is_refused_then_restart_starts_over(sandbox: Sandbox, tm
     assert len(mapping) == 4
 
 
-def test_dead_pid_lock_is_taken_over(sandbox: Sandbox, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
-    job = write_copy_job(tmp_path, sandbox, store=sandbox.new_target_store(),
-                         scan_ids=sandbox.info["source_scan_ids"][7:8])
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+def test_dead_pid_lock_is_taken_over(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = write_copy_job(
+        tmp_path, sandbox, store=sandbox.new_target_store(), scan_ids=sandbox.info["source_scan_ids"][7:8]
+    )
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     job.with_name("copy.state.lock").write_text(
-        json.dumps({"pid": int(dead.stdout), "host": os.uname().nodename, "started": "earlier"}))
+        json.dumps({"pid": int(dead.stdout), "host": os.uname().nodename, "started": "earlier"})
+    )
     assert main(["run", str(job)]) == 0
     assert "took over the lock" in capsys.readouterr().out
 
 
-def test_internal_error_writes_traceback_beside_the_state(sandbox: Sandbox, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    job = write_copy_job(tmp_path, sandbox, store=sandbox.new_target_store(),
-                         scan_ids=sandbox.info["source_scan_ids"][8:9])
+def test_internal_error_writes_traceback_beside_the_state(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = write_copy_job(
+        tmp_path, sandbox, store=sandbox.new_target_store(), scan_ids=sandbox.info["source_scan_ids"][8:9]
+    )
 
     def broken(*_args: object) -> None:
         raise RuntimeError("a bug for the test")

@@ -34,8 +34,14 @@ KILLED = -signal.SIGKILL
 # State writes per 3-file scan, in this order: per file an upload intent then its done record,
 # then the create intent and the done record. So the 2nd write is the first file's uploaded id,
 # torn after the upload; the 8th is the first scan's done record, torn after its create.
-FAILPOINTS = [("mid_download:1", 0), ("after_upload:4", 1), ("before_create:2", 1), ("after_create:3", 3),
-              ("mid_state_write:2", 0), ("mid_state_write:8", 1)]
+FAILPOINTS = [
+    ("mid_download:1", 0),
+    ("after_upload:4", 1),
+    ("before_create:2", 1),
+    ("after_create:3", 3),
+    ("mid_state_write:2", 0),
+    ("mid_state_write:8", 1),
+]
 SEQUENTIAL = {"size": 1, "workers": {"download": 1, "upload": 1, "create": 1}}
 # Random kills keep the pipeline concurrent.
 CONCURRENT = {"size": 4, "workers": {"download": 4, "upload": 2, "create": 2}}
@@ -92,16 +98,18 @@ def assert_exactly_once(sb: Sandbox, job: Path, store: int, scan_ids: list[int])
 
 
 @pytest.mark.parametrize(("failpoint", "created"), FAILPOINTS, ids=[f for f, _ in FAILPOINTS])
-def test_failpoint_kill_then_rerun(sandbox: Sandbox, scan_ids: list[int], tmp_path: Path,
-                                   failpoint: str, created: int) -> None:
+def test_failpoint_kill_then_rerun(
+    sandbox: Sandbox, scan_ids: list[int], tmp_path: Path, failpoint: str, created: int
+) -> None:
     store = sandbox.new_target_store()
     job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=scan_ids, batch=SEQUENTIAL)
     code = run_to_end(job, env={"SCANJOBS_FAILPOINTS": failpoint})
     assert code == KILLED, f"{failpoint} did not fire (exit {code}):\n{output_of(job)}"
     assert len(scans_in_store(sandbox, store)) == created, "the kill landed elsewhere than planned"
     if failpoint.startswith(("after_upload", "mid_state_write:2")):  # an upload left unrecorded
-        plan = subprocess.run(scanjobs_cmd("plan", str(job)), cwd=REPO, capture_output=True, text=True,
-                              timeout=60)
+        plan = subprocess.run(
+            scanjobs_cmd("plan", str(job)), cwd=REPO, capture_output=True, text=True, timeout=60
+        )
         assert "1 upload(s) of an earlier run were sent but not recorded" in plan.stdout, plan.stdout
     rerun_until_done(job)
     assert_exactly_once(sandbox, job, store, scan_ids)
@@ -110,8 +118,9 @@ def test_failpoint_kill_then_rerun(sandbox: Sandbox, scan_ids: list[int], tmp_pa
 
 
 @pytest.mark.parametrize("case", range(10))
-def test_random_sigkill_then_rerun(slow_sandbox: Sandbox, scan_ids: list[int], tmp_path: Path,
-                                   case: int) -> None:
+def test_random_sigkill_then_rerun(
+    slow_sandbox: Sandbox, scan_ids: list[int], tmp_path: Path, case: int
+) -> None:
     sandbox = slow_sandbox
     rng = random.Random(4_000 + case)
     store = sandbox.new_target_store()

@@ -237,8 +237,10 @@ def test_retry_after_is_a_floor_and_capped() -> None:
 
 def test_502_then_200_succeeds(stub: Stub) -> None:
     stub.route(
-        "GET", META, Reply(502), Reply(200, {"id": 7, "file": "/media/a.jpg", "size": 3,
-                                             "original_filename": "a.jpg"})
+        "GET",
+        META,
+        Reply(502),
+        Reply(200, {"id": 7, "file": "/media/a.jpg", "size": 3, "original_filename": "a.jpg"}),
     )
     events: list[RetryEvent] = []
     with make_api(stub, events) as api:
@@ -254,7 +256,7 @@ def test_400_is_permanent_after_one_request_with_the_body(stub: Stub) -> None:
     with make_api(stub) as api, pytest.raises(PermanentError) as info:
         api.create_scan({"files": [9]}, "uid-1")
     assert str(info.value) == (
-        '400 Bad Request from POST /api/v4/processing/actions/: '
+        "400 Bad Request from POST /api/v4/processing/actions/: "
         'files: Invalid pk "9" - object does not exist.'
     )
     assert info.value.status == 400 and "Invalid pk" in (info.value.body or "")
@@ -269,8 +271,9 @@ def test_500_is_permanent(stub: Stub) -> None:
 
 
 def test_429_retry_after_is_honoured_and_capped(stub: Stub) -> None:
-    stub.route("GET", META, Reply(429, headers={"Retry-After": "3600"}),
-               Reply(200, {"id": 7, "file": "http://x/a"}))
+    stub.route(
+        "GET", META, Reply(429, headers={"Retry-After": "3600"}), Reply(200, {"id": 7, "file": "http://x/a"})
+    )
     events: list[RetryEvent] = []
     start = time.monotonic()
     with make_api(stub, events) as api:
@@ -281,8 +284,9 @@ def test_429_retry_after_is_honoured_and_capped(stub: Stub) -> None:
 
 
 def test_wrong_password_fails_after_one_request(stub: Stub) -> None:
-    stub.route("POST", LOGIN, Reply(400, {"non_field_errors": [
-        "Unable to log in with provided credentials."]}))
+    stub.route(
+        "POST", LOGIN, Reply(400, {"non_field_errors": ["Unable to log in with provided credentials."]})
+    )
     api = make_api(stub)
     with pytest.raises(AuthError) as info:
         api.login()
@@ -364,8 +368,14 @@ def test_upload_streams_multipart_with_length(stub: Stub) -> None:
     stub.route("POST", UPLOAD, Reply(502), Reply(201, {"id": 99}))
     data = bytes(range(256)) * 5000  # > one chunk
     with make_api(stub) as api:
-        new_id = api.upload(io.BytesIO(data), 'we"ird.jpg', input_type="image", store=8,
-                            checksum=hashlib.sha256(data).hexdigest(), content_type="image/jpeg")
+        new_id = api.upload(
+            io.BytesIO(data),
+            'we"ird.jpg',
+            input_type="image",
+            store=8,
+            checksum=hashlib.sha256(data).hexdigest(),
+            content_type="image/jpeg",
+        )
     assert new_id == 99
     sent = [s for s in stub.seen if s.path == UPLOAD]
     assert len(sent) == 2
@@ -398,8 +408,7 @@ def test_upload_not_retried_after_read_timeout(stub: Stub) -> None:
 
 
 def test_create_retried_after_read_timeout_with_the_same_uid(stub: Stub) -> None:
-    stub.route("POST", CREATE, Reply(201, {"id": 1}, delay=1.0), Reply(424),
-               Reply(201, {"id": 5}))
+    stub.route("POST", CREATE, Reply(201, {"id": 1}, delay=1.0), Reply(424), Reply(201, {"id": 5}))
     api = make_api(stub, timeouts=Timeouts(connect=2, read=0.3))
     assert api.create_scan({"store": 8}, "uid-42") == 5
     uids = {s.headers["REB-CLIENT-REQUEST-UID"] for s in stub.seen if s.path == CREATE}
@@ -409,8 +418,12 @@ def test_create_retried_after_read_timeout_with_the_same_uid(stub: Stub) -> None
 
 def test_download_without_token_and_retry_on_short_body(stub: Stub) -> None:
     data = b"\x89PNG" + bytes(300_000)
-    stub.route("GET", "/media/a.png", Reply(200, data, truncate_to=1000),
-               Reply(200, data, headers={"Content-Type": "image/png"}))
+    stub.route(
+        "GET",
+        "/media/a.png",
+        Reply(200, data, truncate_to=1000),
+        Reply(200, data, headers={"Content-Type": "image/png"}),
+    )
     dest = io.BytesIO()
     with make_api(stub) as api:
         api.login()
@@ -446,8 +459,15 @@ def test_gzip_answers_are_decoded_and_the_client_names_itself(stub: Stub) -> Non
 
     from scanjobs import __version__
 
-    stub.route("GET", META, Reply(200, gzip.compress(json.dumps({"id": 7, "file": "/media/x.png"}).encode()),
-                                  headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}))
+    stub.route(
+        "GET",
+        META,
+        Reply(
+            200,
+            gzip.compress(json.dumps({"id": 7, "file": "/media/x.png"}).encode()),
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        ),
+    )
     with make_api(stub) as api:
         assert api.file_meta(7).url == f"{stub.url}/media/x.png"
     assert {s.headers["User-Agent"] for s in stub.seen} == {f"scanjobs/{__version__}"}

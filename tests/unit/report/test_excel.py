@@ -16,8 +16,16 @@ from scanjobs.report.rules import DETAIL_COLUMNS, Comment, build_analysis
 
 def rep(scan: int, report: int, pog: str = "P", section: str = "S", **kw: Any) -> dict:
     row: dict[str, Any] = dict.fromkeys(DETAIL_COLUMNS)
-    row.update(scan_id=scan, report_id=report, planogram_name=pog, section_name=section,
-               is_additional_section=False, pre_pog_pct=50.0, store_planogram_id=7, ok=3)
+    row.update(
+        scan_id=scan,
+        report_id=report,
+        planogram_name=pog,
+        section_name=section,
+        is_additional_section=False,
+        pre_pog_pct=50.0,
+        store_planogram_id=7,
+        ok=3,
+    )
     row.update(kw)
     return row
 
@@ -29,8 +37,14 @@ def details() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         columns=list(DETAIL_COLUMNS),
     )
     target = pd.DataFrame(
-        [rep(11, 1, pog="Q"), rep(12, 2, section="T"), rep(13, 3, is_additional_section=True),
-         rep(14, 4, pre_pog_pct=83.5), rep(15, 5), rep(15, 9, section="Extra")],
+        [
+            rep(11, 1, pog="Q"),
+            rep(12, 2, section="T"),
+            rep(13, 3, is_additional_section=True),
+            rep(14, 4, pre_pog_pct=83.5),
+            rep(15, 5),
+            rep(15, 9, section="Extra"),
+        ],
         columns=list(DETAIL_COLUMNS),
     )
     pairs = [(1, 11), (2, 12), (3, 13), (4, 14), (5, 15), (6, None), (7, 17)]
@@ -94,8 +108,7 @@ def test_summary_counts_match_csv_and_chart(tmp_path: Path, details: Any) -> Non
     assert len(ws._charts) == 1
 
     # Per target POG x comment: the rows add up to the same counts.
-    header_row = next(r for r in range(1, ws.max_row + 1)
-                      if ws.cell(r, 1).value == "Target planogram name")
+    header_row = next(r for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value == "Target planogram name")
     names = [ws.cell(r, 1).value for r in range(header_row + 1, ws.max_row + 1)]
     assert "Q" in names and "(no target POG)" in names
     totals = [ws.cell(r, len(Comment) + 2).value for r in range(header_row + 1, ws.max_row + 1)]
@@ -106,7 +119,9 @@ def test_csvs_keep_nulls_empty(tmp_path: Path, details: Any) -> None:
     source, target, analysis = details
     paths = write_reports(tmp_path, source, target, analysis)
     assert {p.name for p in tmp_path.iterdir()} == {
-        "source_scandetails.csv", "target_scandetails.csv", "analysis_with_comments.csv",
+        "source_scandetails.csv",
+        "target_scandetails.csv",
+        "analysis_with_comments.csv",
         "analysis_with_comments.xlsx",
     }
     text = paths.analysis_csv.read_text(encoding="utf-8")

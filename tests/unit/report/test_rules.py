@@ -21,9 +21,17 @@ from scanjobs.report.rules import (
 def rep(scan: int, report: int, pog: str | None = "P", section: str | None = "S", **kw: Any) -> dict:
     row: dict[str, Any] = dict.fromkeys(DETAIL_COLUMNS)
     row.update(
-        scan_id=scan, scan_status="done", report_id=report, planogram_name=pog,
-        section_name=section, is_additional_section=False, pre_pog_pct=50.0,
-        store_planogram_id=report * 10, section_id=report * 100, ok=1, map_by="majority",
+        scan_id=scan,
+        scan_status="done",
+        report_id=report,
+        planogram_name=pog,
+        section_name=section,
+        is_additional_section=False,
+        pre_pog_pct=50.0,
+        store_planogram_id=report * 10,
+        section_id=report * 100,
+        ok=1,
+        map_by="majority",
     )
     row.update(kw)
     return row
@@ -45,8 +53,7 @@ def analyse(source: list[dict], target: list[dict], pairs: list, processed: set)
 
 # --- comment_for, the pure row rule ------------------------------------------------------------
 
-BASE = {"planogram_name": "P", "section_name": "S", "is_additional_section": False,
-        "pre_pog_pct": 50.0}
+BASE = {"planogram_name": "P", "section_name": "S", "is_additional_section": False, "pre_pog_pct": 50.0}
 
 
 @pytest.mark.parametrize(
@@ -65,8 +72,12 @@ def test_each_rule(target_changes: dict, expected: Comment) -> None:
 
 
 def test_first_match_wins() -> None:
-    everything = {"planogram_name": "Q", "section_name": "T", "is_additional_section": True,
-                  "pre_pog_pct": 99.0}
+    everything = {
+        "planogram_name": "Q",
+        "section_name": "T",
+        "is_additional_section": True,
+        "pre_pog_pct": 99.0,
+    }
     assert comment_for(BASE, everything) is Comment.WRONG_POG
     assert comment_for(BASE, {**everything, "planogram_name": "P"}) is Comment.DIFFERENT_SECTION
     no_names = {**everything, "planogram_name": "P", "section_name": "S"}
@@ -77,8 +88,9 @@ def test_first_match_wins() -> None:
 def test_two_null_names_are_equal(null: object) -> None:
     both = {**BASE, "planogram_name": null, "section_name": null}
     assert comment_for(both, dict(both)) is Comment.NO_ISSUES
-    assert comment_for({**BASE, "planogram_name": None}, {**BASE, "planogram_name": null}) \
-        is Comment.NO_ISSUES
+    assert (
+        comment_for({**BASE, "planogram_name": None}, {**BASE, "planogram_name": null}) is Comment.NO_ISSUES
+    )
 
 
 def test_null_versus_value_differs() -> None:
@@ -91,8 +103,9 @@ def test_equal_pog_pct_is_not_higher() -> None:
     assert comment_for(BASE, dict(BASE)) is Comment.NO_ISSUES
 
 
-@pytest.mark.parametrize(("source_pct", "target_pct"), [(None, 10.0), (10.0, None), (None, None),
-                                                        (math.nan, 10.0), (pd.NA, 10.0)])
+@pytest.mark.parametrize(
+    ("source_pct", "target_pct"), [(None, 10.0), (10.0, None), (None, None), (math.nan, 10.0), (pd.NA, 10.0)]
+)
 def test_null_pog_pct_is_never_higher(source_pct: object, target_pct: object) -> None:
     source = {**BASE, "pre_pog_pct": source_pct}
     target = {**BASE, "pre_pog_pct": target_pct}
@@ -100,8 +113,10 @@ def test_null_pog_pct_is_never_higher(source_pct: object, target_pct: object) ->
 
 
 def test_additional_null_is_false() -> None:
-    assert comment_for({**BASE, "is_additional_section": None},
-                       {**BASE, "is_additional_section": True}) is Comment.TARGET_ADDITIONAL
+    assert (
+        comment_for({**BASE, "is_additional_section": None}, {**BASE, "is_additional_section": True})
+        is Comment.TARGET_ADDITIONAL
+    )
     assert comment_for(BASE, {**BASE, "is_additional_section": None}) is Comment.NO_ISSUES
     both = {**BASE, "is_additional_section": True}
     assert comment_for(both, dict(both)) is Comment.NO_ISSUES
@@ -121,22 +136,39 @@ def test_comment_texts_and_fills() -> None:
 def test_columns_in_order() -> None:
     out = analyse([rep(1, 1)], [rep(11, 5)], [(1, 11)], {11})
     assert list(out.columns) == list(ANALYSIS_COLUMNS)
-    assert list(out.columns[:6]) == ["source_scan_id", "target_scan_id", "source_store_planogram_id",
-                                     "target_store_planogram_id", "source_planogram_name",
-                                     "target_planogram_name"]
+    assert list(out.columns[:6]) == [
+        "source_scan_id",
+        "target_scan_id",
+        "source_store_planogram_id",
+        "target_store_planogram_id",
+        "source_planogram_name",
+        "target_planogram_name",
+    ]
     assert list(out.columns[-2:]) == ["comment", "MAv2_Map_by"]
 
 
 def test_rules_row_by_row() -> None:
-    source = [rep(1, 1, "P", "A"), rep(2, 2, "P", "A"), rep(3, 3, "P", "A"), rep(4, 4, "P", "A"),
-              rep(5, 5, "P", "A")]
-    target = [rep(11, 11, "Q", "A"), rep(12, 12, "P", "B"),
-              rep(13, 13, "P", "A", is_additional_section=True),
-              rep(14, 14, "P", "A", pre_pog_pct=70.0), rep(15, 15, "P", "A", map_by="category")]
+    source = [
+        rep(1, 1, "P", "A"),
+        rep(2, 2, "P", "A"),
+        rep(3, 3, "P", "A"),
+        rep(4, 4, "P", "A"),
+        rep(5, 5, "P", "A"),
+    ]
+    target = [
+        rep(11, 11, "Q", "A"),
+        rep(12, 12, "P", "B"),
+        rep(13, 13, "P", "A", is_additional_section=True),
+        rep(14, 14, "P", "A", pre_pog_pct=70.0),
+        rep(15, 15, "P", "A", map_by="category"),
+    ]
     out = analyse(source, target, [(i, 10 + i) for i in range(1, 6)], {11, 12, 13, 14, 15})
     assert list(out["comment"]) == [
-        Comment.WRONG_POG.text, Comment.DIFFERENT_SECTION.text, Comment.TARGET_ADDITIONAL.text,
-        Comment.HIGHER_POG.text, Comment.NO_ISSUES.text,
+        Comment.WRONG_POG.text,
+        Comment.DIFFERENT_SECTION.text,
+        Comment.TARGET_ADDITIONAL.text,
+        Comment.HIGHER_POG.text,
+        Comment.NO_ISSUES.text,
     ]
     assert out["MAv2_Map_by"].iloc[4] == "category"
 
@@ -148,8 +180,11 @@ def test_pairing_by_section_name_then_order() -> None:
     out = analyse(source, target, [(1, 11)], {11})
     pairs = list(zip(out["source_section_name"], out["target_section_name"], strict=True))
     assert pairs == [("A", "X"), ("B", "B"), ("C", "C")]
-    assert list(out["comment"]) == [Comment.DIFFERENT_SECTION.text, Comment.NO_ISSUES.text,
-                                    Comment.NO_ISSUES.text]
+    assert list(out["comment"]) == [
+        Comment.DIFFERENT_SECTION.text,
+        Comment.NO_ISSUES.text,
+        Comment.NO_ISSUES.text,
+    ]
 
 
 def test_null_section_names_pair_with_each_other() -> None:
@@ -176,8 +211,11 @@ def test_unmatched_source_report_has_empty_target() -> None:
     source = [rep(1, 1, section="A"), rep(1, 2, section="B")]
     out = analyse(source, [rep(11, 5, section="A")], [(1, 11)], {11})
     assert list(out["comment"]) == [Comment.NO_ISSUES.text, Comment.NO_TARGET_REPORT.text]
-    assert out.iloc[1][[c for c in out.columns if c.startswith("target_") and c != "target_scan_id"]
-                       ].isna().all()
+    assert (
+        out.iloc[1][[c for c in out.columns if c.startswith("target_") and c != "target_scan_id"]]
+        .isna()
+        .all()
+    )
 
 
 def test_not_copied() -> None:
@@ -217,8 +255,11 @@ def test_no_borrowing_between_scans() -> None:
     out = analyse(source, target, [(1, 11), (2, 12), (3, None)], {11, 12})
     assert list(out["source_scan_id"]) == [1, 2, 3]
     assert list(out["target_planogram_name"].fillna("<empty>")) == ["P1", "<empty>", "<empty>"]
-    assert list(out["comment"]) == [Comment.NO_ISSUES.text, Comment.NO_TARGET_REPORT.text,
-                                    Comment.NOT_COPIED.text]
+    assert list(out["comment"]) == [
+        Comment.NO_ISSUES.text,
+        Comment.NO_TARGET_REPORT.text,
+        Comment.NOT_COPIED.text,
+    ]
 
 
 def test_row_order_follows_pairs_then_source_reports() -> None:
@@ -247,12 +288,17 @@ def test_vectorised_comments_agree_with_comment_for() -> None:
     names, sections = ["P", "Q", None], ["A", "B", None]
     source, target, pairs = [], [], []
     for i in range(300):
+
         def draw(scan: int, report: int) -> dict:
             return rep(
-                scan, report, pog=names[rng.integers(3)], section=sections[rng.integers(3)],
+                scan,
+                report,
+                pog=names[rng.integers(3)],
+                section=sections[rng.integers(3)],
                 is_additional_section=[True, False, None][rng.integers(3)],
                 pre_pog_pct=[None, 10.0, 20.0][rng.integers(3)],
             )
+
         source.append(draw(i, i))
         target.append(draw(10_000 + i, 10_000 + i))
         pairs.append((i, 10_000 + i))

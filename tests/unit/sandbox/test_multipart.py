@@ -25,7 +25,7 @@ def reader(data: bytes, step: int) -> Callable[[int], Awaitable[bytes]]:
 
     async def read(n: int) -> bytes:
         nonlocal pos
-        chunk = data[pos:pos + min(n, step)]
+        chunk = data[pos : pos + min(n, step)]
         pos += len(chunk)
         return chunk
 
@@ -46,8 +46,10 @@ def parse(data: bytes, step: int, chunk_size: int = 1 << 16) -> list[tuple[str |
 FILE = bytes(range(256)) * 40 + b"\r\n--b0undary" + b"\r\n-" * 3  # near-delimiters inside the data
 FORM = body(
     ('Content-Disposition: form-data; name="input_type"', b"image"),
-    ('Content-Disposition: form-data; name="file"; filename="a \\"b\\".jpg"\r\n'
-     "Content-Type: image/jpeg", FILE),
+    (
+        'Content-Disposition: form-data; name="file"; filename="a \\"b\\".jpg"\r\nContent-Type: image/jpeg',
+        FILE,
+    ),
     ("Content-Disposition: form-data; name=store", b"12"),
     preamble=b"ignored preamble\r\n",
 )

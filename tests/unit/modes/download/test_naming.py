@@ -94,7 +94,11 @@ def test_dots_only_become_a_hash(text: str) -> None:
 @pytest.mark.parametrize("reserved", ["CON", "con", "NUL", "com1", "LPT9", "aux.txt"])
 def test_windows_reserved_names_avoided(reserved: str) -> None:
     assert safe_component(reserved).split(".")[0].upper() not in {
-        "CON", "NUL", "COM1", "LPT9", "AUX",
+        "CON",
+        "NUL",
+        "COM1",
+        "LPT9",
+        "AUX",
     }
 
 
