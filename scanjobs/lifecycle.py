@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from scanjobs.errors import ExitCode
+from scanjobs.errors import ExitCode, ScanjobsError
 from scanjobs.events import EventBus, LogSink
 from scanjobs.jobfile import Job
 from scanjobs.modes import mode_for
@@ -35,7 +35,7 @@ def _exit_code(result: RunResult, stop: StopSignal) -> ExitCode:
 def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
     """`scanjobs run`: the whole lifecycle of one run of one job."""
     job.state_path.parent.mkdir(parents=True, exist_ok=True)
-    with RunLock(job.state_path.with_suffix(".lock")) as lock:
+    with RunLock(StatePaths(job.state_path).lock) as lock:
         log = LogSink(job.log_path)
         events.add(log)
         if lock.took_over:
@@ -60,6 +60,9 @@ def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
             with stop.installed():
                 result = mode_for(job).execute(RunContext(job, state, events, options, stop))
             code = _exit_code(result, stop)
+        except ScanjobsError as exc:
+            code = exc.exit_code  # what the process exits with, recorded as such (not "internal")
+            raise
         finally:
             elapsed = time.monotonic() - started
             summary = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,27 @@ def test_internal_error_writes_traceback_beside_the_state(
     log = job.with_name("copy.state.log")
     assert f"the traceback is in {log}" in err
     assert "RuntimeError: a bug for the test" in log.read_text()
+
+
+def test_a_failed_run_records_the_exit_code_the_process_exits_with(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A refused job (here: a target store that does not exist, exit 2) is recorded with its own
+    code in the state's runs, in `status` and in the --json `run_finished` event, not as internal."""
+    job = write_copy_job(tmp_path, sandbox, store=999_999, scan_ids=sandbox.info["source_scan_ids"][:1])
+    run = subprocess.run(
+        [sys.executable, "-m", "scanjobs", "run", str(job), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stderr
+    finished = [json.loads(line) for line in run.stdout.splitlines() if '"run_finished"' in line]
+    assert [(e["exit_code"], e["status"]) for e in finished] == [(2, "invalid")]
+    status = subprocess.run(
+        [sys.executable, "-m", "scanjobs", "status", str(job), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert '"exit_code": 3' not in status.stdout and "internal" not in status.stdout, status.stdout
+    with sqlite3.connect(job.with_name(job.stem + ".state.sqlite")) as conn:
+        assert conn.execute("SELECT exit_code FROM runs").fetchall() == [(2,)]
