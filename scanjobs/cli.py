@@ -348,6 +348,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+CLOSED_PIPE = 141  # what a shell reports for a writer whose reader went away (128 + SIGPIPE)
+
+
 def _crash_log(args: argparse.Namespace | None) -> Path:
     job = getattr(args, "job", None) if args else None
     if isinstance(job, Path):
@@ -366,6 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.rest = rest
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
+    except BrokenPipeError:  # stdout's reader is gone (`scanjobs ... | head`): not a bug
+        _drop_stdout()
+        return CLOSED_PIPE
     except SystemExit as exc:  # argparse: --help is 0, usage errors are 2
         return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.INVALID)
     except KeyboardInterrupt:
@@ -392,5 +398,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.INTERNAL)
 
 
+def _drop_stdout() -> None:
+    """Send what is left for stdout nowhere, so that neither a later write nor the interpreter's
+    last flush fails on a closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main_entry() -> None:
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+    sys.exit(code)
