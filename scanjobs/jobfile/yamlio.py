@@ -1,4 +1,9 @@
-"""Safe YAML loading that refuses duplicate keys and remembers the line of every value."""
+"""Safe YAML loading that refuses duplicate keys and remembers the line of every value.
+
+The work is bounded before anything is built: aliases are refused (a few hundred bytes of
+nested aliases expand to gigabytes, and one that refers to itself never ends), and so are
+documents nested deeper or holding more nodes than any job file needs.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,9 @@ from typing import Any
 import yaml
 
 __all__ = ["LineMap", "load_yaml"]
+
+MAX_DEPTH = 32  # a job file nests 4 levels; instances.yaml 3
+MAX_NODES = 200_000  # scans.ids may list many thousands of ids
 
 # Path of keys/indexes from the document root -> 1-based line number.
 LineMap = dict[tuple[str | int, ...], int]
@@ -40,14 +48,40 @@ def _walk(node: yaml.Node, path: tuple[str | int, ...], lines: LineMap, errors: 
             _walk(item, (*path, index), lines, errors)
 
 
+def _bounds(text: str) -> list[str]:
+    """One streaming pass over the parser's events: the first alias, or the first node past
+    MAX_DEPTH or MAX_NODES, as a located problem (nothing is built yet)."""
+    depth = nodes = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        line = event.start_mark.line + 1 if event.start_mark else 0
+        if isinstance(event, yaml.AliasEvent):
+            return [
+                f"line {line}: YAML aliases (*{event.anchor}) are not allowed in job files; "
+                "write the value out where it is used"
+            ]
+        if isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if nodes > MAX_NODES:
+                return [f"line {line}: more than {MAX_NODES:,} values; a job file needs far fewer"]
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return [f"line {line}: nested deeper than {MAX_DEPTH} levels; a job file needs far fewer"]
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return []
+
+
 def load_yaml(text: str, source: Path) -> tuple[Any, LineMap, list[str]]:
     """Parse `text`; return (data, line map, problems). Raises yaml.YAMLError on bad syntax.
 
     Only plain YAML types are built: a `!!python/...` tag is an error, nothing is executed.
     """
+    problems = _bounds(text)
+    if problems:
+        return None, {}, problems
     node = yaml.compose(text, Loader=_Loader)
     lines: LineMap = {}
-    problems: list[str] = []
     if node is not None:
         _walk(node, (), lines, problems)
     if problems:
