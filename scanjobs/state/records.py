@@ -106,14 +106,6 @@ class StateCounts:
     def total(self, kind: ItemKind) -> int:
         return sum(r.n for r in self.rows if r.kind == kind)
 
-    def get(self, kind: str, default: dict[str, int] | None = None) -> dict[str, int]:
-        """Transitional, for the callers of the untyped counts (`counts().get(kind, {})`) until
-        they use `by_status`: {status: n} of one kind as plain text, else `default` (or {})."""
-        by_status = self.by_status(ItemKind(kind))
-        if not by_status:
-            return {} if default is None else default
-        return {status.value: n for status, n in by_status.items()}
-
     def as_dict(self) -> dict[str, dict[str, int]]:
         """The JSON shape `scanjobs status --json` prints: {kind: {status: n}} and, after each
         kind, {kind + ":steps": {"step/status": n}}."""

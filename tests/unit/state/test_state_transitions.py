@@ -137,8 +137,7 @@ def test_counts(store: StateStore) -> None:
     assert counts.steps(ItemKind.SCAN) == {"analysis/done": 1, "upload/failed": 1, "upload/running": 1}
     assert counts.total(ItemKind.SCAN) == 3 and counts.total(ItemKind.FILE) == 1
     assert StepCount(ItemKind.FILE, "upload", Status.DONE, 1) in counts.rows
-    assert counts.get("scan", {}) == {"done": 1, "failed": 1, "running": 1}  # transitional
-    assert counts.get("image", {}) == {} and counts.get("image") == {}
+    assert counts.by_status(ItemKind.SCAN) == {Status.DONE: 1, Status.FAILED: 1, Status.RUNNING: 1}
     # the shape `status --json` printed before counts were typed
     assert json.dumps(counts.as_dict()) == json.dumps(
         {
