@@ -251,7 +251,7 @@ def status_report(job_path: Path) -> dict[str, Any]:
         runs = store.runs()
     finally:
         store.close()
-    holder = RunLock(paths.lock).holder()
+    holder = RunLock(paths.lock).running()
     return {
         "job": str(job.path),
         "state": str(paths.db),

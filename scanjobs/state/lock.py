@@ -14,7 +14,9 @@ from typing import Any
 
 from scanjobs.errors import LockedError
 
-__all__ = ["RunLock"]
+__all__ = ["RunLock", "PROBE_GRACE"]
+
+PROBE_GRACE = 0.5  # seconds a run waits for a lock that a `status` probe may hold shared
 
 
 class RunLock:
@@ -36,14 +38,43 @@ class RunLock:
             return None
         return info if isinstance(info, dict) else None
 
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    def running(self) -> dict[str, Any] | None:
+        """The holder's details while a live run holds the lock, else None.
+
+        A killed run leaves its details in the file, but the kernel has dropped its flock: what
+        counts is whether the flock is held, which a shared probe tells without waiting.
+        """
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as exc:
-            os.close(fd)
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
+            return self.holder() or {}
+        finally:
+            os.close(fd)  # and with it the probe's shared flock
+        return None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # A `status` probing the lock holds it shared for an instant: only a lock still held
+        # after a short grace means another run.
+        give_up = time.monotonic() + PROBE_GRACE
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                if time.monotonic() < give_up:
+                    time.sleep(0.01)
+                    continue
+                os.close(fd)
             info = self.holder() or {}
             raise LockedError(
                 f"another run of this job is going: pid {info.get('pid', '?')} on "
