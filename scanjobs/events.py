@@ -199,6 +199,19 @@ class RichSink:
             self.started = False
 
 
+class _QuietLogFile(logging.handlers.RotatingFileHandler):
+    """A log file that, once a write fails (disk full), says so in one line and stops trying,
+    instead of logging's traceback on stderr for every event that follows."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        if self.level <= logging.CRITICAL:
+            self.setLevel(logging.CRITICAL + 1)
+            error = sys.exc_info()[1]
+            sys.stderr.write(
+                f"scanjobs: cannot write the log {self.baseFilename} ({error}); going on without it\n"
+            )
+
+
 class LogSink:
     """Every event to a bounded log file beside the state (rotated at 2 MB, 3 kept)."""
 
@@ -206,9 +219,7 @@ class LogSink:
         self.logger = logging.getLogger(f"scanjobs.run.{path}")
         self.logger.propagate = False
         self.logger.setLevel(logging.INFO)
-        self.handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
-        )
+        self.handler = _QuietLogFile(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         self.logger.addHandler(self.handler)
 

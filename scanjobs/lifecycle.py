@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from scanjobs.errors import ExitCode, ScanjobsError
+from scanjobs.errors import ExitCode, ScanjobsError, StateError
 from scanjobs.events import EventBus, LogSink
 from scanjobs.jobfile import Job
 from scanjobs.modes import mode_for
@@ -73,7 +73,10 @@ def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
                 "elapsed": round(elapsed, 2),
                 **result.extra,
             }
-            state.finish_run(run_id, int(code), summary)
+            try:
+                state.finish_run(run_id, int(code), summary)
+            except StateError as exc:  # the state that failed the run cannot record its end either
+                events.emit("warning", message=f"the run's end is not recorded: {exc.message}")
             state.close()
             events.emit("run_finished", exit_code=int(code), status=code.name.lower(), **summary)
     return code

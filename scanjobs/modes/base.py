@@ -38,6 +38,7 @@ class StopSignal:
         self._event = threading.Event()
         self.events = events
         self.reason: str | None = None
+        self._interrupts = 0
 
     def request(self, reason: str = "interrupted") -> None:
         self.reason = self.reason or reason
@@ -52,7 +53,8 @@ class StopSignal:
         return self._event.wait(timeout)
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
-        if self._event.is_set() and self.reason == "interrupted":
+        self._interrupts += 1
+        if self._interrupts > 1:
             sys.stderr.write("\nsecond interrupt: aborting now (finished work is saved)\n")
             sys.stderr.flush()
             os._exit(int(ExitCode.INTERRUPTED))

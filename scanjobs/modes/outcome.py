@@ -2,8 +2,9 @@
 
 Copy and download differ in what an item is (a scan, a file) and in how it moves; they agree in
 everything here: new work left for later by --limit or --retry-failed, the tally of done and
-failed items with the failure window (batch.max_failed_ratio), the error that stops the whole
-run (a refused login), the warning for ids the source does not have, and the summary's wording.
+failed items with the failure window (batch.max_failed_ratio), the errors that stop the whole
+run (a refused login, a state that cannot be written), the warning for ids the source does not
+have, and the summary's wording.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from scanjobs.errors import AuthError
+from scanjobs.errors import AuthError, StateError
 from scanjobs.events import Events
 from scanjobs.modes.base import RunOptions, RunResult, StopSignal
 
 __all__ = ["FailureWindow", "Batch", "Tally", "take_new", "warn_not_found", "error_text", "summary_tail"]
 
 T = TypeVar("T")
+
+# Errors that end the whole run, not one item: a refused login, a state that cannot be written
+# (going on would do work that no record remembers).
+FATAL = (AuthError, StateError)
 
 
 def take_new(new: Sequence[T], options: RunOptions) -> tuple[list[T], int]:
@@ -76,8 +81,9 @@ def error_text(error: BaseException) -> str:
 class Tally:
     """How the items of one run ended, counted from many threads at once.
 
-    A refused login (AuthError) is fatal: the first one is kept, the run is asked to stop, and
-    `raise_fatal()` raises it once the items in flight are saved.
+    A FATAL error (a refused login, a state that cannot be written) ends the run: the first one
+    is kept, the run is asked to stop, and `raise_fatal()` raises it once the items in flight
+    have ended.
     """
 
     def __init__(self, total: int, *, batch_size: int, max_failed_ratio: float, stop: StopSignal) -> None:
@@ -97,10 +103,10 @@ class Tally:
 
     def record(self, error: BaseException | None) -> Batch | None:
         """Count one finished item; the batch it closed, if it closed one."""
-        if isinstance(error, AuthError):
+        if isinstance(error, FATAL):
             with self._lock:
                 self.fatal = self.fatal or error
-            self.stop.request("auth")
+            self.stop.request("fatal")
         with self._lock:
             self._finished += 1
             self.window.record(error is not None)
@@ -122,8 +128,8 @@ class Tally:
     def should_stop(self) -> bool:
         return self.stop.requested or self.window.exceeded()
 
-    def raise_fatal(self) -> None:
-        if self.fatal is not None:
+    def raise_fatal(self, only: type[BaseException] | tuple[type[BaseException], ...] = FATAL) -> None:
+        if isinstance(self.fatal, only):
             raise self.fatal
 
     def into(self, result: RunResult) -> RunResult:

@@ -22,6 +22,33 @@ from scanjobs.state.records import ItemKind, ItemRecord, StateCounts, Status
 __all__ = ["StateStore"]
 
 
+# SQLite's primary result codes for a file or disk that fails, as opposed to a statement of ours
+# that is wrong (a syntax or constraint error is a bug and stays one).
+_STORAGE_FAILURES = frozenset(
+    {
+        "SQLITE_FULL",
+        "SQLITE_IOERR",
+        "SQLITE_READONLY",
+        "SQLITE_CANTOPEN",
+        "SQLITE_CORRUPT",
+        "SQLITE_NOTADB",
+        "SQLITE_BUSY",
+        "SQLITE_LOCKED",
+        "SQLITE_PROTOCOL",
+        "SQLITE_NOLFS",
+        "SQLITE_PERM",
+    }
+)
+
+
+def _is_storage_failure(exc: sqlite3.Error) -> bool:
+    """The state's file or disk failed (full, I/O error, read-only, locked too long)."""
+    name = getattr(exc, "sqlite_errorname", None)  # Python 3.11+: e.g. SQLITE_IOERR_WRITE
+    if name is None:
+        return type(exc) in (sqlite3.OperationalError, sqlite3.DatabaseError)
+    return any(name == code or name.startswith(code + "_") for code in _STORAGE_FAILURES)
+
+
 class StateStore:
     """One job's state: open with `StateStore.open(...)`; every transition is one transaction.
 
@@ -32,6 +59,7 @@ class StateStore:
         self.path = path
         self._conn = conn
         self._lock = threading.RLock()  # one connection shared by worker threads
+        self._broken: str | None = None  # why writes fail, once one has failed
 
     @property
     def paths(self) -> StatePaths:
@@ -120,14 +148,35 @@ class StateStore:
     # -- transactions and meta -----------------------------------------------------------
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. A write the file refuses (disk full, I/O error) raises
+        StateError, and so does every later one: a run must stop rather than act on work it
+        cannot record."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            if self._broken is not None:
+                raise self._write_failed(self._broken)
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if not _is_storage_failure(exc):
+                    raise  # a bug in our SQL, not the file's condition
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                self._broken = str(exc)
+                raise self._write_failed(self._broken) from exc
+
+    def _write_failed(self, reason: str) -> StateError:
+        return StateError(
+            f"cannot write the state file {self.path}: {reason}",
+            hint="free some disk space (or mend the disk) and rerun: the run goes on from what the "
+            "state last recorded, and nothing it did since is done twice",
+        )
 
     def meta(self, key: str) -> str | None:
         with self._lock:

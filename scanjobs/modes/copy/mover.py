@@ -65,7 +65,15 @@ class FileMover:
         return future
 
     def _fail(self, ref: ScanFileRef, step: str, exc: BaseException, future: Future[int]) -> None:
-        self.state.mark_failed(ItemKind.FILE, str(ref.file_id), step, exc, attempt=True, ensure=ref.file_id)
+        """Record the failure and resolve the future, whatever the record does: the scans that
+        wait for this file must never wait forever. A state that cannot be written is what the
+        scans then fail with (it stops the run)."""
+        try:
+            self.state.mark_failed(
+                ItemKind.FILE, str(ref.file_id), step, exc, attempt=True, ensure=ref.file_id
+            )
+        except BaseException as record_error:
+            exc = record_error
         future.set_exception(StepFailed(step, exc))
 
     def _download(self, ref: ScanFileRef, future: Future[int]) -> None:
@@ -83,7 +91,11 @@ class FileMover:
             return
         self.events.emit("advance", step="download")
         name = meta.original_filename or f"{ref.file_id}.jpg"
-        self.uploads.submit(self._upload, ref, spool, name, result.sha256, result.content_type, future)
+        try:
+            self.uploads.submit(self._upload, ref, spool, name, result.sha256, result.content_type, future)
+        except BaseException as exc:  # the pool is shut down: the run is ending
+            spool.close()
+            self._fail(ref, "upload", exc, future)
 
     def _upload(
         self,

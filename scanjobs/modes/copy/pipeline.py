@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from scanjobs import failpoints
-from scanjobs.errors import NoFiles, StepFailed
+from scanjobs.errors import NoFiles, StateError, StepFailed
 from scanjobs.events import Events
 from scanjobs.jobfile.model import CopyJob
 from scanjobs.modes.base import StopSignal
@@ -112,7 +112,10 @@ class ScanPipeline:
             )
             self.finished(scan.id, step, None)
         except Exception as exc:
-            self.state.mark_failed(ItemKind.SCAN, key, step, exc, attempt=step != "create")
+            try:
+                self.state.mark_failed(ItemKind.SCAN, key, step, exc, attempt=step != "create")
+            except StateError as record_error:
+                exc = record_error  # not recorded: the run stops (Tally), the rerun redoes it
             self.finished(scan.id, step, exc)
 
     def finished(self, scan_id: int, step: str, error: BaseException | None) -> None:

@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Iterator, Sequence
 
-from scanjobs.errors import JobError, NotFoundOnSource
+from scanjobs.errors import JobError, NotFoundOnSource, StateError
 from scanjobs.jobfile.model import CopyJob
 from scanjobs.modes.analyze.run import analyze_copy_job
 from scanjobs.modes.base import RunContext, RunResult
@@ -47,6 +47,7 @@ class CopyRun:
             if plan.todo:
                 self.copy_scans(plan, source_db, target_db, result)
             self.tally.into(result)
+            self.tally.raise_fatal(StateError)  # the outputs come from the state: nothing to write
             if missing:
                 result.failed += len(missing)
                 result.failures_by_class[NotFoundOnSource.__name__] = len(missing)

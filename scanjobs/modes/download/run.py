@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from scanjobs import failpoints
-from scanjobs.errors import NoFiles, NotFoundOnSource
+from scanjobs.errors import NoFiles, NotFoundOnSource, StateError
 from scanjobs.jobfile.model import DownloadJob
 from scanjobs.modes.base import RunContext, RunResult
 from scanjobs.modes.download.naming import extension_for, file_name, safe_join
@@ -132,7 +132,10 @@ class DownloadRun:
             )
             self.finished(image, None)
         except Exception as exc:
-            self.state.mark_failed(ItemKind.IMAGE, key, "download", exc)
+            try:
+                self.state.mark_failed(ItemKind.IMAGE, key, "download", exc)
+            except StateError as record_error:
+                exc = record_error  # not recorded: the run stops (Tally), the rerun redoes it
             self.finished(image, exc)
         finally:
             if part is not None:
@@ -170,6 +173,7 @@ class DownloadRun:
         if todo:
             self.download(todo)
         self.tally.into(result)
+        self.tally.raise_fatal(StateError)  # the outputs come from the state: nothing to write
         for error, ids in ((NotFoundOnSource, missing), (NoFiles, empty)):
             if ids:
                 result.failed += len(ids)
