@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -27,6 +28,7 @@ __all__ = [
     "ResolvedIds",
     "ScanProcessing",
     "DownloadInfo",
+    "FoundUpload",
     "SCAN_DETAIL_COLUMNS",
 ]
 
@@ -100,6 +102,16 @@ class DownloadInfo:
     section_name: str | None
     store_pog_id: str | None
     files: tuple[ScanFileRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FoundUpload:
+    """A file on the target that no scan uses: a candidate for upload adoption."""
+
+    id: int
+    checksum: str
+    name: str
+    created: float  # epoch seconds, by the platform's clock
 
 
 @cache
@@ -291,17 +303,27 @@ class PlatformDB:
 
     def unclaimed_uploads(
         self, store_id: int, checksums: Sequence[str], since: datetime
-    ) -> list[tuple[int, str, str]]:
-        """(file id, checksum, original filename) of files in `store_id` with one of `checksums`,
-        created since `since`, that no scan uses, by id. PlatformError where the platform's file
-        table lacks these columns."""
+    ) -> list[FoundUpload]:
+        """Files in `store_id` with one of `checksums`, created since `since`, that no scan uses,
+        by id. PlatformError where the platform's file table lacks these columns."""
         if not checksums:
             return []
         rows = self._query(
             "unclaimed_uploads",
             {"store_id": int(store_id), "checksums": list(dict.fromkeys(checksums)), "since": since},
         )
-        return [(int(r["id"]), str(r["checksum"]), str(r["original_filename"])) for r in rows]
+        return [
+            FoundUpload(int(r["id"]), str(r["checksum"]), str(r["original_filename"]), float(r["created"]))
+            for r in rows
+        ]
+
+    def clock_offset(self) -> tuple[float, float]:
+        """How far the database's clock is ahead of ours (seconds), and the uncertainty of that
+        figure (half the round trip that measured it)."""
+        before = time.time()
+        now = float(self._query("clock", {})[0]["now"])
+        after = time.time()
+        return now - (before + after) / 2, (after - before) / 2
 
     # -- id translation for the "mapped" strategy ----------------------------------------------
 

@@ -108,22 +108,19 @@ class FileMover:
     ) -> None:
         input_type = ref.file_type if ref.file_type in INPUT_TYPES else "image"
         key = str(ref.file_id)
-        intent_recorded = False
 
         def record_intent() -> None:
-            # The intent, before the POST and inside its request slot: a rerun after a kill looks
-            # for this upload on the target (by store, bytes and name) instead of uploading the
-            # file a second time, and no intent is recorded for an upload still waiting its turn.
-            nonlocal intent_recorded
-            if not intent_recorded:
-                self.state.record_intent(
-                    ItemKind.FILE,
-                    key,
-                    "upload",
-                    data={"sha256": sha256, "name": name, "upload_started": round(time.time(), 3)},
-                    ensure=ref.file_id,
-                )
-                intent_recorded = True
+            # The intent, before each attempt's POST and inside its request slot: a rerun after a
+            # kill looks for this upload on the target (by store, bytes, name and the time it was
+            # sent: adoption.py) instead of uploading the file a second time, and no intent is
+            # recorded for an upload still waiting its turn.
+            self.state.record_intent(
+                ItemKind.FILE,
+                key,
+                "upload",
+                data={"sha256": sha256, "name": name, "upload_started": round(time.time(), 3)},
+                ensure=ref.file_id,
+            )
 
         def record_stored(target_id: int) -> None:
             failpoints.hit("after_upload")

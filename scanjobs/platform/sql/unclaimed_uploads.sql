@@ -1,6 +1,7 @@
--- Files of a store with one of the given checksums that no scan uses yet, uploaded since a time:
--- what an upload cut short by a kill (or a read timeout) may have left on the target.
-SELECT f.id, f.checksum, f.original_filename
+-- Files of a store with one of the given checksums that no scan uses yet, uploaded since a time,
+-- with their creation time (epoch seconds): what an upload cut short by a kill (or a read
+-- timeout) may have left on the target, and when.
+SELECT f.id, f.checksum, f.original_filename, extract(epoch FROM f.created_at)::float8 AS created
 FROM master_data_implementation_fileupload f
 WHERE f.store_id = %(store_id)s::bigint
   AND f.checksum = ANY(%(checksums)s::text[])

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scanjobs.errors import PlatformError
 from scanjobs.modes.copy.adoption import adopt_uploads, match_uploads, unsettled_uploads
+from scanjobs.platform.db import FoundUpload
 from scanjobs.state import ItemKind, ItemRecord, StateStore
 
 
@@ -21,7 +24,7 @@ def upload_record(
     step: str = "upload",
     target: int | None = None,
 ) -> ItemRecord:
-    data = {"sha256": sha, "name": name, "upload_started": 1_700_000_000.0} if sha else {}
+    data = {"sha256": sha, "name": name, "upload_started": SENT} if sha else {}
     return ItemRecord("file", key, 1, step, status, int(key), target, None, 1, error, None, data, 0.0)
 
 
@@ -37,28 +40,78 @@ def test_unsettled_uploads_are_intents_and_ambiguous_failures() -> None:
     assert [r.key for r in unsettled_uploads(records)] == ["1", "2"]
 
 
-def test_match_uploads_adopts_each_found_file_once_by_bytes_and_name() -> None:
+SENT = 1_700_000_000.0  # every upload_record's intent time
+
+
+def found(file_id: int, sha: str, name: str = "a.jpg", after: float = 0.1) -> FoundUpload:
+    return FoundUpload(file_id, sha, name, SENT + after)
+
+
+def match(
+    unsettled: list[ItemRecord],
+    files: list[FoundUpload],
+    taken: set[int] = frozenset(),  # type: ignore[assignment]
+) -> tuple[dict[str, int], list[str]]:
+    return match_uploads(unsettled, files, set(taken), offset=0.0, window=15.0)
+
+
+def test_match_uploads_adopts_the_one_candidate_of_bytes_name_and_time() -> None:
     unsettled = [
         upload_record("1", "running", "aa"),
-        upload_record("2", "running", "aa"),
         upload_record("3", "running", "bb", "b.jpg"),
         upload_record("4", "running", "cc"),
+        upload_record("5", "running", "dd"),
     ]
-    found = [(12, "aa", "a.jpg"), (11, "aa", "a.jpg"), (13, "bb", "other.jpg"), (14, "cc", "a.jpg")]
-    # 14 is already the recorded upload of another file (not yet in a scan): never adopted twice
-    assert match_uploads(unsettled, found, taken={14}) == {"1": 11, "2": 12}
+    files = [
+        found(11, "aa"),
+        found(13, "bb", "other.jpg"),  # other name: not ours
+        found(14, "cc"),  # already the recorded upload of another file: never adopted twice
+        found(15, "dd", after=-1.0),  # created before the intent: another's, not this one's
+    ]
+    assert match(unsettled, files, taken={14}) == ({"1": 11}, [])
+
+
+def test_match_uploads_is_in_doubt_when_a_window_holds_two_candidates() -> None:
+    """Issue 12, point 4: another job sent the same bytes and name at about the same time."""
+    mine = upload_record("1", "running", "aa")
+    assert match([mine], [found(11, "aa"), found(12, "aa", after=3.0)]) == ({}, ["1"])
+    # the other job's file, sent well outside this attempt's window: ours is the one candidate
+    assert match([mine], [found(11, "aa"), found(12, "aa", after=60.0)]) == ({"1": 11}, [])
+
+
+def test_match_uploads_is_in_doubt_when_two_intents_share_their_one_candidate() -> None:
+    """Two source files of ours with the same bytes and name: one file found fits both."""
+    both = [upload_record("1", "running", "aa"), upload_record("2", "running", "aa")]
+    assert match(both, [found(11, "aa")]) == ({}, ["1", "2"])
+
+
+@given(
+    st.lists(st.floats(-100, 100), max_size=6),
+    st.floats(-3600, 3600),
+)
+def test_match_uploads_never_adopts_one_file_twice_nor_outside_the_window(
+    created: list[float], offset: float
+) -> None:
+    unsettled = [upload_record(str(k), "running", "aa") for k in range(1, 4)]
+    files = [FoundUpload(100 + i, "aa", "a.jpg", SENT + offset + c) for i, c in enumerate(created)]
+    adopted, doubt = match_uploads(unsettled, files, set(), offset=offset, window=15.0)
+    assert len(set(adopted.values())) == len(adopted)
+    assert not set(adopted) & set(doubt)
+    for file_id in adopted.values():  # within the window (up to float rounding at epoch scale)
+        assert -0.501 <= created[file_id - 100] <= 17.001
 
 
 class FakeTargetDB:
-    """The one query adopt_uploads makes, answered from a list (or refused)."""
+    """The queries adopt_uploads makes, answered from a list (or refused)."""
 
-    def __init__(self, found: list[tuple[int, str, str]] | None) -> None:
+    def __init__(self, found: list[FoundUpload] | None) -> None:
         self.found = found
         self.asked: list[tuple[int, list[str]]] = []
 
-    def unclaimed_uploads(
-        self, store: int, checksums: list[str], since: object
-    ) -> list[tuple[int, str, str]]:
+    def clock_offset(self) -> tuple[float, float]:
+        return 0.0, 0.01
+
+    def unclaimed_uploads(self, store: int, checksums: list[str], since: object) -> list[FoundUpload]:
         self.asked.append((store, checksums))
         if self.found is None:
             raise PlatformError("query unclaimed_uploads failed: column f.checksum does not exist")
@@ -81,10 +134,10 @@ def test_adopt_uploads_records_found_files_or_says_it_cannot(tmp_path: Path, sea
         ItemKind.FILE,
         "1",
         "upload",
-        data={"sha256": "aa", "name": "a.jpg", "upload_started": 1_700_000_000.0},
+        data={"sha256": "aa", "name": "a.jpg", "upload_started": SENT},
     )
-    db, events = FakeTargetDB([(77, "aa", "a.jpg")] if searchable else None), Collect()
-    assert adopt_uploads(state, db, 9, {1, 2}, events) == (1 if searchable else 0)  # type: ignore[arg-type]
+    db, events = FakeTargetDB([found(77, "aa")] if searchable else None), Collect()
+    assert adopt_uploads(state, db, 9, {1, 2}, 15.0, events) == (1 if searchable else 0)  # type: ignore[arg-type]
     assert db.asked == [(9, ["aa"])]
     record = state.get("file", "1")
     assert record is not None
