@@ -82,7 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--retry-failed",
         action="store_true",
-        help="retry the items that failed before (a plain rerun does too; this says it explicitly)",
+        help="retry every failed item, also those that failed for good (not found, no files, refused "
+        "by the platform), which a plain rerun leaves as they are; take no new scans",
+    )
+    p.add_argument(
+        "--accept-permanent",
+        action="store_true",
+        help="exit 0 when the only failures are permanent ones (not found, no files, refused by the "
+        "platform): for CI runs that know of them; they are still reported",
     )
     p.add_argument("--limit", type=int, metavar="N", help="take at most N new scans in this run")
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
@@ -192,7 +199,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     events = _events(args, json_lines=args.json)
     try:
         code = run_job(
-            job, RunOptions(restart=args.restart, retry_failed=args.retry_failed, limit=args.limit), events
+            job,
+            RunOptions(
+                restart=args.restart,
+                retry_failed=args.retry_failed,
+                limit=args.limit,
+                accept_permanent=args.accept_permanent,
+            ),
+            events,
         )
     finally:
         events.close()
@@ -230,6 +244,7 @@ def status_report(job_path: Path) -> dict[str, Any]:
             "started": False,
             "counts": StateCounts(),
             "failures": [],
+            "not_selected": {},
             "runs": [],
             "running": None,
         }
@@ -244,10 +259,12 @@ def status_report(job_path: Path) -> dict[str, Any]:
                 "error_class": r.error_class,
                 "error": r.error_message,
                 "attempts": r.attempts,
+                "permanent": r.final,
             }
             for kind in (ItemKind.SCAN, ItemKind.IMAGE, ItemKind.FILE)
-            for r in store.items(kind, status=Status.FAILED)
+            for r in store.items(kind, status=Status.FAILED, selected_only=True)
         ]
+        not_selected = store.counts(selected=False)
         runs = store.runs()
     finally:
         store.close()
@@ -258,6 +275,8 @@ def status_report(job_path: Path) -> dict[str, Any]:
         "started": True,
         "counts": counts,
         "failures": failures,
+        # items the job no longer selects: their record is kept, so adding them back resumes
+        "not_selected": {k.value: not_selected.total(k) for k in sorted(not_selected.kinds)},
         "runs": runs[-5:],
         "running": holder,
     }
@@ -279,6 +298,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for kind in sorted(counts.kinds):
         parts = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.by_status(kind).items()))
         print(f"  {kind.value}s: {counts.total(kind)} ({parts})")
+    for kind, n in report["not_selected"].items():
+        print(f"  {n} {kind}(s) no longer selected by the job: kept on record, not reported")
     if report["runs"]:
         last = report["runs"][-1]
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["started_at"]))
@@ -287,10 +308,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     if report["failures"]:
         print(f"  failures ({len(report['failures'])}):")
         for f in report["failures"][:50]:
-            print(f"    {f['kind']} {f['id']} at {f['step']}: {f['error_class']}: {f['error']}")
+            final = " (permanent)" if f["permanent"] else ""
+            print(f"    {f['kind']} {f['id']} at {f['step']}: {f['error_class']}: {f['error']}{final}")
         if len(report["failures"]) > 50:
             print(f"    ... and {len(report['failures']) - 50} more (--json lists all)")
-        print("  rerun the job (or `scanjobs run JOB --retry-failed`) to retry them")
+        print(
+            "  a rerun retries the others; `scanjobs run JOB --retry-failed` retries all, the "
+            "permanent ones too"
+        )
     return int(ExitCode.OK)
 
 

@@ -18,7 +18,9 @@ __all__ = [
     "ItemError",
     "NotFoundOnSource",
     "NoFiles",
+    "Untranslatable",
     "StepFailed",
+    "PERMANENT_FAILURES",
 ]
 
 
@@ -84,13 +86,20 @@ class AuthError(PlatformError):
 
 
 class ItemError(ScanjobsError):
-    """A failure that belongs to one item (scan or file): recorded, and the run goes on."""
+    """A failure that belongs to one item (scan or file): recorded, and the run goes on.
+
+    A `permanent` one says the same thing whatever the retry: a plain rerun leaves it as it is
+    (final), --retry-failed tries it again, --accept-permanent lets the run pass with it.
+    """
 
     exit_code = ExitCode.PARTIAL
+    permanent = False
 
 
 class PermanentError(ItemError):
     """The platform refused a request for good (400 with its body, 403, 404, ...)."""
+
+    permanent = True
 
     def __init__(self, message: str, *, status: int | None = None, body: str | None = None):
         super().__init__(message)
@@ -109,9 +118,19 @@ class TransientError(ItemError):
 class NotFoundOnSource(ItemError):
     """A selected scan id does not exist on the source."""
 
+    permanent = True
+
 
 class NoFiles(ItemError):
     """The source scan has no files: there is nothing to copy or download."""
+
+    permanent = True
+
+
+class Untranslatable(ItemError):
+    """A mapping hint has no counterpart (by name) on the target (strategy mapped)."""
+
+    permanent = True
 
 
 class StepFailed(Exception):
@@ -125,3 +144,9 @@ class StepFailed(Exception):
         super().__init__(f"{step}: {cause}")
         self.step = step
         self.cause = cause
+
+
+# The class names (as the state records them) of the failures a plain rerun leaves as they are.
+PERMANENT_FAILURES = frozenset(
+    cls.__name__ for cls in (PermanentError, NotFoundOnSource, NoFiles, Untranslatable) if cls.permanent
+)

@@ -15,7 +15,7 @@ from typing import IO, Any, Protocol
 __all__ = ["Events", "EventBus", "JsonSink", "PlainSink", "RichSink", "LogSink", "make_console_sink"]
 
 # Stable event names (the `event` field of --json lines):
-#   run_started    {job, mode, total, todo, already_done}
+#   run_started    {job, mode, total, todo, already_done, final?}
 #   plan           {steps: {step: total}}           totals of the progress bars
 #   item           {scan_id, step, status, error?}  status: done | failed | skipped
 #   batch          {batch, scans, done, failed}     every batch.size finished scans
@@ -80,9 +80,10 @@ class JsonSink:
 def _describe(event: str, f: Mapping[str, Any]) -> str | None:
     """The human line of an event, or None for events only bars show."""
     if event == "run_started":
+        final = f" ({f.get('final')} failed for good, left as they are)" if f.get("final") else ""
         return (
             f"{f.get('mode')} job {f.get('job')}: {f.get('total')} {f.get('unit', 'scan')}(s), "
-            f"{f.get('already_done', 0)} already done, {f.get('todo')} to do"
+            f"{f.get('already_done', 0)} already done, {f.get('todo')} to do{final}"
         )
     if event == "item" and f.get("status") == "failed":
         return f"scan {f.get('scan_id')} failed at {f.get('step')}: {f.get('error')}"

@@ -24,10 +24,12 @@ def open_state_readonly(job: Job) -> StateStore:
     return StateStore.open(job.state_path, create=False)
 
 
-def _exit_code(result: RunResult, stop: StopSignal) -> ExitCode:
+def _exit_code(result: RunResult, stop: StopSignal, options: RunOptions) -> ExitCode:
     if stop.requested and stop.reason == "interrupted":
         return ExitCode.INTERRUPTED
-    if result.failed or result.threshold_stop:
+    if result.threshold_stop:
+        return ExitCode.PARTIAL
+    if result.failed and not (options.accept_permanent and result.permanent == result.failed):
         return ExitCode.PARTIAL
     return ExitCode.OK
 
@@ -59,7 +61,7 @@ def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
         try:
             with stop.installed():
                 result = mode_for(job).execute(RunContext(job, state, events, options, stop))
-            code = _exit_code(result, stop)
+            code = _exit_code(result, stop, options)
         except ScanjobsError as exc:
             code = exc.exit_code  # what the process exits with, recorded as such (not "internal")
             raise

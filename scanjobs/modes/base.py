@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Protocol
 
-from scanjobs.errors import ExitCode
+from scanjobs.errors import PERMANENT_FAILURES, ExitCode
 from scanjobs.events import Events
 from scanjobs.jobfile import Job
 from scanjobs.state import StateStore
@@ -29,6 +29,7 @@ class RunOptions:
     restart: bool = False
     retry_failed: bool = False
     limit: int | None = None
+    accept_permanent: bool = False  # permanent failures alone do not fail the run (exit 0)
 
 
 class StopSignal:
@@ -88,6 +89,16 @@ class RunResult:
     failures_by_class: dict[str, int] = field(default_factory=dict)
     threshold_stop: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def permanent(self) -> int:
+        """How many of the failures are permanent ones (not found, no files, refused...)."""
+        return sum(n for name, n in self.failures_by_class.items() if name in PERMANENT_FAILURES)
+
+    def count_failure(self, error_class: str | None, n: int = 1) -> None:
+        name = error_class or "Error"
+        self.failed += n
+        self.failures_by_class[name] = self.failures_by_class.get(name, 0) + n
 
 
 @dataclass

@@ -150,11 +150,17 @@ def warn_not_found(events: Events, missing: Sequence[int], source: str) -> None:
         )
 
 
-def summary_tail(result: RunResult, *, deferred: int, window: FailureWindow) -> tuple[str, str]:
+def summary_tail(
+    result: RunResult, *, deferred: int, window: FailureWindow, options: RunOptions
+) -> tuple[str, str]:
     """The parts every summary shares: ' (n Class, ...)' after the failed count, and the lines
-    that follow (scans left for --limit, an early stop)."""
+    that follow (permanent failures, scans left for --limit, an early stop)."""
     failed = ", ".join(f"{n} {c}" for c, n in sorted(result.failures_by_class.items()))
     after = ""
+    if result.permanent:
+        after += f"; {result.permanent} permanent (a plain rerun leaves them; --retry-failed retries them)"
+        if options.accept_permanent and result.permanent == result.failed:
+            after += ", accepted (--accept-permanent)"
     if deferred:
         after += f"; {deferred} new scan(s) left for the next run (--limit)"
     if result.threshold_stop:

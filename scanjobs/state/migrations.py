@@ -27,7 +27,7 @@ __all__ = [
     "upgrade",
 ]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 SCHEMA_V1: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -75,6 +75,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "index items by (kind, seq): a transition with `ensure` numbers a new item by MAX(seq), "
         "which without it reads every item of the kind",
         ("CREATE INDEX IF NOT EXISTS items_seq ON items (kind, seq)",),
+    ),
+    Migration(
+        3,
+        "items.selected: whether the job still selects the item (scans removed from a job leave its "
+        "reports and status, and their record stays, so adding them back never redoes their work)",
+        ("ALTER TABLE items ADD COLUMN selected INTEGER NOT NULL DEFAULT 1",),
     ),
 )
 

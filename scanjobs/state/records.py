@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from scanjobs.errors import PERMANENT_FAILURES
+
 __all__ = ["ItemKind", "Status", "ItemRecord", "StepCount", "StateCounts"]
 
 
@@ -55,6 +57,13 @@ class ItemRecord:
     error_message: str | None
     data: dict[str, Any]
     updated_at: float
+    selected: bool = True  # False once the job no longer selects it (its record is kept)
+
+    @property
+    def final(self) -> bool:
+        """Failed for good (not found, no files, refused by the platform): a plain rerun leaves
+        it as it is; --retry-failed tries it again."""
+        return self.status == Status.FAILED and self.error_class in PERMANENT_FAILURES
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ItemRecord:
@@ -62,6 +71,7 @@ class ItemRecord:
         fields["kind"] = ItemKind(fields["kind"])
         fields["status"] = Status(fields["status"])
         fields["data"] = json.loads(fields["data"]) if fields["data"] else {}
+        fields["selected"] = bool(fields.get("selected", 1))
         return cls(**fields)
 
 

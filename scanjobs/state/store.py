@@ -189,9 +189,15 @@ class StateStore:
 
     # -- items ---------------------------------------------------------------------------
     def add_items(
-        self, kind: ItemKind | str, keys: Sequence[tuple[str, int | None]], *, step: str = "new"
+        self,
+        kind: ItemKind | str,
+        keys: Sequence[tuple[str, int | None]],
+        *,
+        step: str = "new",
+        status: Status = Status.PENDING,
     ) -> int:
-        """Add (key, source_id) items not yet known, in order, PENDING; return how many were new."""
+        """Add (key, source_id) items not yet known, in order (PENDING unless `status` says
+        otherwise); return how many were new."""
         kind_ = ItemKind(kind).value
         now = time.time()
         with self.transaction() as c:
@@ -201,7 +207,7 @@ class StateStore:
                 "INSERT OR IGNORE INTO items (kind, key, seq, step, status, source_id, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (kind_, key, start + i + 1, step, Status.PENDING.value, source_id, now)
+                    (kind_, key, start + i + 1, step, status.value, source_id, now)
                     for i, (key, source_id) in enumerate(keys)
                 ],
             )
@@ -214,16 +220,35 @@ class StateStore:
             ).fetchone()
         return None if row is None else ItemRecord.from_row(row)
 
+    def select_only(self, kinds: Iterable[ItemKind], source_ids: Iterable[int]) -> None:
+        """Mark the items of `kinds` whose source id is among `source_ids` selected, the others
+        not: the job's current selection. Records are kept either way."""
+        with self.transaction() as c:
+            c.execute("CREATE TEMP TABLE IF NOT EXISTS selection (source_id INTEGER PRIMARY KEY)")
+            c.execute("DELETE FROM selection")
+            c.executemany("INSERT OR IGNORE INTO selection VALUES (?)", [(int(i),) for i in source_ids])
+            for kind in kinds:
+                c.execute(
+                    "UPDATE items SET selected = (source_id IN (SELECT source_id FROM selection)) "
+                    "WHERE kind=? AND selected != (source_id IN (SELECT source_id FROM selection))",
+                    (ItemKind(kind).value,),
+                )
+            c.execute("DELETE FROM selection")
+
     def items(
         self,
         kind: ItemKind | str,
         *,
         status: Status | str | Iterable[Status | str] | None = None,
         keys: Iterable[str] | None = None,
+        selected_only: bool = False,
     ) -> list[ItemRecord]:
-        """The items of a kind in the order they were selected, optionally of some statuses/keys."""
+        """The items of a kind in the order they were selected, optionally of some statuses/keys,
+        or only those the job still selects."""
         sql = "SELECT * FROM items WHERE kind=?"
         args: list[Any] = [ItemKind(kind).value]
+        if selected_only:
+            sql += " AND selected=1"
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             sql += f" AND status IN ({','.join('?' * len(statuses))})"
@@ -355,12 +380,14 @@ class StateStore:
                 raise KeyError(f"no {kind_} item {key!r} in the state")
             failpoints.hit("mid_state_write")
 
-    def counts(self) -> StateCounts:
-        """The items counted by kind, step and status."""
+    def counts(self, *, selected: bool = True) -> StateCounts:
+        """The items the job selects (or, with `selected=False`, those it no longer selects)
+        counted by kind, step and status."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT kind, step, status, COUNT(*) FROM items GROUP BY kind, step, status "
-                "ORDER BY kind, step, status"
+                "SELECT kind, step, status, COUNT(*) FROM items WHERE selected=? GROUP BY kind, step, "
+                "status ORDER BY kind, step, status",
+                (int(selected),),
             ).fetchall()
         return StateCounts.from_rows(tuple(r) for r in rows)
 

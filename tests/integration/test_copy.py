@@ -130,6 +130,24 @@ def test_scans_without_files_and_unknown_ids_fail_alone(
     assert sorted(read_mapping(job)) == sorted(good)
     assert len(scans_in_store(sandbox, store)) == 2 and uploads_in_store(sandbox, store) == 6
 
+    # Issue 12, point 20: permanent failures are final. A plain rerun does not try them again
+    # (still exit 1: they are failures), --retry-failed does, and --accept-permanent lets CI
+    # pass a job whose only failures are permanent ones.
+    def attempts() -> int:
+        with sqlite3.connect(job.with_name("copy.state.sqlite")) as conn:
+            return int(conn.execute("SELECT attempts FROM items WHERE key = ?", (str(empty),)).fetchone()[0])
+
+    assert attempts() == 1
+    assert main(["run", str(job)]) == 1
+    out = capsys.readouterr().out
+    assert attempts() == 1, "a plain rerun retried a permanent failure"
+    assert "2 permanent" in out and "--retry-failed" in out, out
+    assert main(["run", str(job), "--retry-failed"]) == 1
+    assert attempts() == 2
+    assert main(["run", str(job), "--accept-permanent"]) == 0
+    assert "accepted" in capsys.readouterr().out
+    assert set(read_failures(job)) == {empty, unknown}, "accepted failures are still reported"
+
 
 def test_missing_target_store_touches_nothing(
     sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -328,6 +346,11 @@ def test_create_400_fails_only_that_scan(
         if r["route"] == "/api/v4/processing/actions/" and r["status"] == 400
     ]
     assert sum(r["count"] for r in refusals) == 1, "a 400 is permanent: sent once"
+    other.reset_stats()
+    assert main(["run", str(job)]) == 1  # issue 12, point 20: final, not sent again
+    assert count(other.stats("target"), "POST", "/api/v4/processing/actions/") == 0
+    assert main(["run", str(job), "--retry-failed"]) == 1  # asked for: sent once more
+    assert count(other.stats("target"), "POST", "/api/v4/processing/actions/") == 1
 
 
 def test_failure_threshold_stops_the_run(
@@ -391,3 +414,39 @@ def test_sigint_finishes_in_flight_scans_then_rerun_completes(
     assert main(["run", str(job)]) == 0
     assert_copied(sandbox, job, store, ids)
     assert uploads_in_store(sandbox, store) == 48
+
+
+def test_removed_scan_ids_leave_the_reports_and_status_and_come_back_without_duplicates(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12, point 19: scans removed from a job stayed in its reports and its status."""
+    import json
+
+    import yaml
+
+    store = sandbox.new_target_store()
+    ids = sandbox.info["source_scan_ids"][:3]
+    unknown = 999_998
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=[*ids, unknown])
+    assert main(["run", str(job)]) == 1
+    assert set(read_failures(job)) == {unknown}
+
+    def select(scan_ids: list[int]) -> None:
+        spec = yaml.safe_load(job.read_text())
+        spec["scans"] = {"ids": scan_ids}
+        job.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    select(ids[:2])  # one copied scan and the unknown id removed
+    assert main(["run", str(job)]) == 0
+    assert sorted(read_mapping(job)) == sorted(ids[:2])
+    assert read_failures(job) == {}
+    capsys.readouterr()
+    assert main(["status", str(job), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["counts"]["scan"] == {"done": 2}, status["counts"]
+    assert status["failures"] == []
+    assert status["not_selected"] == {"scan": 2}
+    select(ids)  # back again: the record of its copy is kept, so it is not copied twice
+    assert main(["run", str(job)]) == 0
+    assert sorted(read_mapping(job)) == sorted(ids)
+    assert len(scans_in_store(sandbox, store)) == 3

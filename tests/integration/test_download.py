@@ -190,6 +190,22 @@ def test_killed_mid_file_leaves_no_partial_file(small: Sandbox, tmp_path: Path) 
     assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in images} == sums
 
 
+def test_limit_gets_past_scans_without_files(small: Sandbox, tmp_path: Path) -> None:
+    """Issue 12, point 8: --limit took the same file-less scan as new on every run."""
+    empty = small.info["empty_scan_ids"][0]
+    ids = small.info["source_scan_ids"][:2]
+    job = write_job(tmp_path, small, [empty, *ids])
+    images = tmp_path / "images"
+    downloaded: list[int] = []
+    for _ in range(3):
+        assert main(["run", str(job), "--limit", "1"]) == 1  # the empty scan stays a failure
+        downloaded.append(len([p for p in images.iterdir() if p.suffix != ".csv"]))
+    assert downloaded == [0, 2, 4]  # each run took the next new scan (2 files each)
+    with open(images / "failures.csv", newline="") as fh:
+        assert [(f["scan_id"], f["error_class"]) for f in csv.DictReader(fh)] == [(str(empty), "NoFiles")]
+    assert main(["run", str(job), "--accept-permanent"]) == 0
+
+
 def test_limit_unknown_ids_plan_and_exit_codes(
     small: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

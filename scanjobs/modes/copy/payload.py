@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scanjobs.errors import Untranslatable
 from scanjobs.platform.db import MappingNames, ResolvedIds
 
 __all__ = [
@@ -19,10 +20,6 @@ __all__ = [
 
 DROPPED_ALWAYS = ("id", "created_at", "updated_at", "task_id")
 MAPPING_HINTS = ("category_id", "section_id", "store_planogram", "aisle", "replace_id")
-
-
-class Untranslatable(ValueError):
-    """A mapping hint has no counterpart (by name) on the target."""
 
 
 def raw_payload(provided_values: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -17,13 +17,15 @@ __all__ = ["CopyPlan", "plan_copy", "ROUND_TRIPS_PER_SCAN", "scans_in_flight_nee
 
 @dataclass(frozen=True, slots=True)
 class CopyPlan:
-    """What this run does, in order: unfinished work first, then failures, then new scans."""
+    """What this run does, in order: unfinished work first, then failures, then new scans;
+    and what it leaves: done, failed for good (`final`), new scans past --limit (`deferred`)."""
 
     resume: tuple[int, ...]
     retry: tuple[int, ...]
     new: tuple[int, ...]
     already_done: tuple[int, ...]
     deferred: int  # new scans left for a later run by --limit
+    final: tuple[int, ...] = ()  # permanent failures a plain rerun leaves as they are
 
     @property
     def todo(self) -> tuple[int, ...]:
@@ -37,13 +39,18 @@ def plan_copy(
     limit: int | None = None,
     retry_failed_only: bool = False,
 ) -> CopyPlan:
-    """Pure: the selection and what the state holds -> the work of this run."""
-    resume, retry, new, done = [], [], [], []
+    """Pure: the selection and what the state holds -> the work of this run.
+
+    A permanent failure is retried only by --retry-failed (`retry_failed_only`).
+    """
+    resume, retry, new, done, final = [], [], [], [], []
     for scan_id in selected:
         rec = records.get(str(scan_id))
         status = rec.status if rec else Status.PENDING
         if status == Status.DONE:
             done.append(scan_id)
+        elif rec is not None and rec.final and not retry_failed_only:
+            final.append(scan_id)
         elif status == Status.FAILED:
             retry.append(scan_id)
         elif status == Status.RUNNING or (rec is not None and rec.request_uid):
@@ -51,7 +58,7 @@ def plan_copy(
         else:
             new.append(scan_id)
     taken, deferred = take_new(new, RunOptions(retry_failed=retry_failed_only, limit=limit))
-    return CopyPlan(tuple(resume), tuple(retry), tuple(taken), tuple(done), deferred)
+    return CopyPlan(tuple(resume), tuple(retry), tuple(taken), tuple(done), deferred, tuple(final))
 
 
 ROUND_TRIPS_PER_SCAN = 4  # file meta, bytes, upload, create: a scan's files move side by side

@@ -44,13 +44,14 @@ class CopyRun:
             selected, missing = self.select(source_db)
             plan = self.plan(selected, missing)
             result = RunResult(already_done=len(plan.already_done))
+            for scan_id in plan.final:  # failed for good in an earlier run: still failures
+                result.count_failure(self.records[str(scan_id)].error_class)
             if plan.todo:
                 self.copy_scans(plan, source_db, target_db, result)
             self.tally.into(result)
             self.tally.raise_fatal(StateError)  # the outputs come from the state: nothing to write
             if missing:
-                result.failed += len(missing)
-                result.failures_by_class[NotFoundOnSource.__name__] = len(missing)
+                result.count_failure(NotFoundOnSource.__name__, len(missing))
             self.write_outputs()
             self.tally.raise_fatal()
             self.summarize(result, plan, clock)
@@ -84,6 +85,7 @@ class CopyRun:
         """The selected scans that exist on the source, and those that do not (recorded as failed)."""
         selected, missing = select_scan_ids(self.job.scans, source_db)
         self.state.add_items(ItemKind.SCAN, [(str(i), i) for i in [*selected, *missing]])
+        self.state.select_only([ItemKind.SCAN], [*selected, *missing])  # removed ids leave the reports
         for scan_id in missing:
             self.state.mark_failed(
                 ItemKind.SCAN,
@@ -107,6 +109,7 @@ class CopyRun:
             already_done=len(plan.already_done),
             resume=len(plan.resume),
             retry=len(plan.retry),
+            final=len(plan.final),
             deferred=plan.deferred,
         )
         return plan
@@ -180,7 +183,7 @@ class CopyRun:
 
     def write_outputs(self) -> None:
         job = self.job
-        records = self.state.items(ItemKind.SCAN)
+        records = self.state.items(ItemKind.SCAN, selected_only=True)
         pairs = [(r.source_id, r.target_id) for r in records if r.status == Status.DONE]
         write_csv(job.output / MAPPING_CSV, ["Source_Scan_ID", "Target_Scan_ID"], pairs)
         failures = [
@@ -195,7 +198,9 @@ class CopyRun:
 
     def summarize(self, result: RunResult, plan: CopyPlan, clock: Stopwatch) -> None:
         rate = result.done / clock.elapsed if clock.elapsed > 0 else 0.0
-        failed_text, after = summary_tail(result, deferred=plan.deferred, window=self.tally.window)
+        failed_text, after = summary_tail(
+            result, deferred=plan.deferred, window=self.tally.window, options=self.ctx.options
+        )
         text = (
             f"copied {result.done}, already done {result.already_done}, failed {result.failed}"
             f"{failed_text}; {clock.elapsed:.1f}s, {rate:.2f} scans/s{after}"

@@ -168,16 +168,15 @@ class DownloadRun:
         chosen, missing, info, deferred = self.select()
         images = planned_images(chosen, info)
         empty = [s for s in chosen if s in info and not info[s].files]
-        todo, already = self.plan(images, chosen, deferred)
-        result = RunResult(already_done=already)
+        result = RunResult()
+        todo = self.plan(images, chosen, deferred, result)
         if todo:
             self.download(todo)
         self.tally.into(result)
         self.tally.raise_fatal(StateError)  # the outputs come from the state: nothing to write
         for error, ids in ((NotFoundOnSource, missing), (NoFiles, empty)):
             if ids:
-                result.failed += len(ids)
-                result.failures_by_class[error.__name__] = len(ids)
+                result.count_failure(error.__name__, len(ids))
         self.write_outputs(missing, empty)
         self.tally.raise_fatal()
         self.summarize(result, deferred, clock)
@@ -197,23 +196,44 @@ class DownloadRun:
         try:
             selected, missing = select_scan_ids(job.scans, db)
             warn_not_found(self.events, missing, job.source.name)
-            known_scans = {r.source_id for r in self.state.items(ItemKind.IMAGE)}
+            # a scan is known once a run took it, whether it had files or not (--limit moves on)
+            known_scans = {
+                r.source_id for kind in (ItemKind.SCAN, ItemKind.IMAGE) for r in self.state.items(kind)
+            }
             new_scans, deferred = take_new([s for s in selected if s not in known_scans], self.ctx.options)
             taken = known_scans | set(new_scans)
             chosen = [s for s in selected if s in taken]
-            return chosen, missing, db.download_info(chosen), deferred
+            info = db.download_info(chosen)
         finally:
             db.close()
+        self.state.select_only([ItemKind.SCAN, ItemKind.IMAGE], [*selected, *missing])
+        self.state.add_items(ItemKind.SCAN, [(str(s), s) for s in chosen], step="select", status=Status.DONE)
+        failed = {r.source_id for r in self.state.items(ItemKind.SCAN, status=Status.FAILED)}
+        for scan_id in chosen:
+            empty = scan_id in info and not info[scan_id].files
+            if empty and scan_id not in failed:
+                self.state.mark_failed(ItemKind.SCAN, str(scan_id), "select", self.no_files(scan_id))
+            elif not empty and scan_id in failed:  # it has files now
+                self.state.mark_done(ItemKind.SCAN, str(scan_id), "select")
+        return chosen, missing, info, deferred
 
-    def plan(self, images: list[Image], chosen: list[int], deferred: int) -> tuple[list[Image], int]:
-        """The images to download (new, failed, or gone from disk) and how many are there already."""
+    def no_files(self, scan_id: int) -> NoFiles:
+        return NoFiles(f"scan {scan_id} has no files on {self.job.source.name}: nothing to download")
+
+    def plan(self, images: list[Image], chosen: list[int], deferred: int, result: RunResult) -> list[Image]:
+        """The images to download (new, failed, or gone from disk); those there already and
+        those failed for good (unless --retry-failed) are counted into `result`."""
         self.state.add_items(ItemKind.IMAGE, [(i.key, i.scan_id) for i in images])
         records = {r.key: r for r in self.state.items(ItemKind.IMAGE)}
-        todo, already = [], 0
+        todo, already, final = [], 0, 0
         for image in images:
             rec = records[image.key]
             if rec.status == Status.DONE and self.complete_on_disk(rec.data):
                 already += 1
+                continue
+            if rec.final and not self.ctx.options.retry_failed:
+                result.count_failure(rec.error_class)
+                final += 1
                 continue
             if rec.status == Status.DONE:
                 self.events.emit(
@@ -229,10 +249,12 @@ class DownloadRun:
             total=len(images),
             todo=len(todo),
             already_done=already,
+            final=final,
             scans=len(chosen),
             deferred=deferred,
         )
-        return todo, already
+        result.already_done = already
+        return todo
 
     def download(self, todo: list[Image]) -> None:
         job = self.job
@@ -249,7 +271,9 @@ class DownloadRun:
 
     def summarize(self, result: RunResult, deferred: int, clock: Stopwatch) -> None:
         rate = result.done / clock.elapsed if clock.elapsed else 0.0
-        failed_text, after = summary_tail(result, deferred=deferred, window=self.tally.window)
+        failed_text, after = summary_tail(
+            result, deferred=deferred, window=self.tally.window, options=self.ctx.options
+        )
         text = (
             f"downloaded {result.done} file(s), {result.already_done} already there, failed {result.failed}"
             f"{failed_text}; {clock.elapsed:.1f}s, {rate:.1f} files/s; {self.job.output}{after}"
@@ -266,7 +290,7 @@ class DownloadRun:
     def write_outputs(self, missing: list[int], empty: list[int]) -> None:
         job, state = self.job, self.state
         rows, failures = [], []
-        for rec in state.items(ItemKind.IMAGE):
+        for rec in state.items(ItemKind.IMAGE, selected_only=True):
             d = rec.data
             if rec.status == Status.DONE:
                 rows.append(

@@ -72,12 +72,14 @@ def test_a_version_1_file_is_upgraded_when_opened_to_write(tmp_path: Path) -> No
     assert rec is not None and rec.status == "done" and rec.target_id == 99 and rec.data == {"files": [1, 2]}
     store.close()
 
-    assert FORMAT_VERSION == 2
-    assert raw(path, "SELECT value FROM meta WHERE key='format_version'") == [("2",)]
+    assert FORMAT_VERSION == 3
+    assert raw(path, "SELECT value FROM meta WHERE key='format_version'") == [("3",)]
+    # format 3: every item is selected until a run of the job says otherwise
+    assert raw(path, "SELECT DISTINCT selected FROM items") == [(1,)]
     assert ("items_seq",) in raw(path, "SELECT name FROM sqlite_master WHERE type='index'")
     plan = raw(path, "EXPLAIN QUERY PLAN SELECT MAX(seq) FROM items WHERE kind='file'")
     assert "items_seq" in str(plan)
-    assert items_of(path) == ITEMS  # the items are intact, field by field
+    assert [row[:13] for row in items_of(path)] == ITEMS  # the version-1 fields are intact
     assert raw(path, "SELECT id, exit_code, summary FROM runs") == [(1, 1, json.dumps({"done": 1}))]
     assert raw(path, "SELECT value FROM meta WHERE key='created_at'") == [("1700000000.0",)]
 
