@@ -76,6 +76,7 @@ class Comment(Enum):
 
     Rules 1-5 (`comment_for`) judge a source report against its target counterpart. The
     grey ones say why there is nothing to compare, instead of borrowing another row's data:
+    SOURCE_NOT_FOUND and TARGET_NOT_FOUND (a pair names a scan id its instance does not have),
     NOT_COPIED (the source scan has no target scan), TARGET_NOT_PROCESSED (the target scan
     exists but is not processed yet, so its reports are not final and are not read),
     NO_TARGET_REPORT (a source report the processed target has no counterpart for),
@@ -89,6 +90,8 @@ class Comment(Enum):
     HIGHER_POG = ("Target Has Higher POG% Than Source", "CCE6FF")
     NO_ISSUES = ("No Issues", "CCFFCC")
     NOT_COPIED = ("Not Copied", "D9D9D9")
+    SOURCE_NOT_FOUND = ("Source Scan Not Found", "D9D9D9")
+    TARGET_NOT_FOUND = ("Target Scan Not Found", "D9D9D9")
     TARGET_NOT_PROCESSED = ("Target Not Processed", "D9D9D9")
     NO_TARGET_REPORT = ("Target Report Missing", "D9D9D9")
     NO_SOURCE_REPORT = ("Source Report Missing", "D9D9D9")
@@ -147,6 +150,7 @@ def comment_for(source: Mapping[str, object], target: Mapping[str, object]) -> C
 # Vectorised analysis
 
 _COPIED, _NOT_COPIED, _NOT_PROCESSED = "copied", "not_copied", "not_processed"
+_NO_SOURCE, _NO_TARGET = "source_not_found", "target_not_found"
 
 
 def integral_as_int(series: pd.Series) -> pd.Series:
@@ -177,7 +181,12 @@ def _normalise(details: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _pair_frame(pairs: Sequence[tuple[int, int | None]], processed_targets: Collection[int]) -> pd.DataFrame:
+def _pair_frame(
+    pairs: Sequence[tuple[int, int | None]],
+    processed_targets: Collection[int],
+    unknown_sources: Collection[int],
+    unknown_targets: Collection[int],
+) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "pair": np.arange(len(pairs), dtype=np.int64),
@@ -186,11 +195,16 @@ def _pair_frame(pairs: Sequence[tuple[int, int | None]], processed_targets: Coll
         }
     )
     processed = frame["target_scan_id"].isin(list(processed_targets)).to_numpy(dtype=bool)
-    frame["state"] = np.where(
-        frame["target_scan_id"].isna().to_numpy(dtype=bool),
-        _NOT_COPIED,
-        np.where(processed, _COPIED, _NOT_PROCESSED),
-    )
+    frame["state"] = np.select(
+        [
+            frame["source_scan_id"].isin(list(unknown_sources)).to_numpy(dtype=bool),
+            frame["target_scan_id"].isna().to_numpy(dtype=bool),
+            frame["target_scan_id"].isin(list(unknown_targets)).to_numpy(dtype=bool),
+            processed,
+        ],
+        [_NO_SOURCE, _NOT_COPIED, _NO_TARGET, _COPIED],
+        default=_NOT_PROCESSED,
+    ).astype(object)
     return frame
 
 
@@ -276,7 +290,9 @@ def _comments(rows: pd.DataFrame) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         higher = t_pre > s_pre  # NaN compares False: a NULL % is never higher
     conditions = [
+        state == _NO_SOURCE,
         state == _NOT_COPIED,
+        state == _NO_TARGET,
         state == _NOT_PROCESSED,
         ~has_s & ~has_t,
         ~has_t,
@@ -287,7 +303,9 @@ def _comments(rows: pd.DataFrame) -> np.ndarray:
         higher,
     ]
     choices = [
+        Comment.SOURCE_NOT_FOUND.text,
         Comment.NOT_COPIED.text,
+        Comment.TARGET_NOT_FOUND.text,
         Comment.TARGET_NOT_PROCESSED.text,
         Comment.NO_REPORTS.text,
         Comment.NO_TARGET_REPORT.text,
@@ -305,6 +323,8 @@ def build_analysis(
     target_details: pd.DataFrame,
     pairs: Sequence[tuple[int, int | None]],
     processed_targets: Collection[int],
+    unknown_sources: Collection[int] = (),
+    unknown_targets: Collection[int] = (),
 ) -> pd.DataFrame:
     """One row per compared report, in `ANALYSIS_COLUMNS` order, commented by the rules.
 
@@ -314,7 +334,7 @@ def build_analysis(
     scans are ever read: a not-copied or not-processed pair gets its source rows with empty
     target columns, a pair with no report on either side gets one row.
     """
-    plan = _pair_frame(pairs, processed_targets)
+    plan = _pair_frame(pairs, processed_targets, unknown_sources, unknown_targets)
     source = _normalise(source_details)
     target = _normalise(target_details)
 

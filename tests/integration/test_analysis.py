@@ -204,16 +204,32 @@ class Expected:
     comment: str
 
 
+def existing(sb: Sandbox, instance: str, ids: list[int]) -> set[int]:
+    with psycopg.connect(**sb.db(instance)) as conn:
+        rows = conn.execute("SELECT id FROM realograms_implementation_scan WHERE id = ANY(%s)", (ids,))
+        return {r[0] for r in rows.fetchall()}
+
+
 def expected_rows(sb: Sandbox, pairs: list[tuple[int, int | None]]) -> list[Expected]:
     src_reports = fetch_reports(sb, "source", [s for s, _ in pairs])
     target_ids = [t for _, t in pairs if t is not None]
     processed = fetch_processed(sb, target_ids)
     tgt_reports = fetch_reports(sb, "target", sorted(processed))
+    sources, targets = existing(sb, "source", [s for s, _ in pairs]), existing(sb, "target", target_ids)
     rows: list[Expected] = []
     for s_id, t_id in pairs:
         src = src_reports.get(s_id, [])
+        if s_id not in sources:
+            rows.append(Expected(s_id, t_id, None, None, "Source Scan Not Found"))
+            continue
         if t_id is None or t_id not in processed:
-            comment = "Not Copied" if t_id is None else "Target Not Processed"
+            comment = (
+                "Not Copied"
+                if t_id is None
+                else "Target Scan Not Found"
+                if t_id not in targets
+                else "Target Not Processed"
+            )
             alone: list[dict[str, Any] | None] = [*src] or [None]
             rows += [Expected(s_id, t_id, s, None, comment) for s in alone]
             continue
@@ -396,7 +412,8 @@ def test_scan_not_copied_gets_its_own_rows(sandbox: Sandbox, copied: CopyRun) ->
 
 
 def test_unprocessed_target_and_missing_source_scan(sandbox: Sandbox, tmp_path: Path) -> None:
-    """Processing slower than the wait: "Target Not Processed" rows; an id the source lacks: "Not Copied"."""
+    """Processing slower than the wait: "Target Not Processed" rows; an id the source lacks:
+    "Source Scan Not Found" (issue 12, point 18; it was "Not Copied")."""
     ids = sandbox.info["source_scan_ids"][:3]
     missing = 9_999_999
     store = sandbox.new_target_store()
@@ -414,12 +431,46 @@ def test_unprocessed_target_and_missing_source_scan(sandbox: Sandbox, tmp_path: 
     assert [s for s, _ in pairs] == ids
     rows = read_csv(out / "analysis_with_comments.csv")
     expected = expected_rows(sandbox, [*pairs, (missing, None)])
-    assert {e.comment for e in expected} == {"Target Not Processed", "Not Copied"}
+    assert {e.comment for e in expected} == {"Target Not Processed", "Source Scan Not Found"}
     assert_rows_match(rows, expected)
-    assert rows[-1]["source_scan_id"] == str(missing) and rows[-1]["comment"] == "Not Copied"
+    assert rows[-1]["source_scan_id"] == str(missing) and rows[-1]["comment"] == "Source Scan Not Found"
     assert all(r[f"target_{f}"] == "" for r in rows for f in FIELDS)
     assert read_csv(out / "target_scandetails.csv") == []  # unprocessed reports are never read
 
 
 def test_all_five_comments_occur(copied: CopyRun) -> None:
     assert set(RULE_COMMENTS) <= {r["comment"] for r in copied.rows}
+
+
+def test_unknown_ids_are_said_at_once(sandbox: Sandbox, copied: CopyRun) -> None:
+    """Issue 12, point 18: a target id that does not exist waited out the whole
+    wait_for_processing as "Target Not Processed"; a source id that does not exist became
+    "Source Report Missing". Each is said as such, without waiting."""
+    import subprocess
+    import sys
+
+    (s1, t1), (s2, _), (_, t3) = copied.pairs[:3]
+    unknown_target, unknown_source = 99_999_991, 99_999_992
+    folder = copied.folder / "unknown-ids"
+    folder.mkdir()
+    with open(folder / "pairs.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["Source_Scan_ID", "Target_Scan_ID"])
+        writer.writerows([(s1, t1), (s2, unknown_target), (unknown_source, t3)])
+    job = analyze_job(folder, sandbox, "analyze", {"pairs": "pairs.csv"})
+    spec = yaml.safe_load(job.read_text())
+    spec["analysis"]["wait_for_processing"] = "1h"  # an unknown id must not be waited for
+    job.write_text(yaml.safe_dump(spec))
+    done = subprocess.run(
+        [sys.executable, "-m", "scanjobs", "run", str(job)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr
+    assert f"do not exist on sandbox-target: {unknown_target}" in done.stdout, done.stdout
+    assert f"do not exist on sandbox-source: {unknown_source}" in done.stdout, done.stdout
+    rows = read_csv(folder / "out-analyze" / "analysis_with_comments.csv")
+    by_source = {int(r["source_scan_id"]): r["comment"] for r in rows}
+    assert by_source[s2] == "Target Scan Not Found"
+    assert by_source[unknown_source] == "Source Scan Not Found"
+    assert [r for r in rows if r["source_scan_id"] == str(s1)] == [
+        r for r in copied.rows if r["source_scan_id"] == str(s1)
+    ]

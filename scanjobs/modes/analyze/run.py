@@ -30,6 +30,12 @@ __all__ = [
 ]
 
 Pair = tuple[int, "int | None"]
+BIGINT_MAX = 2**63 - 1  # scan ids are PostgreSQL bigints
+
+
+def _is_scan_id(text: str) -> bool:
+    """ASCII digits that fit a PostgreSQL bigint (str.isdigit also takes '²' and '١')."""
+    return text.isascii() and text.isdigit() and int(text) <= BIGINT_MAX
 
 
 def read_pairs_csv(path: Path) -> list[tuple[int, int | None]]:
@@ -38,6 +44,9 @@ def read_pairs_csv(path: Path) -> list[tuple[int, int | None]]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise JobError(f"cannot read the pairs file {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise JobError(f"{path}, line {line}: not UTF-8 text (save it as UTF-8 CSV)") from None
     reader = csv.DictReader(io.StringIO(text))
     fields = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
     src_col, tgt_col = fields.get("source_scan_id"), fields.get("target_scan_id")
@@ -52,7 +61,7 @@ def read_pairs_csv(path: Path) -> list[tuple[int, int | None]]:
         src, tgt = (row.get(src_col) or "").strip(), (row.get(tgt_col) or "").strip()
         if not src and not tgt:
             continue
-        if not src.isdigit() or (tgt and not tgt.isdigit()):
+        if not _is_scan_id(src) or (tgt and not _is_scan_id(tgt)):
             bad.append(f"line {line}: {src!r},{tgt!r}")
             continue
         pairs.append((int(src), int(tgt) if tgt else None))
@@ -112,11 +121,24 @@ def analyze_pairs(
     from scanjobs.report import summary_counts, write_reports
     from scanjobs.report.rules import build_analysis
 
-    target_ids = [t for _, t in pairs if t is not None]
+    # ids an instance does not have are said at once, not waited for nor read as report-less
+    unknown_sources = source_db.missing_scan_ids([s for s, _ in pairs])
+    unknown_targets = target_db.missing_scan_ids([t for _, t in pairs if t is not None])
+    for ids, instance in ((unknown_sources, job.source), (unknown_targets, job.target.instance)):
+        if ids:
+            shown = ", ".join(map(str, ids[:20])) + (", ..." if len(ids) > 20 else "")
+            events.emit(
+                "warning",
+                message=f"{len(ids)} scan id(s) of the pairs do not exist on {instance.name}: {shown}",
+            )
+    absent = set(unknown_targets)
+    target_ids = [t for _, t in pairs if t is not None and t not in absent]
     processed = wait_for_processing(target_db, target_ids, job.analysis.wait_for_processing, events, stop)
     source_details = source_db.scan_details([s for s, _ in pairs])
     target_details = target_db.scan_details(sorted(processed))
-    analysis = build_analysis(source_details, target_details, list(pairs), processed)
+    analysis = build_analysis(
+        source_details, target_details, list(pairs), processed, unknown_sources, unknown_targets
+    )
     paths = write_reports(job.output, source_details, target_details, analysis)
     counts = summary_counts(analysis)
     for what, path in (
