@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from scanjobs.errors import ExitCode, ScanjobsError, StateError
+from scanjobs.errors import ExitCode, LockedError, ScanjobsError, StateError
 from scanjobs.events import EventBus, LogSink
 from scanjobs.jobfile import Job
 from scanjobs.modes import mode_for
@@ -85,12 +85,35 @@ def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
 
 
 def plan_job(job: Job, events: EventBus) -> PlanReport:
-    """`scanjobs plan`: read-only preflight; the mode asks the platform and reads the state."""
+    """`scanjobs plan`: read-only preflight, checking what a run checks in the order it does
+    (the lock, the state and the job's fingerprint, then the mode's own checks), ending with
+    the verdict a run would reach."""
+    paths = StatePaths(job.state_path)
+    first: list[tuple[str, StateError]] = []  # (check, refusal) before the mode's own checks
+    holder = RunLock(paths.lock).running()
+    if holder:
+        first.append(("run lock", LockedError(f"another run of this job is going: pid {holder.get('pid')}")))
     state = None
-    if job.state_path.exists():
-        state = StateStore.open(job.state_path, create=False)
+    if paths.db.exists():
+        try:
+            state = StateStore.open(job.state_path, create=False)
+        except StateError as exc:
+            first.append(("state", exc))
+    if state is not None:
+        refusal = state.refusal_of(job.fingerprint(), job.fingerprint_fields())
+        if refusal is not None:
+            first.append(("state", refusal))
     try:
-        return mode_for(job).plan(job, state, events)
+        report = mode_for(job).plan(job, state, events)
     finally:
         if state is not None:
             state.close()
+    checks = [f"  FAIL {label}: {refused.message}" for label, refused in first]
+    if first:  # a run meets these before anything the mode checks: the first one is its verdict
+        label, refused = first[0]
+        report.stop, report.exit_code = f"{label}: {refused.message}", refused.exit_code
+    else:
+        checks.append(f"  ok   state: {'resumes ' + str(paths.db) if state else 'none yet'}")
+    report.lines[1:1] = checks
+    report.lines.append(report.verdict())
+    return report

@@ -112,17 +112,42 @@ class RunContext:
 
 @dataclass
 class PlanReport:
-    """What `scanjobs plan` found: a line per check or fact, the facts, and the exit code."""
+    """What `scanjobs plan` found: a line per check or fact, the facts, and the exit code a run
+    would end with.
+
+    A run stops at its first failed check, in the order the checks are added (the order a run
+    makes them): that one's exit code and reason are the verdict, whatever follows. Items a run
+    would fail (PARTIAL) make exit 1 unless a check stops it.
+    """
 
     job: str
     mode: str
     lines: list[str]
     facts: dict[str, Any] = field(default_factory=dict)
     exit_code: ExitCode = ExitCode.OK
+    stop: str | None = None  # why a run would stop, when it would
+    would: str | None = None  # what a run would do, when it would go on
 
     @property
     def ok(self) -> bool:
         return self.exit_code == ExitCode.OK
+
+    def worsen(self, code: ExitCode, reason: str | None = None) -> None:
+        """A check's outcome: PARTIAL (items would fail) or a code that stops a run at once."""
+        if self.stop is not None or code == ExitCode.OK:
+            return
+        if code == ExitCode.PARTIAL:
+            self.exit_code = ExitCode.PARTIAL
+            return
+        self.exit_code = code
+        self.stop = reason or code.name.lower()
+
+    def verdict(self) -> str:
+        """The one line that ends the plan: what a run would do, or why it would not."""
+        if self.stop is not None:
+            return f"verdict: a run would stop: {self.stop} (exit {int(self.exit_code)})"
+        tail = " (exit 1: some items would fail)" if self.exit_code == ExitCode.PARTIAL else " (exit 0)"
+        return f"verdict: {self.would or 'a run would do nothing'}{tail}"
 
     def as_dict(self) -> dict[str, Any]:
         """The `plan --json` document (its keys are part of the --json contract)."""
@@ -131,6 +156,7 @@ class PlanReport:
             "mode": self.mode,
             "ok": self.ok,
             "exit_code": int(self.exit_code),
+            "verdict": self.verdict(),
             "facts": self.facts,
             "lines": self.lines,
         }

@@ -41,15 +41,16 @@ class Preflight:
     def facts(self) -> dict[str, Any]:
         return self.report.facts
 
-    def worsen(self, code: ExitCode) -> None:
-        self.report.exit_code = max(self.report.exit_code, code)
+    def worsen(self, code: ExitCode, reason: str | None = None) -> None:
+        self.report.worsen(code, reason)
 
     def check(self, label: str, func: Callable[[], T]) -> T | None:
         try:
             value = func()
         except ScanjobsError as exc:
-            self.lines.append(f"  FAIL {label}: {str(exc).splitlines()[0]}")
-            self.worsen(exc.exit_code)
+            reason = f"{label}: {str(exc).splitlines()[0]}"
+            self.lines.append(f"  FAIL {reason}")
+            self.worsen(exc.exit_code, reason)
             return None
         self.lines.append(
             f"  ok   {label}"
@@ -76,6 +77,10 @@ class Preflight:
 
     def state_counts(self, state: StateStore | None, kind: ItemKind) -> dict[Status, int]:
         counts = state.counts().by_status(kind) if state else {}
+        if state is not None and any(
+            r.final for r in state.items(kind, status=Status.FAILED, selected_only=True)
+        ):
+            self.worsen(ExitCode.PARTIAL)  # failed for good: a plain run leaves them, and exits 1
         self.facts["state"] = {str(s.value): n for s, n in counts.items()}
         if counts:
             self.note("state: " + ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items())))
@@ -106,6 +111,8 @@ class Preflight:
         files = {ref.file_id for s in scans for ref in s.files}
         empty = [s.id for s in scans if not s.files]
         self.facts.update(files=len(files), scans_without_files=empty)
+        if empty:
+            self.worsen(ExitCode.PARTIAL)
         self.note(
             f"{len(files)} file(s) in those scans"
             + (

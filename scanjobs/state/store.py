@@ -121,16 +121,23 @@ class StateStore:
         return store
 
     def _refuse_changed(self, fingerprint: str, fields: Mapping[str, Any] | None) -> None:
-        recorded = self.meta("fingerprint")
-        if recorded is not None and recorded != fingerprint:
-            changed = self._changed_fields(fields)
+        refusal = self.refusal_of(fingerprint, fields)
+        if refusal is not None:
             self.close()
-            raise StateError(
-                f"the job changed since its state was recorded{changed}: the work "
-                f"already done was done for the old settings ({self.path})",
-                hint="change it back, or run with --restart to start over (the old state is "
-                "kept aside as a backup)",
-            )
+            raise refusal
+
+    def refusal_of(self, fingerprint: str, fields: Mapping[str, Any] | None = None) -> StateError | None:
+        """The refusal a run of a job with this fingerprint meets here (the job changed since
+        its work was recorded), or None: what `plan` says without writing."""
+        recorded = self.meta("fingerprint")
+        if recorded is None or recorded == fingerprint:
+            return None
+        return StateError(
+            f"the job changed since its state was recorded{self._changed_fields(fields)}: the work "
+            f"already done was done for the old settings ({self.path})",
+            hint="change it back, or run with --restart to start over (the old state is "
+            "kept aside as a backup)",
+        )
 
     def _changed_fields(self, fields: Mapping[str, Any] | None) -> str:
         """' (target, strategy changed)' from the recorded fields, or '' when unknown."""

@@ -186,9 +186,10 @@ def test_plan_is_a_read_only_preflight(
     ids = [*sandbox.info["source_scan_ids"][:4], sandbox.info["empty_scan_ids"][0]]
     job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids)
     sandbox.reset_stats()
-    assert main(["plan", str(job), "--json"]) == 0
+    assert main(["plan", str(job), "--json"]) == 1  # as run: the scan without files would fail
     plan = json.loads(capsys.readouterr().out)
-    assert plan["ok"] and plan["facts"]["selected"] == 5 and plan["facts"]["files"] == 12
+    assert plan["facts"]["selected"] == 5 and plan["facts"]["files"] == 12
+    assert plan["verdict"].endswith("(exit 1: some items would fail)"), plan["verdict"]
     assert plan["facts"]["scans_without_files"] == [ids[-1]] and plan["facts"]["todo"] == 5
     # 12 files in 5 scans, workers 20/20/10: 4 x 20 / (2 x 2.4) = 16.7 scans must be in flight
     assert any(
@@ -450,3 +451,39 @@ def test_removed_scan_ids_leave_the_reports_and_status_and_come_back_without_dup
     assert main(["run", str(job)]) == 0
     assert sorted(read_mapping(job)) == sorted(ids)
     assert len(scans_in_store(sandbox, store)) == 3
+
+
+def test_plan_reaches_the_verdict_run_would(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12, point 17: plan said "a run would copy ..." for a job whose change run refuses
+    (exit 4), and after a FAIL line. It ends with one verdict line, and exits as run would."""
+    import yaml
+
+    store = sandbox.new_target_store()
+    ids = sandbox.info["source_scan_ids"][:2]
+    job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids)
+    assert main(["plan", str(job)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("verdict: a run would copy 2 scan(s)"), lines
+    assert main(["run", str(job)]) == 0
+    capsys.readouterr()
+
+    spec = yaml.safe_load(job.read_text())
+    spec["target"]["store"] = sandbox.new_target_store()  # the done work belongs to the old store
+    job.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert main(["plan", str(job)]) == 4
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert not [line for line in lines if "a run would copy" in line], out
+    assert [line for line in lines if line.startswith("verdict:")] == [lines[-1]], out
+    assert "job changed" in lines[-1] and "exit 4" in lines[-1], out
+    assert main(["run", str(job)]) == 4  # the same verdict
+
+    spec["target"]["store"] = 987_654  # and a store that does not exist: exit 2, not "would copy"
+    job.write_text(yaml.safe_dump(spec, sort_keys=False))
+    (tmp_path / "copy.state.sqlite").rename(tmp_path / "aside.sqlite")
+    assert main(["plan", str(job)]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("verdict: a run would stop") and "987654" in lines[-1], lines
+    assert main(["run", str(job)]) == 2

@@ -24,5 +24,5 @@ def preflight_analyze(job: AnalyzeJob, pairs: Sequence[tuple[int, int | None]]) 
         done = sum(1 for s in status.values() if s.processed)
         pf.note(f"{done} of {len(copied)} target scan(s) processed so far")
         target_db.close()
-    pf.lines.append(f"a run would compare {len(pairs)} pair(s) and write the reports into {job.output}")
+    pf.report.would = f"a run would compare {len(pairs)} pair(s) and write the reports into {job.output}"
     return pf.report

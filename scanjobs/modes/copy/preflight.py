@@ -24,9 +24,10 @@ def preflight_copy(job: CopyJob, state: StateStore | None, events: Events) -> Pl
     if target_db is not None:
         exists = target_db.store_exists(target.store)
         where = f"on {target.instance.name}"
-        pf.verdict(exists, f"target store {target.store} {'exists' if exists else 'does not exist'} {where}")
+        label = f"target store {target.store} {'exists' if exists else 'does not exist'} {where}"
+        pf.verdict(exists, label)
         if not exists:
-            pf.worsen(ExitCode.INVALID)
+            pf.worsen(ExitCode.INVALID, label)
         target_db.close()
     records = {r.key: r for r in state.items(ItemKind.SCAN)} if state else {}
     pf.state_counts(state, ItemKind.SCAN)
@@ -54,10 +55,12 @@ def preflight_copy(job: CopyJob, state: StateStore | None, events: Events) -> Pl
             already_done=len(plan.already_done),
             resume=len(plan.resume),
             retry=len(plan.retry),
+            final=len(plan.final),
         )
-        pf.lines.append(
+        final = f", {len(plan.final)} failed for good" if plan.final else ""
+        pf.report.would = (
             f"a run would copy {len(plan.todo)} scan(s) (resume {len(plan.resume)}, retry "
-            f"{len(plan.retry)}, new {len(plan.new)}); {len(plan.already_done)} already done; "
+            f"{len(plan.retry)}, new {len(plan.new)}); {len(plan.already_done)} already done{final}; "
             f"strategy {job.copy.strategy}, into store {target.store} of "
             f"{target.instance.name}; then " + ("analysis" if job.analysis.enabled else "no analysis")
         )

@@ -19,7 +19,7 @@ def preflight_download(job: DownloadJob, state: StateStore | None, events: Event
     if db is not None:
         pf.files(db, selected)
         db.close()
-        pf.lines.append(
+        pf.report.would = (
             f"a run would download the files of {len(selected)} scan(s) into {job.output} "
             f"({counts.get(Status.DONE, 0)} file(s) already there)"
         )
