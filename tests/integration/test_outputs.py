@@ -1,0 +1,112 @@
+"""What jobs write into their output folders, against the sandbox: platform text stays data in
+every report, a rerun that changes nothing writes nothing, and each folder has one owner job."""
+
+from __future__ import annotations
+
+import csv
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import openpyxl
+import psycopg
+import pytest
+from copy_support import write_copy_job
+
+from scanjobs.cli import main
+from scanjobs.sandbox import Sandbox
+from scanjobs.sandboxjobs import write_sandbox_instances
+
+FORMULA = '=HYPERLINK("http://attacker.example/","open")'
+# one name per section the scans are named after; a BEL is a character Excel cannot hold
+HOSTILE = [FORMULA, "@SUM(1+1)", "bell\x07section", "-2+3", "+cmd|' /C calc'!A0"]
+
+
+@pytest.fixture(scope="module")
+def sb(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
+    return sandbox_factory(scans=8, files_per_scan=1, processing_delay=0.3, seed=21)
+
+
+def download_job(folder: Path, sb: Sandbox, ids: list[int], *, name: str = "download", output: str) -> Path:
+    write_sandbox_instances(sb.info, folder)
+    job = folder / f"{name}.yaml"
+    job.write_text(
+        textwrap.dedent(f"""\
+        version: 1
+        mode: download
+        source: sandbox-source
+        scans: {{ids: {ids}}}
+        retry: {{attempts: 3, backoff: {{initial: 0.05, max: 0.5}}, timeout: {{connect: 2, read: 5}}}}
+        output: {output}
+        """),
+        encoding="utf-8",
+    )
+    return job
+
+
+def report_sections(sb: Sandbox, ids: list[int]) -> list[int]:
+    """The section ids of the scans' compliance reports (what the reports and file names show)."""
+    with psycopg.connect(**sb.db("source")) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT r.section_id FROM realograms_implementation_scan s "
+            "JOIN planograms_compliance_planogramcompliancereport r "
+            "ON r.realogram_id = s.active_realogram_id "
+            "WHERE s.id = ANY(%s) AND r.section_id IS NOT NULL ORDER BY r.section_id",
+            (ids,),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_hostile_platform_text_is_data_in_every_report(sb: Sandbox, tmp_path: Path) -> None:
+    """issue 12, point 10: section names like `=HYPERLINK(...)` and with a control character:
+    the copy's analysis is written (no exit 3), its Excel cells are text, and no CSV (analysis,
+    details, download manifest) holds a cell that starts a formula."""
+    ids = sb.info["source_scan_ids"][:8]
+    sections = report_sections(sb, ids)
+    assert len(sections) >= len(HOSTILE)
+    for section_id, name in zip(sections, HOSTILE, strict=False):
+        sb.rename_section(section_id, name)
+
+    job = write_copy_job(
+        tmp_path,
+        sb,
+        store=sb.new_target_store(),
+        scan_ids=ids,
+        analysis={"enabled": True, "wait_for_processing": "2m"},
+    )
+    assert main(["run", str(job)]) == 0
+    out = tmp_path / "out-copy"
+    ws = openpyxl.load_workbook(out / "analysis_with_comments.xlsx")["Analysis"]
+    header = [c.value for c in ws[1]]
+    names = [row[header.index("source_section_name")] for row in ws.iter_rows(min_row=2)]
+    assert {c.value for c in names} >= {FORMULA, "@SUM(1+1)", "bell\ufffdsection", "-2+3"}
+    assert {c.data_type for c in names if c.value is not None} == {"s"}
+    assert not [c for row in ws.iter_rows() for c in row if c.data_type == "f"]
+
+    for csv_name in ("analysis_with_comments.csv", "source_scandetails.csv"):
+        rows = read_rows(out / csv_name)
+        cells = [v for r in rows for v in r.values()]
+        assert "'" + FORMULA in cells and "'@SUM(1+1)" in cells and "bell\x07section" in cells
+        assert not [v for v in cells if v[:1] in ("=", "+", "@", "\t", "\r")], csv_name
+        assert not [v for v in cells if v.startswith("-") and not _number(v)], csv_name
+
+    images = download_job(tmp_path, sb, ids, output="images")
+    assert main(["run", str(images)]) == 0
+    manifest = read_rows(tmp_path / "images" / "manifest.csv")
+    named = {r["section"] for r in manifest}
+    assert named & {"'" + FORMULA, "'@SUM(1+1)", "bell\x07section", "'-2+3", "'+cmd|' /C calc'!A0"}
+    assert not [r for r in manifest if r["section"][:1] in ("=", "+", "-", "@")]
+    assert all(r["scan_id"].isdigit() and r["bytes"].isdigit() for r in manifest)
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
