@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zipfile
 from collections.abc import Sequence
 from copy import copy
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = ["PERCENT_FORMAT", "write_excel", "comment_counts", "planogram_comment
 PERCENT_FORMAT = '0.0"%"'
 NO_TARGET_POG = "(no target POG)"
 REPLACEMENT = "\ufffd"  # stands in for a character an Excel cell cannot hold
+_SAVE_TIME_PART = "docProps/core.xml"  # created/modified: all we set in it is the time of the save
 _MIN_WIDTH, _MAX_WIDTH = 8, 50
 _BOLD = Font(bold=True)
 _FILLS = {c.text: PatternFill(fill_type="solid", start_color=c.fill, end_color=c.fill) for c in Comment}
@@ -147,13 +149,27 @@ def _write_summary(ws: Worksheet, analysis: pd.DataFrame) -> None:
         ws.cell(row=row, column=len(table.columns) + 2, value=int(values.sum()))
 
 
+def _same_workbook(new: Path, old: Path) -> bool:
+    """True when `old` is a workbook with the content of `new`: openpyxl stamps every save with
+    its time (the core properties and each zip entry's date), which is no change of the report."""
+    try:
+        with zipfile.ZipFile(new) as a, zipfile.ZipFile(old) as b:
+            names = a.namelist()
+            return names == b.namelist() and all(
+                a.read(name) == b.read(name) for name in names if name != _SAVE_TIME_PART
+            )
+    except (OSError, zipfile.BadZipFile):  # no old file, or not a workbook: write
+        return False
+
+
 def write_excel(analysis: pd.DataFrame, path: Path) -> None:
-    """Write `analysis` to `path` (sheets "Analysis" and "Summary"), atomically."""
+    """Write `analysis` to `path` (sheets "Analysis" and "Summary"), atomically; a workbook
+    with the same content is left as it is."""
     wb = Workbook()
     analysis_sheet = wb.active
     assert analysis_sheet is not None  # a new workbook always has one sheet
     analysis_sheet.title = "Analysis"
     _write_analysis(analysis_sheet, analysis)
     _write_summary(wb.create_sheet("Summary"), analysis)
-    with atomic_path(path, suffix=".xlsx") as tmp:
+    with atomic_path(path, suffix=".xlsx", same=_same_workbook) as tmp:
         wb.save(tmp)

@@ -4,6 +4,8 @@ every report, a rerun that changes nothing writes nothing, and each folder has o
 from __future__ import annotations
 
 import csv
+import os
+import stat
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -110,3 +112,29 @@ def _number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def stamps(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def test_a_rerun_that_changes_nothing_writes_nothing(sb: Sandbox, tmp_path: Path) -> None:
+    """issue 12, point 21: a second download run with nothing to do leaves manifest.csv and
+    failures.csv as they were (same inode, same mtime); every file honours the umask (the
+    reports were 0600 while the images were 0644)."""
+    ids = sb.info["source_scan_ids"][:3]
+    job = download_job(tmp_path, sb, [*ids, 99999999], output="images")
+    saved = os.umask(0o022)
+    try:
+        assert main(["run", str(job)]) == 1  # the unknown id fails
+    finally:
+        os.umask(saved)
+    out = tmp_path / "images"
+    files = [p for p in out.iterdir() if not p.name.startswith(".")]
+    assert {"manifest.csv", "failures.csv"} <= {p.name for p in files} and len(files) == 5
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o644 for p in files}
+    assert len(read_rows(out / "failures.csv")) == 1
+
+    before = stamps(out)
+    assert main(["run", str(job)]) == 1
+    assert stamps(out) == before

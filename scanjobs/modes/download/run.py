@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, BinaryIO, cast
 
 from scanjobs import failpoints
 from scanjobs.errors import NoFiles, NotFoundOnSource
+from scanjobs.fsutil import create_new
 from scanjobs.jobfile.model import DownloadJob
 from scanjobs.modes.base import RunContext, RunResult
 from scanjobs.modes.download.naming import extension_for, file_name, safe_join
@@ -294,17 +294,7 @@ class DownloadRun:
         self.events.emit("output", what=f"manifest ({len(rows)} files)", path=str(job.output / MANIFEST_CSV))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
-
-
 def _mkstemp(folder: Path) -> tuple[int, str]:
     """A part file in the output folder, with the permissions a normal file would get."""
-    fd, name = tempfile.mkstemp(prefix=PART_PREFIX, dir=folder)
-    os.fchmod(fd, _FILE_MODE)
-    return fd, name
+    fd, path = create_new(folder, PART_PREFIX)
+    return fd, str(path)
