@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import filecmp
+import hashlib
 import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_path", "atomic_open", "create_new", "is_inside", "same_bytes"]
+__all__ = ["atomic_path", "atomic_open", "create_new", "is_inside", "same_bytes", "sha256_of"]
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
@@ -83,6 +84,15 @@ def atomic_open(
         open(tmp, mode, **kwargs) as fh,  # type: ignore[call-overload]
     ):
         yield fh
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def is_inside(path: Path, folder: Path) -> bool:

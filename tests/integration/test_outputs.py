@@ -9,13 +9,15 @@ import stat
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import psycopg
 import pytest
-from copy_support import write_copy_job
+from copy_support import scans_in_store, write_copy_job
 
 from scanjobs.cli import main
+from scanjobs.ownership import OWNER_MARKER
 from scanjobs.sandbox import Sandbox
 from scanjobs.sandboxjobs import write_sandbox_instances
 
@@ -138,3 +140,51 @@ def test_a_rerun_that_changes_nothing_writes_nothing(sb: Sandbox, tmp_path: Path
     before = stamps(out)
     assert main(["run", str(job)]) == 1
     assert stamps(out) == before
+
+
+def analysed_sources(out: Path) -> set[int]:
+    return {int(r["source_scan_id"]) for r in read_rows(out / "analysis_with_comments.csv")}
+
+
+def test_two_jobs_cannot_share_an_output_folder(
+    sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """issue 12, point 14: a second job naming the first one's output folder is refused (exit 2,
+    naming the owner) before it does anything; the owner goes on; and an analysis is "up to
+    date" only when the report on disk is the one this job wrote (the folder's reports were
+    another job's after the marker was deleted)."""
+    ids = sb.info["source_scan_ids"]
+    both: dict[str, Any] = {"analysis": {"enabled": True, "wait_for_processing": "2m"}, "output": "shared"}
+    a_ids, b_ids = ids[:2], ids[2:4]
+    a_store, b_store = sb.new_target_store(), sb.new_target_store()
+    a = write_copy_job(tmp_path, sb, store=a_store, scan_ids=a_ids, name="a", **both)
+    b = write_copy_job(tmp_path, sb, store=b_store, scan_ids=b_ids, name="b", **both)
+    out = tmp_path / "shared"
+
+    assert main(["run", str(a)]) == 0
+    assert analysed_sources(out) == set(a_ids)
+    before = stamps(out)
+    capsys.readouterr()
+    assert main(["run", str(b)]) == 2
+    err = capsys.readouterr().err
+    assert f"the output folder {out} belongs to another job: copy job 'a' ({a})" in err
+    assert stamps(out) == before
+    assert not scans_in_store(sb, b_store), "a refused job must do nothing"
+
+    assert main(["run", str(a)]) == 0
+    assert "analysis up to date" in capsys.readouterr().out
+    assert stamps(out) == before
+
+    # the user hands the folder to b: b's reports replace a's, and a is refused
+    (out / OWNER_MARKER).unlink()
+    assert main(["run", str(b)]) == 0
+    assert analysed_sources(out) == set(b_ids)
+    capsys.readouterr()
+    assert main(["run", str(a)]) == 2
+    assert "belongs to another job: copy job 'b'" in capsys.readouterr().err
+    # and back to a: its recorded analysis is not the report on disk (b's), so it analyses again
+    (out / OWNER_MARKER).unlink()
+    assert main(["run", str(a)]) == 0
+    assert "analysis up to date" not in capsys.readouterr().out
+    assert analysed_sources(out) == set(a_ids)
+    assert {int(r["Source_Scan_ID"]) for r in read_rows(out / "scan_mapping.csv")} == set(a_ids)

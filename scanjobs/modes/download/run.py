@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Any, BinaryIO, cast
 
 from scanjobs import failpoints
 from scanjobs.errors import NoFiles, NotFoundOnSource
-from scanjobs.fsutil import create_new
+from scanjobs.fsutil import create_new, sha256_of
 from scanjobs.jobfile.model import DownloadJob
 from scanjobs.modes.base import RunContext, RunResult
 from scanjobs.modes.download.naming import extension_for, file_name, safe_join
@@ -55,14 +54,6 @@ def planned_images(order: list[int], info: dict[int, DownloadInfo]) -> list[Imag
         for n, ref in enumerate(scan.files, start=1):
             images.append(Image(scan_id, ref, None if single else n, scan.section_name, scan.store_pog_id))
     return images
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class DownloadRun:
@@ -111,7 +102,7 @@ class DownloadRun:
                     f"{meta.size if meta.size is not None else result.bytes}"
                 )
             final = safe_join(out, self.name_for(image, meta.original_filename, result.content_type))
-            if final.exists() and final.stat().st_size == size and _sha256(final) == result.sha256:
+            if final.exists() and final.stat().st_size == size and sha256_of(final) == result.sha256:
                 part.unlink()  # complete already (a run died before recording it): keep it as it is
             else:
                 os.replace(part, final)
