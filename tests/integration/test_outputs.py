@@ -150,9 +150,9 @@ def test_two_jobs_cannot_share_an_output_folder(
     sb: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """issue 12, point 14: a second job naming the first one's output folder is refused (exit 2,
-    naming the owner) before it does anything; the owner goes on; and an analysis is "up to
-    date" only when the report on disk is the one this job wrote (the folder's reports were
-    another job's after the marker was deleted)."""
+    naming the owner) before it does anything; the owner goes on, also after `--restart`; and an
+    analysis is "up to date" only when the report on disk is the one this job wrote (the
+    folder's reports were another job's after the marker was deleted)."""
     ids = sb.info["source_scan_ids"]
     both: dict[str, Any] = {"analysis": {"enabled": True, "wait_for_processing": "2m"}, "output": "shared"}
     a_ids, b_ids = ids[:2], ids[2:4]
@@ -174,6 +174,8 @@ def test_two_jobs_cannot_share_an_output_folder(
     assert main(["run", str(a)]) == 0
     assert "analysis up to date" in capsys.readouterr().out
     assert stamps(out) == before
+    assert main(["run", str(a), "--restart"]) == 0  # starting over: the same job, its folder
+    assert analysed_sources(out) == set(a_ids)
 
     # the user hands the folder to b: b's reports replace a's, and a is refused
     (out / OWNER_MARKER).unlink()
