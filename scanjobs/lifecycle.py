@@ -10,6 +10,7 @@ from scanjobs.events import EventBus, LogSink
 from scanjobs.jobfile import Job
 from scanjobs.modes import mode_for
 from scanjobs.modes.base import PlanReport, RunContext, RunOptions, RunResult, StopSignal
+from scanjobs.ownership import claim_output
 from scanjobs.state import RunLock, StatePaths, StateStore
 
 __all__ = ["RunOptions", "run_job", "plan_job", "open_state_readonly", "restart_state"]
@@ -59,6 +60,7 @@ def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
         code = ExitCode.INTERNAL
         result = RunResult()
         try:
+            claim_output(job, state)  # before the mode writes anything into the folder
             with stop.installed():
                 result = mode_for(job).execute(RunContext(job, state, events, options, stop))
             code = _exit_code(result, stop, options)

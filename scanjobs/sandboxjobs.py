@@ -123,7 +123,7 @@ def write_sandbox_instances(
         fh.write("# The local sandbox's instances (written by scanjobs; secrets are in .env beside).\n")
         yaml.safe_dump(instances, fh, sort_keys=False)
     env_path = folder / ".env"
-    with atomic_open(env_path, "w", encoding="utf-8") as fh:
+    with atomic_open(env_path, "w", encoding="utf-8", permissions=0o600) as fh:
         fh.write("# Sandbox credentials (local only, regenerated with each sandbox).\n")
         fh.writelines(f"{k}={v}\n" for k, v in secrets.items())
     os.chmod(env_path, 0o600)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scanjobs.cells import csv_cell
 from scanjobs.errors import JobError
 from scanjobs.events import Events
 from scanjobs.fsutil import atomic_open
@@ -139,10 +140,11 @@ def select_scan_ids(selection: ScanSelection, db: PlatformDB) -> tuple[list[int]
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write a CSV atomically; text cells from the platform cannot become formulas (`cells.py`)."""
     with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows([csv_cell(value) for value in row] for row in rows)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from scanjobs.cells import csv_cell
 from scanjobs.fsutil import atomic_open
 from scanjobs.report.excel import comment_counts, write_excel
 from scanjobs.report.rules import (
@@ -46,9 +47,17 @@ def summary_counts(analysis: pd.DataFrame) -> dict[str, int]:
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write `frame` atomically: no index, NULL as an empty cell (never 0)."""
+    """Write `frame` atomically: no index, NULL as an empty cell (never 0), text cells that a
+    spreadsheet would run as formulas quoted (`cells.py`); numeric columns are left as they are.
+
+    Lines end in CRLF (RFC 4180, like csv.writer's CSVs): with LF, pandas leaves a lone CR in a
+    name unquoted, and every reader splits that row in two."""
+    safe = frame.copy()
+    for col in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[col].dtype):
+            safe[col] = safe[col].map(csv_cell, na_action="ignore")
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
-        frame.to_csv(fh, index=False, na_rep="")
+        safe.to_csv(fh, index=False, na_rep="", lineterminator="\r\n")
 
 
 _ID_COLUMNS = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zipfile
 from collections.abc import Sequence
 from copy import copy
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 from openpyxl import Workbook
 from openpyxl.cell import Cell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font, PatternFill
 from openpyxl.styles.cell_style import StyleArray
@@ -25,6 +27,8 @@ __all__ = ["PERCENT_FORMAT", "write_excel", "comment_counts", "planogram_comment
 # literal "%" instead of Excel's `0.0%`, which would multiply by 100.
 PERCENT_FORMAT = '0.0"%"'
 NO_TARGET_POG = "(no target POG)"
+REPLACEMENT = "\ufffd"  # stands in for a character an Excel cell cannot hold
+_SAVE_TIME_PART = "docProps/core.xml"  # created/modified: all we set in it is the time of the save
 _MIN_WIDTH, _MAX_WIDTH = 8, 50
 _BOLD = Font(bold=True)
 _FILLS = {c.text: PatternFill(fill_type="solid", start_color=c.fill, end_color=c.fill) for c in Comment}
@@ -47,12 +51,24 @@ def planogram_comment_counts(analysis: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cell_value(value: object) -> object:
-    """NULL (None, NA, NaN) becomes an empty cell, never 0."""
+    """NULL (None, NA, NaN) becomes an empty cell, never 0; text loses what Excel cannot hold."""
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, str):
+        # control characters would make openpyxl refuse the whole report
+        return ILLEGAL_CHARACTERS_RE.sub(REPLACEMENT, value)
     return value
+
+
+def _put(ws: Worksheet, row: int, column: int, value: object) -> Cell:
+    """Write one value; text is stored as text. Platform text is data: openpyxl would make
+    `=HYPERLINK(...)` a live formula and `#N/A` an error cell."""
+    cell = ws.cell(row=row, column=column, value=_cell_value(value))
+    if isinstance(cell.value, str):
+        cell.data_type = "s"
+    return cell
 
 
 def _widths(analysis: pd.DataFrame) -> list[int]:
@@ -66,7 +82,7 @@ def _widths(analysis: pd.DataFrame) -> list[int]:
 
 def _header(ws: Worksheet, row: int, names: Sequence[object]) -> None:
     for column, name in enumerate(names, start=1):
-        ws.cell(row=row, column=column, value=name).font = _BOLD
+        _put(ws, row, column, name).font = _BOLD
 
 
 def _write_analysis(ws: Worksheet, analysis: pd.DataFrame) -> None:
@@ -97,7 +113,7 @@ def _write_analysis(ws: Worksheet, analysis: pd.DataFrame) -> None:
         comment = values[comment_at]
         for column, (value, is_pct) in enumerate(zip(values, pct, strict=True), start=1):
             # Empty cells get the fill too, so every row is coloured across its width.
-            cell = ws.cell(row=row, column=column, value=_cell_value(value))
+            cell = _put(ws, row, column, value)
             cell._style = copy(prototypes[comment, is_pct])
 
 
@@ -127,19 +143,33 @@ def _write_summary(ws: Worksheet, analysis: pd.DataFrame) -> None:
     top = max(total_row + 3, 22)
     _header(ws, top, ["Target planogram name", *table.columns, "Total"])
     for row, (name, values) in enumerate(table.iterrows(), start=top + 1):
-        ws.cell(row=row, column=1, value=name)
+        _put(ws, row, 1, name)  # a target POG name from the platform
         for column, value in enumerate(values, start=2):
             ws.cell(row=row, column=column, value=int(value))
         ws.cell(row=row, column=len(table.columns) + 2, value=int(values.sum()))
 
 
+def _same_workbook(new: Path, old: Path) -> bool:
+    """True when `old` is a workbook with the content of `new`: openpyxl stamps every save with
+    its time (the core properties and each zip entry's date), which is no change of the report."""
+    try:
+        with zipfile.ZipFile(new) as a, zipfile.ZipFile(old) as b:
+            names = a.namelist()
+            return names == b.namelist() and all(
+                a.read(name) == b.read(name) for name in names if name != _SAVE_TIME_PART
+            )
+    except (OSError, zipfile.BadZipFile):  # no old file, or not a workbook: write
+        return False
+
+
 def write_excel(analysis: pd.DataFrame, path: Path) -> None:
-    """Write `analysis` to `path` (sheets "Analysis" and "Summary"), atomically."""
+    """Write `analysis` to `path` (sheets "Analysis" and "Summary"), atomically; a workbook
+    with the same content is left as it is."""
     wb = Workbook()
     analysis_sheet = wb.active
     assert analysis_sheet is not None  # a new workbook always has one sheet
     analysis_sheet.title = "Analysis"
     _write_analysis(analysis_sheet, analysis)
     _write_summary(wb.create_sheet("Summary"), analysis)
-    with atomic_path(path, suffix=".xlsx") as tmp:
+    with atomic_path(path, suffix=".xlsx", same=_same_workbook) as tmp:
         wb.save(tmp)

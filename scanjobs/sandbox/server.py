@@ -177,7 +177,7 @@ async def _serve(options: SandboxOptions, stop: asyncio.Event) -> int:
                 for k, v in asdict(replace_dir(options, directory)).items()
             },
         )
-        with atomic_open(info_path) as fh:
+        with atomic_open(info_path, permissions=0o600) as fh:  # it holds the passwords
             json.dump(info, fh, indent=2)
         print(
             f"sandbox ready: source {instances[0].api_url}, target {instances[1].api_url}"

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
 from scanjobs.errors import JobError
-from scanjobs.jobfile import schema_path
+from scanjobs.jobfile import BaseJob, schema_path
 from scanjobs.sandboxjobs import read_sandbox_info, sandbox_job_text, write_sandbox_instances
 
 __all__ = ["template_text", "write_template"]
 
 MODELINE = "# yaml-language-server: $schema="
+_OUTPUT_LINE = re.compile(r"^output:.*$", re.MULTILINE)
 
 
 def template_text(mode: str) -> str:
@@ -20,7 +22,8 @@ def template_text(mode: str) -> str:
 
 
 def write_template(mode: str, path: Path | None, *, force: bool = False, sandbox: Path | None = None) -> Path:
-    """Write the template of `mode`, its modeline pointing at the installed schema.
+    """Write the template of `mode`, its modeline pointing at the installed schema, its output
+    `results/<file name>` beside it.
 
     With `sandbox` (a `scanjobs sandbox up --dir` folder), write a small job against that sandbox
     instead, plus instances.yaml and .env beside it.
@@ -28,17 +31,23 @@ def write_template(mode: str, path: Path | None, *, force: bool = False, sandbox
     target = (path or Path("jobs") / f"{mode}.yaml").resolve()
     if target.exists() and not force:
         raise JobError(f"{target} exists; choose another path or add --force")
+    # each job its own output folder (two jobs in one would mix their reports): the folder a
+    # job without `output:` gets, named after the job's file
+    output = BaseJob.default_output(target)
     if sandbox is not None:
         info = read_sandbox_info(sandbox, wait=60)
         write_sandbox_instances(info, target.parent)
-        target.write_text(sandbox_job_text(mode, info), encoding="utf-8")
+        target.write_text(sandbox_job_text(mode, info, output=output), encoding="utf-8")
         return target
     schema = schema_path().resolve()
     try:
         ref = os.path.relpath(schema, target.parent)
     except ValueError:  # another drive (Windows)
         ref = str(schema)
-    lines = template_text(mode).splitlines(keepends=True)
+    text = _OUTPUT_LINE.sub(
+        f"output: {output}    # this job's own folder, relative to this file's", template_text(mode)
+    )
+    lines = text.splitlines(keepends=True)
     if lines and lines[0].startswith(MODELINE):
         lines[0] = f"{MODELINE}{ref}\n"
     target.parent.mkdir(parents=True, exist_ok=True)

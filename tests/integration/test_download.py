@@ -18,6 +18,7 @@ import pytest
 from scanjobs.cli import main
 from scanjobs.modes.download import PART_PREFIX
 from scanjobs.modes.download.naming import extension_for, file_name
+from scanjobs.ownership import OWNER_MARKER
 from scanjobs.sandbox import Sandbox
 from scanjobs.sandboxjobs import write_sandbox_instances
 
@@ -99,7 +100,7 @@ def test_download_names_bytes_and_rerun(small: Sandbox, tmp_path: Path) -> None:
                 extension=extension_for(original, ctype),
             )
             expected[name] = checksum
-    images = {p.name for p in out.iterdir() if p.name not in ("manifest.csv", "failures.csv")}
+    images = {p.name for p in out.iterdir() if p.name not in ("manifest.csv", "failures.csv", OWNER_MARKER)}
     assert images == set(expected) and len(images) == 24
     for name, checksum in expected.items():
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == checksum
@@ -139,7 +140,7 @@ def test_hostile_section_names_stay_inside(small: Sandbox, tmp_path: Path) -> No
     job = write_job(tmp_path, small, ids)
     assert main(["run", str(job)]) == 0
     out = (tmp_path / "images").resolve()
-    files = [p for p in out.rglob("*") if p.is_file()]
+    files = [p for p in out.rglob("*") if p.is_file() and p.name != OWNER_MARKER]
     images = [p for p in files if p.name not in ("manifest.csv", "failures.csv")]
     assert len(images) == 24 and len({p.name for p in images}) == 24
     for p in files:
@@ -173,7 +174,7 @@ def test_killed_mid_file_leaves_no_partial_file(small: Sandbox, tmp_path: Path) 
     )
     assert killed.returncode == -9, killed.stderr
     out = tmp_path / "images"
-    finals = [p for p in out.iterdir() if not p.name.startswith(PART_PREFIX)]
+    finals = [p for p in out.iterdir() if not p.name.startswith(PART_PREFIX) and p.name != OWNER_MARKER]
     truth = source_truth(small, ids)
     sums = {c for t in truth.values() for (_f, c, _o, _t) in t["files"]}
     for p in finals:  # whatever has a final name is complete
@@ -185,7 +186,7 @@ def test_killed_mid_file_leaves_no_partial_file(small: Sandbox, tmp_path: Path) 
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     names = [p.name for p in out.iterdir()]
     assert not [n for n in names if n.startswith(PART_PREFIX)]
-    images = [out / n for n in names if not n.endswith(".csv")]
+    images = [out / n for n in names if not n.endswith(".csv") and n != OWNER_MARKER]
     assert len(images) == 12
     assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in images} == sums
 
@@ -216,12 +217,12 @@ def test_limit_unknown_ids_plan_and_exit_codes(
     assert "4 scan(s) found, 1 not found: 99999999" in out and "8 file(s)" in out
     assert main(["run", str(job), "--limit", "2"]) == 1  # two scans now, the unknown id fails
     images = tmp_path / "images"
-    assert len([p for p in images.iterdir() if p.suffix != ".csv"]) == 4
+    assert len([p for p in images.iterdir() if p.suffix not in (".csv", ".json")]) == 4
     with open(images / "failures.csv", newline="") as fh:
         failures = list(csv.DictReader(fh))
     assert [(f["scan_id"], f["error_class"]) for f in failures] == [("99999999", "NotFoundOnSource")]
     assert main(["run", str(job)]) == 1
-    assert len([p for p in images.iterdir() if p.suffix != ".csv"]) == 8
+    assert len([p for p in images.iterdir() if p.suffix not in (".csv", ".json")]) == 8
     # an unreachable database: exit 5 with a clear message, nothing written
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -79,6 +79,6 @@ def test_walkthrough_commands_run_as_written(tmp_path: Path) -> None:
     assert proc.returncode == 0, output[-5000:]
     assert not leftovers(tmp_path)  # `kill %1` stopped the sandbox and its PostgreSQL
     assert (tmp_path / "try" / "results" / "copy" / "analysis_with_comments.xlsx").is_file()
-    assert (tmp_path / "try" / "results" / "analysis" / "analysis_with_comments.csv").is_file()
+    assert (tmp_path / "try" / "results" / "analyze" / "analysis_with_comments.csv").is_file()
     assert not (tmp_path / "try" / "download.state.sqlite").exists()  # reset
-    assert (tmp_path / "try" / "results" / "images" / "manifest.csv").is_file()
+    assert (tmp_path / "try" / "results" / "download" / "manifest.csv").is_file()

@@ -12,6 +12,7 @@ from typing import Any
 
 from scanjobs.errors import JobError, StateError
 from scanjobs.events import Events
+from scanjobs.fsutil import sha256_of
 from scanjobs.jobfile import load_job
 from scanjobs.jobfile.model import AnalyzeJob, CopyJob
 from scanjobs.modes.base import RunContext, RunResult, StopSignal
@@ -161,6 +162,17 @@ def _signature(pairs: Sequence[tuple[int, int | None]]) -> str:
     return hashlib.sha256(json.dumps(list(pairs)).encode()).hexdigest()[:24]
 
 
+def _analysed(signature: str, report: Path) -> str | None:
+    """What `analysis_complete` records: the pairs' signature and the digest of the report
+    written for them (None without a report), so that a report written over by another job
+    is never taken for this job's."""
+    try:
+        digest = sha256_of(report)
+    except OSError:
+        return None
+    return f"{signature}:{digest[:24]}"
+
+
 def analyze_copy_job(
     job: CopyJob,
     state: StateStore,
@@ -175,12 +187,14 @@ def analyze_copy_job(
         return None
     signature = _signature(pairs)
     report = job.output / "analysis_with_comments.xlsx"
-    if state.meta("analysis_complete") == signature and report.exists():
+    done = state.meta("analysis_complete")
+    if done is not None and done == _analysed(signature, report):
         events.emit("info", message=f"analysis up to date: {report}")
         return None
     result = analyze_pairs(job, events, stop, pairs, source_db, target_db)
-    if result["unprocessed"] == 0:
-        state.set_meta("analysis_complete", signature)
+    analysed = _analysed(signature, report)
+    if result["unprocessed"] == 0 and analysed is not None:
+        state.set_meta("analysis_complete", analysed)
     return result
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import tempfile
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any, BinaryIO, cast
 
 from scanjobs import failpoints
 from scanjobs.errors import NoFiles, NotFoundOnSource, StateError
+from scanjobs.fsutil import create_new, sha256_of
 from scanjobs.jobfile.model import DownloadJob
 from scanjobs.modes.base import RunContext, RunResult
 from scanjobs.modes.download.naming import extension_for, file_name, safe_join
@@ -55,14 +54,6 @@ def planned_images(order: list[int], info: dict[int, DownloadInfo]) -> list[Imag
         for n, ref in enumerate(scan.files, start=1):
             images.append(Image(scan_id, ref, None if single else n, scan.section_name, scan.store_pog_id))
     return images
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class DownloadRun:
@@ -111,7 +102,7 @@ class DownloadRun:
                     f"{meta.size if meta.size is not None else result.bytes}"
                 )
             final = safe_join(out, self.name_for(image, meta.original_filename, result.content_type))
-            if final.exists() and final.stat().st_size == size and _sha256(final) == result.sha256:
+            if final.exists() and final.stat().st_size == size and sha256_of(final) == result.sha256:
                 part.unlink()  # complete already (a run died before recording it): keep it as it is
             else:
                 os.replace(part, final)
@@ -322,17 +313,7 @@ class DownloadRun:
         self.events.emit("output", what=f"manifest ({len(rows)} files)", path=str(job.output / MANIFEST_CSV))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
-
-
 def _mkstemp(folder: Path) -> tuple[int, str]:
     """A part file in the output folder, with the permissions a normal file would get."""
-    fd, name = tempfile.mkstemp(prefix=PART_PREFIX, dir=folder)
-    os.fchmod(fd, _FILE_MODE)
-    return fd, name
+    fd, path = create_new(folder, PART_PREFIX)
+    return fd, str(path)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +137,34 @@ def test_csvs_keep_nulls_empty(tmp_path: Path, details: Any) -> None:
     assert len(source_back) == len(source) and source_back["post_osa_pct"].isna().all()
     back = pd.read_csv(paths.analysis_csv)
     assert back["target_pre_pog_pct"].isna().sum() == analysis["target_pre_pog_pct"].isna().sum()
+
+
+def saved_in_2001(path: Path) -> None:
+    """The same workbook as if openpyxl had saved it in 2001 (its core properties and zip
+    entries carry the time of the save)."""
+    with zipfile.ZipFile(path) as zf:
+        members = [(info, zf.read(info)) for info in zf.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info, data in members:
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2001-01-01T00:00:00Z", data)
+                assert b"2001-01-01" in data
+            info.date_time = (2001, 1, 1, 0, 0, 0)
+            zf.writestr(info, data)
+
+
+def test_same_analysis_leaves_the_workbook_alone(tmp_path: Path, details: Any) -> None:
+    """issue 12, point 21: writing the same analysis again changes nothing on disk (openpyxl
+    stamps each save with its time, which is no change of the report); other rows do."""
+    _, _, analysis = details
+    path = tmp_path / "a.xlsx"
+    write_excel(analysis, path)
+    saved_in_2001(path)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    before = path.stat()
+    write_excel(analysis, path)
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.xlsx"]
+    write_excel(analysis.iloc[:-1], path)
+    assert path.stat().st_mtime_ns != before.st_mtime_ns
+    assert load_workbook(path)["Analysis"].max_row == len(analysis)
