@@ -137,13 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("init", "write a commented job file to start from")
     p.add_argument("mode", choices=["copy", "download", "analyze"])
     p.add_argument("path", type=Path, nargs="?", help="default: jobs/<mode>.yaml")
-    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing job file; with --sandbox, also replace the sandbox's own entries "
+        "in instances.yaml and .env when they differ (the rest of those files stays as it is)",
+    )
     p.add_argument(
         "--sandbox",
         type=Path,
         metavar="DIR",
-        help="write a job against the sandbox running in DIR (`scanjobs sandbox up --dir DIR`), "
-        "with instances.yaml and .env beside it",
+        help="write a job against the sandbox running in DIR (`scanjobs sandbox up --dir DIR`), and "
+        "add its instances to instances.yaml and its credentials to .env beside it (created if "
+        "absent; an entry of the same name that differs is refused without --force)",
     )
     p.set_defaults(func=cmd_init)
     return parser
