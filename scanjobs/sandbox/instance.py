@@ -76,6 +76,7 @@ class Instance:
     password: str
     user_id: int
     template_store_id: int
+    seed: int  # every random choice of the instance derives from it (processing, faults)
     config: RuntimeConfig
     stats: Stats
     truth: dict[str, SourceTruth]

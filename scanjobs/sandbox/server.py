@@ -121,7 +121,6 @@ async def _serve(options: SandboxOptions, stop: asyncio.Event) -> int:
             ma_accuracy=options.ma_accuracy,
             hang_seconds=options.hang_seconds,
         )
-        ma_rng = random.Random(options.seed * 7919 + 1)
         info: dict[str, Any] = {"instances": {}}
         for n, name in enumerate(INSTANCES):
             pool = Pool(pg.conninfo(name))
@@ -134,16 +133,13 @@ async def _serve(options: SandboxOptions, stop: asyncio.Event) -> int:
                 password=secrets.token_hex(8),
                 user_id=7 + n,
                 template_store_id=target_store if name == "target" else result.source_store_ids[0],
+                seed=options.seed,
                 config=config,
                 stats=Stats(),
                 truth=result.by_checksum,
                 api_url=f"http://127.0.0.1:{ports[n]}",
             )
-
-            async def process(i: Instance, scan_id: int) -> None:
-                await process_scan(i, scan_id, ma_rng)
-
-            inst.process = process
+            inst.process = process_scan
             instances.append(inst)
             runner = web.AppRunner(build_app(inst), access_log=None)
             await runner.setup()
