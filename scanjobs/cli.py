@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reset)
 
     p = add("sandbox", "a local twin of the platform (PostgreSQL + HTTP API) for trying jobs")
-    sandbox_sub = p.add_subparsers(dest="sandbox_command", metavar="up")
+    sandbox_sub = p.add_subparsers(dest="sandbox_command", metavar="{up,info,down}")
     sandbox_sub.required = True
     # The sandbox owns its options (its parser is built only when it runs, so other commands
     # don't import the web server); `scanjobs sandbox up --help` shows them.
@@ -118,6 +118,26 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     up.set_defaults(func=cmd_sandbox_up, forwards_arguments=True)
+    info = sandbox_sub.add_parser(
+        "info",
+        help="where a sandbox is, its ports, whether it runs, where its credentials come from",
+        description="Where the sandbox of DIR is, its ports (kept across restarts), whether it runs, "
+        "where its credentials and data come from. Never prints a secret.",
+        parents=[common],
+    )
+    info.add_argument("--dir", type=Path, required=True, help="the sandbox's folder")
+    info.add_argument("--json", action="store_true", help="print it as JSON")
+    info.set_defaults(func=cmd_sandbox_info)
+    down = sandbox_sub.add_parser(
+        "down",
+        help="stop the sandbox running in DIR (e.g. one started in the background)",
+        description="Stop the sandbox running in DIR (SIGTERM; it stops its PostgreSQL) and wait "
+        "until it has exited; also stops a PostgreSQL that a killed sandbox left running.",
+        parents=[common],
+    )
+    down.add_argument("--dir", type=Path, required=True, help="the sandbox's folder")
+    down.add_argument("--timeout", type=float, default=60.0, help="seconds to wait before killing it (60)")
+    down.set_defaults(func=cmd_sandbox_down)
 
     p = add("demo", "start a sandbox, write demo jobs, run them and show the reports")
     p.add_argument(
@@ -335,6 +355,32 @@ def cmd_sandbox_up(args: argparse.Namespace) -> int:
     )
     add_arguments(parser)
     return int(run_up(options_from_args(parser.parse_args(args.rest))))
+
+
+def cmd_sandbox_info(args: argparse.Namespace) -> int:
+    # lazy: the sandbox (aiohttp, embedded PostgreSQL) loads only for `sandbox` and `demo`
+    from scanjobs.sandbox import SandboxError, describe, describe_lines
+
+    try:
+        report = describe(args.dir)
+    except SandboxError as exc:
+        raise JobError(str(exc)) from None
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(describe_lines(report)))
+    return int(ExitCode.OK)
+
+
+def cmd_sandbox_down(args: argparse.Namespace) -> int:
+    # lazy: the sandbox (aiohttp, embedded PostgreSQL) loads only for `sandbox` and `demo`
+    from scanjobs.sandbox import SandboxError, down
+
+    try:
+        print(down(args.dir, timeout=args.timeout))
+    except SandboxError as exc:
+        raise JobError(str(exc)) from None
+    return int(ExitCode.OK)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -108,7 +108,8 @@ def run_demo(folder: Path, *, scans: int = 12, verbosity: int = 0, keep_running:
         if keep_running:
             say(
                 textwrap.dedent(f"""
-                The sandbox keeps running until Ctrl-C. In another terminal:
+                The sandbox keeps running until Ctrl-C (or: scanjobs sandbox down --dir {folder / "sandbox"}).
+                In another terminal:
                   scanjobs run {jobs["copy"]}      # resumes: everything is done, nothing is sent
                   scanjobs plan {jobs["download"]}""")
             )
