@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from scanjobs.errors import JobError
@@ -50,8 +51,55 @@ def read_sandbox_info(sandbox_dir: Path, *, wait: float = 0.0) -> dict[str, Any]
             f"no sandbox at {sandbox_dir} ({path} not found)",
             hint=f"start one: scanjobs sandbox up --dir {sandbox_dir}",
         )
-    info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return info
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise JobError(f"{path} cannot be read: {exc}", hint=_RESTART) from None
+    problem = next(jsonschema.Draft202012Validator(_INFO_SCHEMA).iter_errors(info), None)
+    if problem is not None:
+        where = "/".join(str(p) for p in problem.absolute_path) or "the top"
+        # the message quotes the value, which may be a password: only the place is said
+        raise JobError(f"{path} is not what a sandbox writes (at {where})", hint=_RESTART)
+    return dict(info)
+
+
+_RESTART = "restart the sandbox (scanjobs sandbox down --dir DIR, then up)"
+# What init takes from sandbox.json. Secrets become .env lines: no quote, space, # or newline.
+_SECRET = {"type": "string", "pattern": "^[A-Za-z0-9._~+/=-]{1,200}$"}
+_INSTANCE = {
+    "type": "object",
+    "required": ["api_url", "db", "username", "password"],
+    "properties": {
+        "api_url": {"type": "string", "pattern": "^https?://[^\\s]+$"},
+        "username": {"type": "string", "minLength": 1, "maxLength": 200},
+        "password": _SECRET,
+        "db": {
+            "type": "object",
+            "required": ["host", "port", "dbname", "user", "password"],
+            "properties": {
+                "host": {"type": "string", "minLength": 1, "maxLength": 255},
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "dbname": {"type": "string", "minLength": 1, "maxLength": 63},
+                "user": {"type": "string", "minLength": 1, "maxLength": 63},
+                "password": _SECRET,
+            },
+        },
+    },
+}
+_INFO_SCHEMA = {
+    "type": "object",
+    "required": ["instances", "source_scan_ids", "target_store_id"],
+    "properties": {
+        "instances": {
+            "type": "object",
+            "required": ["source", "target"],
+            "properties": {"source": _INSTANCE, "target": _INSTANCE},
+            "additionalProperties": False,
+        },
+        "source_scan_ids": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+        "target_store_id": {"type": "integer", "minimum": 1},
+    },
+}
 
 
 def sandbox_job_text(

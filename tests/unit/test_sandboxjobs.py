@@ -183,3 +183,29 @@ def test_the_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
     assert (folder / "results" / "report.xlsx").read_bytes() == b"precious"
     assert (folder / "jobs" / "instances.yaml").read_text(encoding="utf-8") == USER_INSTANCES
     assert not (folder / "sandbox").exists()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda info: "{not json",
+        lambda info: [],
+        lambda info: {**info, "target_store_id": "50; rm -rf"},
+        lambda info: {k: v for k, v in info.items() if k != "instances"},
+        lambda info: info["instances"]["source"].update(password="pw\nEVIL=1") or info,
+        lambda info: info["instances"]["target"]["db"].update(port="x") or info,
+    ],
+)
+def test_init_refuses_a_damaged_sandbox_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Any
+) -> None:
+    """issue 12, point 13 (a sibling): sandbox.json is read as input; a damaged one is refused by
+    name (never exit 3, never a line slipped into .env, never a password echoed)."""
+    folder = fake_sandbox(tmp_path / "sb")
+    damaged = damage(fake_info())
+    text = damaged if isinstance(damaged, str) else json.dumps(damaged)
+    (folder / "sandbox.json").write_text(text, encoding="utf-8")
+    assert init(tmp_path) == 2
+    err = capsys.readouterr().err
+    assert str(folder / "sandbox.json") in err and "EVIL" not in err and "apipw" not in err
+    assert not (tmp_path / "jobs").exists() or not any((tmp_path / "jobs").iterdir())
