@@ -136,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     down.add_argument("--dir", type=Path, required=True, help="the sandbox's folder")
-    down.add_argument("--timeout", type=float, default=60.0, help="seconds to wait before killing it (60)")
+    down.add_argument(
+        "--timeout", type=_positive, default=60.0, help="seconds to wait before killing it (60)"
+    )
     down.set_defaults(func=cmd_sandbox_down)
 
     p = add("demo", "start a sandbox, write demo jobs, run them and show the reports")
@@ -173,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_init)
     return parser
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds above 0")
+    return value
 
 
 def _verbosity(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ def describe(directory: Path) -> dict[str, Any]:
     seeded = folder.seeded()
     if pid is None and ports is None and seeded is None and not folder.info_file.exists():
         raise SandboxError(f"no sandbox in {folder.root}; start one: scanjobs sandbox up --dir {folder.root}")
-    options = dict(info.get("options") or {}) if info else {}
+    options = _mapping(info.get("options")) if info else {}
     report: dict[str, Any] = {
         "dir": str(folder.root),
         "running": pid is not None,
@@ -38,8 +38,8 @@ def describe(directory: Path) -> dict[str, Any]:
         else None,
         "credentials_file": str(folder.credentials_file) if folder.credentials_file.exists() else None,
         "data": {
-            "seeded_on": seeded.get("seeded_on"),
-            "seeded_with": seeded.get("options"),
+            "seeded_on": str(seeded.get("seeded_on")),
+            "seeded_with": _mapping(seeded.get("options")),
             "kept_at_this_start": info.get("data_kept") if info else None,
             "keep_data": options.get("keep_data"),
         }
@@ -49,6 +49,11 @@ def describe(directory: Path) -> dict[str, Any]:
         "log": str(folder.log_file) if folder.log_file.exists() else None,
     }
     return report
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    """A mapping read from a file of the folder, or {} for anything else (the files are input)."""
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def describe_lines(report: dict[str, Any]) -> list[str]:
@@ -79,7 +84,7 @@ def describe_lines(report: dict[str, Any]) -> list[str]:
         )
     data = report["data"]
     if data:
-        seeded = ", ".join(f"{k} {v}" for k, v in dict(data["seeded_with"] or {}).items() if v is not None)
+        seeded = ", ".join(f"{k} {v}" for k, v in data["seeded_with"].items() if v is not None)
         kept = (
             "kept from an earlier start (--keep-data)"
             if data["kept_at_this_start"]
@@ -106,13 +111,15 @@ def _holder(folder: SandboxFolder, pid: int) -> psutil.Process | None:
     try:
         proc = psutil.Process(pid)
         held = any(Path(f.path) == folder.lock_file for f in proc.open_files())
-    except psutil.NoSuchProcess:
+    except psutil.NoSuchProcess:  # it exited since the probe
         return None
+    except (ValueError, OverflowError):  # the lock file names no possible pid
+        held, proc = False, None
     except psutil.AccessDenied:
         raise SandboxError(
             f"the sandbox in {folder.root} runs as pid {pid}, a process this user may not stop"
         ) from None
-    if not held:
+    if not held or proc is None:
         raise SandboxError(
             f"{folder.lock_file} is locked, but pid {pid} (which it names) does not hold it; "
             "stop that sandbox by hand"

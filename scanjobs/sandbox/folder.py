@@ -124,13 +124,18 @@ def choose_ports(
             return _fresh_ports(free_port)
         ports, why = remembered, f"kept in {folder.ports_file}"
     for name, port in ports.items():
-        if not is_free(port):
+        if is_free(port):
+            continue
+        if port_base:
             raise SandboxError(
-                f"port {port} ({Ports.WHAT[name]}, {why}) is taken by another program; free it and "
-                "start again, or start with --new-ports to take other ports (jobs written against "
-                f"this sandbox then need `scanjobs init MODE JOB --sandbox {folder.root} --force` "
-                "beside them, which replaces only the sandbox's entries of instances.yaml and .env)"
+                f"port {port} ({Ports.WHAT[name]}, {why}) is taken; choose another --port-base"
             )
+        raise SandboxError(
+            f"port {port} ({Ports.WHAT[name]}, {why}) is taken by another program; free it and "
+            "start again, or start with --new-ports to take other ports (jobs written against "
+            f"this sandbox then need `scanjobs init MODE NEW-JOB --sandbox {folder.root} --force` "
+            "beside them, which replaces only the sandbox's entries of instances.yaml and .env)"
+        )
     return ports
 
 

@@ -82,7 +82,8 @@ class EmbeddedPostgres:
             return False
         with contextlib.suppress(ValueError, OSError, IndexError, psutil.Error):
             pid = int(pidfile.read_text().splitlines()[0])
-            if psutil.pid_exists(pid) and "postgres" in psutil.Process(pid).name():
+            # Only a postmaster of this data dir: the file is input, and could name any process.
+            if psutil.pid_exists(pid) and self._serves_our_data(psutil.Process(pid)):
                 # Fast shutdown (SIGINT): kept data stays consistent; nothing waits on the
                 # leftover's clients.
                 os.kill(pid, signal.SIGINT)
@@ -94,6 +95,9 @@ class EmbeddedPostgres:
                         psutil.Process(pid).wait(timeout=10)
                 return True
         return False
+
+    def _serves_our_data(self, proc: psutil.Process) -> bool:
+        return "postgres" in proc.name() and str(self.data) in proc.cmdline()
 
     def start(self) -> None:
         """Init the cluster if needed, start it, and wait until it accepts connections."""

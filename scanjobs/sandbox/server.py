@@ -115,7 +115,7 @@ def _kept_seed(
         )
     try:
         return SeedResult.from_record(record["result"])
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise SandboxError(
             f"{folder.seeded_file} is not what a sandbox writes ({exc}); start without --keep-data"
         ) from None

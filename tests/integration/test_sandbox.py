@@ -654,3 +654,19 @@ def test_info_and_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["sandbox", "down", "--dir", str(tmp_path)]) == 0
     assert "a killed sandbox had left running" in capsys.readouterr().out
     assert not _postgres_of(tmp_path)
+
+
+def test_down_stops_only_its_own_postgres(tmp_path: Path) -> None:
+    """issue 12, point 23: `down` (and a start) stop the PostgreSQL a killed sandbox left, found by
+    the postmaster.pid in the folder: a file that could name any process. One naming another
+    sandbox's PostgreSQL must not stop it."""
+    with Sandbox(tmp_path / "victim", scans=1, files_per_scan=1) as victim:
+        theirs = next(p for p in _postgres_of(victim.dir) if "-D" in p.cmdline())  # the postmaster
+        mine = tmp_path / "mine" / "pg" / "data"
+        mine.mkdir(parents=True)
+        (mine / "postmaster.pid").write_text(f"{theirs.pid}\n{victim.dir}/pg/data\n")
+        assert main(["sandbox", "down", "--dir", str(tmp_path / "mine")]) == 0
+        assert theirs.is_running()
+        assert requests.get(f"{victim.source_api}/_sandbox/stats", timeout=10).ok
+        with psycopg.connect(**victim.db("source")) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
