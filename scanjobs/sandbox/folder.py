@@ -12,6 +12,7 @@ import errno
 import fcntl
 import json
 import os
+import random
 import re
 import secrets
 import socket
@@ -32,6 +33,7 @@ __all__ = [
     "port_is_free",
 ]
 
+STABLE_PORTS_FROM = 20000  # new sandboxes take ports from here up to the ephemeral range
 LOCK_GRACE = 1.0  # seconds a start waits for the lock an `info` probe may hold shared
 _SECRET = re.compile(r"[0-9a-f]{16,64}")  # the form secrets.token_hex gives: safe in SQL and .env
 
@@ -90,8 +92,24 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def _ephemeral_low() -> int:
+    """The first port the system hands out to outgoing connections (Linux; 32768 elsewhere)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return 32768
+
+
 def _free_port() -> int:
-    with socket.socket() as sock:
+    """A free port below the ephemeral range: one the system may give any outgoing connection
+    would often be taken when the sandbox restarts, and the sandbox keeps its ports."""
+    low = _ephemeral_low()
+    pick = random.SystemRandom()
+    if low - STABLE_PORTS_FROM >= 1000:
+        for _ in range(100):
+            port = pick.randrange(STABLE_PORTS_FROM, low)
+            if port_is_free(port):
+                return port
+    with socket.socket() as sock:  # no room below it: any free port
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from scanjobs.sandbox.folder import Ports, SandboxError, SandboxFolder, choose_ports, port_is_free
+from scanjobs.sandbox.folder import (
+    STABLE_PORTS_FROM,
+    Ports,
+    SandboxError,
+    SandboxFolder,
+    choose_ports,
+    port_is_free,
+)
 from scanjobs.sandbox.options import SandboxOptions
 
 
@@ -26,6 +33,14 @@ def test_ports_are_kept_for_the_next_start(tmp_path: Path) -> None:
     assert choose_ports(folder, port_base=42000) == Ports(42000, 42001, 42002)
     # --new-ports asks for others
     assert choose_ports(folder, new_ports=True, free_port=lambda: next(counter)) != first
+
+
+def test_new_ports_lie_below_the_ephemeral_range(tmp_path: Path) -> None:
+    """issue 12, point 23: a port the system may hand to any outgoing connection would often be
+    taken by one when the sandbox restarts."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = choose_ports(SandboxFolder(tmp_path))
+    assert all(STABLE_PORTS_FROM <= port < low and port_is_free(port) for _, port in ports.items())
 
 
 def test_a_kept_port_another_program_holds_is_named(tmp_path: Path) -> None:
