@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reset)
 
     p = add("sandbox", "a local twin of the platform (PostgreSQL + HTTP API) for trying jobs")
-    sandbox_sub = p.add_subparsers(dest="sandbox_command", metavar="up")
+    sandbox_sub = p.add_subparsers(dest="sandbox_command", metavar="{up,info,down}")
     sandbox_sub.required = True
     # The sandbox owns its options (its parser is built only when it runs, so other commands
     # don't import the web server); `scanjobs sandbox up --help` shows them.
@@ -125,6 +125,28 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     up.set_defaults(func=cmd_sandbox_up, forwards_arguments=True)
+    info = sandbox_sub.add_parser(
+        "info",
+        help="where a sandbox is, its ports, whether it runs, where its credentials come from",
+        description="Where the sandbox of DIR is, its ports (kept across restarts), whether it runs, "
+        "where its credentials and data come from. Never prints a secret.",
+        parents=[common],
+    )
+    info.add_argument("--dir", type=Path, required=True, help="the sandbox's folder")
+    info.add_argument("--json", action="store_true", help="print it as JSON")
+    info.set_defaults(func=cmd_sandbox_info)
+    down = sandbox_sub.add_parser(
+        "down",
+        help="stop the sandbox running in DIR (e.g. one started in the background)",
+        description="Stop the sandbox running in DIR (SIGTERM; it stops its PostgreSQL) and wait "
+        "until it has exited; also stops a PostgreSQL that a killed sandbox left running.",
+        parents=[common],
+    )
+    down.add_argument("--dir", type=Path, required=True, help="the sandbox's folder")
+    down.add_argument(
+        "--timeout", type=_positive, default=60.0, help="seconds to wait before killing it (60)"
+    )
+    down.set_defaults(func=cmd_sandbox_down)
 
     p = add("demo", "start a sandbox, write demo jobs, run them and show the reports")
     p.add_argument(
@@ -144,16 +166,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("init", "write a commented job file to start from")
     p.add_argument("mode", choices=["copy", "download", "analyze"])
     p.add_argument("path", type=Path, nargs="?", help="default: jobs/<mode>.yaml")
-    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite an existing job file; with --sandbox, also replace the sandbox's own entries "
+        "in instances.yaml and .env when they differ (the rest of those files stays as it is)",
+    )
     p.add_argument(
         "--sandbox",
         type=Path,
         metavar="DIR",
-        help="write a job against the sandbox running in DIR (`scanjobs sandbox up --dir DIR`), "
-        "with instances.yaml and .env beside it",
+        help="write a job against the sandbox running in DIR (`scanjobs sandbox up --dir DIR`), and "
+        "add its instances to instances.yaml and its credentials to .env beside it (created if "
+        "absent; an entry of the same name that differs is refused without --force)",
     )
     p.set_defaults(func=cmd_init)
     return parser
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds above 0")
+    return value
 
 
 def _verbosity(args: argparse.Namespace) -> int:
@@ -354,6 +389,32 @@ def cmd_sandbox_up(args: argparse.Namespace) -> int:
     )
     add_arguments(parser)
     return int(run_up(options_from_args(parser.parse_args(args.rest))))
+
+
+def cmd_sandbox_info(args: argparse.Namespace) -> int:
+    # lazy: the sandbox (aiohttp, embedded PostgreSQL) loads only for `sandbox` and `demo`
+    from scanjobs.sandbox import SandboxError, describe, describe_lines
+
+    try:
+        report = describe(args.dir)
+    except SandboxError as exc:
+        raise JobError(str(exc)) from None
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(describe_lines(report)))
+    return int(ExitCode.OK)
+
+
+def cmd_sandbox_down(args: argparse.Namespace) -> int:
+    # lazy: the sandbox (aiohttp, embedded PostgreSQL) loads only for `sandbox` and `demo`
+    from scanjobs.sandbox import SandboxError, down
+
+    try:
+        print(down(args.dir, timeout=args.timeout))
+    except SandboxError as exc:
+        raise JobError(str(exc)) from None
+    return int(ExitCode.OK)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

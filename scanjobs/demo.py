@@ -9,14 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scanjobs.errors import ExitCode
+from scanjobs.errors import ExitCode, JobError
 from scanjobs.events import EventBus, make_console_sink
 from scanjobs.jobfile import load_job
 from scanjobs.lifecycle import RunOptions, run_job
 from scanjobs.sandboxjobs import sandbox_job_text, write_sandbox_instances
 from scanjobs.state import StatePaths
 
-__all__ = ["run_demo", "demo_jobs"]
+__all__ = ["run_demo", "demo_jobs", "claim_folder"]
 
 
 def demo_jobs(jobs_dir: Path, info: dict[str, Any], scans: int) -> dict[str, Path]:
@@ -30,6 +30,35 @@ def demo_jobs(jobs_dir: Path, info: dict[str, Any], scans: int) -> dict[str, Pat
     return paths
 
 
+MARKER = ".scanjobs-demo"
+
+
+def claim_folder(folder: Path) -> None:
+    """Make `folder` the demo's, or refuse: the demo starts over by deleting the results and job
+    states in its folder, which in a folder of the user's would be the user's own.
+
+    A folder is the demo's when it is new or empty, carries the marker the demo leaves, or is a
+    demo folder from before the marker (its copy job is the demo's).
+    """
+    marker = folder / MARKER
+    if marker.is_file():
+        return
+    if folder.exists() and not folder.is_dir():
+        raise JobError(
+            f"{folder} is a file, not a folder for the demo", hint="scanjobs demo --dir NEW-FOLDER"
+        )
+    entries = list(folder.iterdir()) if folder.is_dir() else []
+    legacy = folder / "jobs" / "copy.yaml"
+    if entries and not (legacy.is_file() and "\nname: demo-copy\n" in legacy.read_text(errors="replace")):
+        raise JobError(
+            f"{folder} is not a scanjobs demo folder: it holds files the demo did not make, and the "
+            "demo deletes results and job states in its folder when it starts over",
+            hint="choose a new or empty folder: scanjobs demo --dir NEW-FOLDER",
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text("This folder belongs to `scanjobs demo`, which starts over in it.\n", encoding="utf-8")
+
+
 def _fresh(folder: Path, jobs: dict[str, Path]) -> None:
     """The demo starts over: its sandbox is new, so old state and results would lie."""
     for job in jobs.values():
@@ -41,6 +70,7 @@ def run_demo(folder: Path, *, scans: int = 12, verbosity: int = 0, keep_running:
     from scanjobs.sandbox import Sandbox  # lazy: aiohttp and embedded PostgreSQL, only for the demo
 
     folder = folder.resolve()
+    claim_folder(folder)
     jobs_dir = folder / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
     say = print
@@ -53,7 +83,7 @@ def run_demo(folder: Path, *, scans: int = 12, verbosity: int = 0, keep_running:
     ) as sandbox:
         info = sandbox.info
         say(f"sandbox ready: source {sandbox.source_api}, target {sandbox.target_api}")
-        write_sandbox_instances(info, jobs_dir)
+        write_sandbox_instances(info, jobs_dir, force=True)  # the demo's own files (claim_folder)
         jobs = demo_jobs(jobs_dir, info, scans)
         _fresh(folder, jobs)
         for title, path in (("copy with analysis", jobs["copy"]), ("download", jobs["download"])):
@@ -78,7 +108,8 @@ def run_demo(folder: Path, *, scans: int = 12, verbosity: int = 0, keep_running:
         if keep_running:
             say(
                 textwrap.dedent(f"""
-                The sandbox keeps running until Ctrl-C. In another terminal:
+                The sandbox keeps running until Ctrl-C (or: scanjobs sandbox down --dir {folder / "sandbox"}).
+                In another terminal:
                   scanjobs run {jobs["copy"]}      # resumes: everything is done, nothing is sent
                   scanjobs plan {jobs["download"]}""")
             )

@@ -35,8 +35,10 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
 
 def build_app(inst: Instance) -> web.Application:
     """The aiohttp application of one instance."""
+    # Seeded by text: hash() of a str changes with every process (PYTHONHASHSEED).
+    faults = random.Random(f"faults {inst.seed} {inst.name}")
     app = web.Application(
-        middlewares=[fault_middleware(inst.config, inst.stats, random.Random(hash(inst.name)))],
+        middlewares=[fault_middleware(inst.config, inst.stats, faults)],
         client_max_size=1024**3,
     )
     (inst.storage / "tmp").mkdir(parents=True, exist_ok=True)  # large uploads land here first

@@ -53,8 +53,9 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Start the subprocess and wait (with a deadline) until it has written sandbox.json."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        # Not removed here: a sandbox that already runs in the folder keeps its file (the new
+        # one refuses to start); ours is the one that names our child's pid.
         info_path = self.dir / "sandbox.json"
-        info_path.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "scanjobs.sandbox", "up", *self.options.to_argv()],

@@ -49,8 +49,8 @@ class MemoryStorage:
     """Small uploads kept in memory rather than on disk, up to `budget` bytes in all.
 
     Creating a file cost more CPU than the rest of an upload (0.4-0.6 ms on a busy disk), and the
-    sandbox shares the machine with the scanjobs it serves. Nothing is lost by it: the sandbox
-    reseeds its storage at every start anyway.
+    sandbox shares the machine with the scanjobs it serves. A clean stop saves them to disk
+    (`save`), for a later start with --keep-data; a start with --keep-data gives a budget of 0.
     """
 
     budget: int = 256 * 1024**2
@@ -64,6 +64,13 @@ class MemoryStorage:
         self.used += len(data)
         return True
 
+    def save(self, root: Path) -> None:
+        """Write every blob to its place under `root` (the paths are the sandbox's own)."""
+        for rel, data in self.blobs.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
 
 @dataclass
 class Instance:
@@ -76,6 +83,7 @@ class Instance:
     password: str
     user_id: int
     template_store_id: int
+    seed: int  # every random choice of the instance derives from it (processing, faults)
     config: RuntimeConfig
     stats: Stats
     truth: dict[str, SourceTruth]

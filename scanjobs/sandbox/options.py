@@ -22,21 +22,42 @@ class SandboxOptions:
     seed: int = 1
     port_base: int = 0
     hang_seconds: float = 15.0
+    keep_data: bool = False
+    new_ports: bool = False
 
     def to_argv(self) -> list[str]:
         """The `up` arguments that reproduce these options."""
         argv = ["--dir", str(self.dir)]
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name != "dir" and value is not None:
-                argv += [f"--{f.name.replace('_', '-')}", str(value)]
+            flag = f"--{f.name.replace('_', '-')}"
+            if isinstance(value, bool):
+                argv += [flag] if value else []
+            elif f.name != "dir" and value is not None:
+                argv += [flag, str(value)]
         return argv
+
+    def seeded_with(self) -> dict[str, object]:
+        """The options that decide what the databases are seeded with."""
+        return {
+            "scans": self.scans,
+            "files_per_scan": self.files_per_scan,
+            "file_bytes": self.file_bytes,
+            "seed": self.seed,
+        }
 
 
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _port_base(text: str) -> int:
+    value = int(text)
+    if value != 0 and not 1024 <= value <= 65533:
+        raise argparse.ArgumentTypeError(f"{text}: give 0 (free ports) or a port from 1024 to 65533")
     return value
 
 
@@ -71,7 +92,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed for data and faults (1)")
     parser.add_argument(
-        "--port-base", type=int, default=0, help="source API port; target +1, PostgreSQL +2 (0 = any free)"
+        "--port-base",
+        type=_port_base,
+        default=0,
+        help="source API port; target +1, PostgreSQL +2 (0: the ports DIR kept from its last start, "
+        "or free ones at the first)",
+    )
+    parser.add_argument(
+        "--new-ports",
+        action="store_true",
+        help="take free ports instead of those DIR kept (jobs written against the old ones must be "
+        "pointed at the new: scanjobs init ... --sandbox DIR --force)",
+    )
+    parser.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="keep the databases and files of the last start (same --scans, --files-per-scan, "
+        "--file-bytes and --seed) instead of seeding them afresh",
     )
     parser.add_argument(
         "--hang-seconds", type=float, default=15.0, help="how long a 'hang' fault stalls a GET (15)"

@@ -30,8 +30,9 @@ SUPERUSER = "postgres"
 class EmbeddedPostgres:
     """One PostgreSQL cluster under `root` listening on 127.0.0.1:`port`."""
 
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, root: Path, port: int, *, durable: bool = False) -> None:
         self.root = root
+        self.durable = durable  # fsync and full pages: data kept across restarts survives a crash
         self.data = root / "data"
         self.port = port
         self.log = root / "postgres.log"
@@ -74,17 +75,29 @@ class EmbeddedPostgres:
             if mode & 0o001 == 0:
                 parent.chmod(mode | 0o001)
 
-    def stop_leftover(self) -> None:
-        """Stop a postmaster left running in our data dir by a killed sandbox."""
+    def stop_leftover(self) -> bool:
+        """Stop a postmaster left running in our data dir by a killed sandbox; True if there was one."""
         pidfile = self.data / "postmaster.pid"
         if not pidfile.exists():
-            return
-        with contextlib.suppress(ValueError, OSError, IndexError):
+            return False
+        with contextlib.suppress(ValueError, OSError, IndexError, psutil.Error):
             pid = int(pidfile.read_text().splitlines()[0])
-            if psutil.pid_exists(pid) and "postgres" in psutil.Process(pid).name():
-                os.kill(pid, signal.SIGQUIT)  # immediate shutdown: the data is reseeded anyway
+            # Only a postmaster of this data dir: the file is input, and could name any process.
+            if psutil.pid_exists(pid) and self._serves_our_data(psutil.Process(pid)):
+                # Fast shutdown (SIGINT): kept data stays consistent; nothing waits on the
+                # leftover's clients.
+                os.kill(pid, signal.SIGINT)
                 with contextlib.suppress(psutil.NoSuchProcess):
-                    psutil.Process(pid).wait(timeout=10)
+                    try:
+                        psutil.Process(pid).wait(timeout=20)
+                    except psutil.TimeoutExpired:
+                        os.kill(pid, signal.SIGQUIT)  # immediate: recovery replays the WAL
+                        psutil.Process(pid).wait(timeout=10)
+                return True
+        return False
+
+    def _serves_our_data(self, proc: psutil.Process) -> bool:
+        return "postgres" in proc.name() and str(self.data) in proc.cmdline()
 
     def start(self) -> None:
         """Init the cluster if needed, start it, and wait until it accepts connections."""
@@ -113,11 +126,14 @@ class EmbeddedPostgres:
             )
             self._pwfile.chmod(0o600)
         self.superuser_password = self._pwfile.read_text().strip()
-        # No unix socket (paths under deep tmp dirs get too long); fsync off: data is disposable.
+        # No unix socket (paths under deep tmp dirs get too long); fsync off unless the data is
+        # kept: reseeded data is disposable.
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories="
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+            " -c synchronous_commit=off -c max_connections=100"
         )
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
         self._run(
             "pg_ctl", "-D", str(self.data), "-w", "-t", "30", "-l", str(self.log), "-o", options, "start"
         )

@@ -1,4 +1,9 @@
-"""Simulated processing: a created scan becomes `done` with a realogram and an MA-chosen mapping."""
+"""Simulated processing: a created scan becomes `done` with a realogram and an MA-chosen mapping.
+
+What processing writes is a pure function of the sandbox's seed and the scan: its instance,
+store and files (`scan_rng`), and the daily compliance row of a store POG of its day
+(`day_rng`). Never of the order scans are created or finish in, which thread timing decides.
+"""
 
 from __future__ import annotations
 
@@ -74,7 +79,21 @@ def _rate(rng: random.Random, low: float = 35.0, high: float = 98.0) -> float:
     return round(rng.uniform(low, high), 1)
 
 
-async def process_scan(inst: Instance, scan_id: int, rng: random.Random) -> None:
+def scan_rng(seed: int, instance: str, store_id: int, checksums: list[str], scan_id: int) -> random.Random:
+    """The random source of one scan's processing: the same scan content in the same store of a
+    sandbox of the same seed is processed the same way, whenever it comes. The scan id counts
+    only for a scan without files (its id is then all there is)."""
+    content = ",".join(sorted(checksums)) if checksums else f"scan {scan_id}"
+    return random.Random(f"processing {seed} {instance} store {store_id} {content}")
+
+
+def day_rng(seed: int, instance: str, store_id: int, planogram_id: int, day: dt.date) -> random.Random:
+    """The random source of a store POG's compliance row of one day: whichever scan is processed
+    first on that day writes the same row."""
+    return random.Random(f"compliance {seed} {instance} store {store_id} pog {planogram_id} {day}")
+
+
+async def process_scan(inst: Instance, scan_id: int) -> None:
     """Wait the processing delay, then write what the platform would after recognition."""
     try:
         await asyncio.sleep(inst.config.processing_delay / 2)
@@ -85,7 +104,7 @@ async def process_scan(inst: Instance, scan_id: int, rng: random.Random) -> None
             )
         await asyncio.sleep(inst.config.processing_delay / 2)
         async with inst.pool.connection() as conn, conn.transaction():
-            await _finish(conn, inst, scan_id, rng)
+            await _finish(conn, inst, scan_id)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -94,9 +113,7 @@ async def process_scan(inst: Instance, scan_id: int, rng: random.Random) -> None
             await conn.execute(f"UPDATE {TABLES['scan']} SET status = 'failed' WHERE id = %s", (scan_id,))
 
 
-async def _finish(
-    conn: psycopg.AsyncConnection[Any], inst: Instance, scan_id: int, rng: random.Random
-) -> None:
+async def _finish(conn: psycopg.AsyncConnection[Any], inst: Instance, scan_id: int) -> None:
     cur = await conn.execute(
         f"SELECT store_id, created_at, provided_values FROM {TABLES['scan']} WHERE id = %s",
         (scan_id,),
@@ -110,7 +127,9 @@ async def _finish(
         " ON f.id = sf.file_id WHERE sf.scan_id = %s ORDER BY sf.id",
         (scan_id,),
     )
-    truth = next((inst.truth[c] for (c,) in await cur.fetchall() if c in inst.truth), None)
+    checksums = [c for (c,) in await cur.fetchall()]
+    truth = next((inst.truth[c] for c in checksums if c in inst.truth), None)
+    rng = scan_rng(inst.seed, inst.name, store_id, checksums, scan_id)
     sections = await _sections(conn)
     hint = next((s for s in sections if s.id == payload.get("section_id")), None)
     section, map_by = choose_section(rng, sections, truth, hint, inst.config.ma_accuracy)
@@ -130,11 +149,14 @@ async def _finish(
         assert row is not None
     store_pog = int(row[0])
 
-    # Around the source's pre POG % (higher a good part of the time), so that every comment
-    # of the analysis occurs; the first scan of a store POG on a day fixes that day's row.
+    # The scan's own pre POG % lies around the source's (higher a good part of the time), so
+    # that every comment of the analysis occurs.
     base = truth.pre_compliance if truth and truth.pre_compliance is not None else _rate(rng, 30, 90)
     pre = round(min(100.0, max(0.0, base + rng.uniform(-12, 8))), 1)
     day: dt.date = created.date()
+    # A day's row of a store POG is the same whichever scan of that day comes first.
+    day_random = day_rng(inst.seed, inst.name, store_id, section.planogram_id, day)
+    day_pre = _rate(day_random, 30, 90)
     await conn.execute(
         f"INSERT INTO {TABLES['spc']} (store_planogram_id, date, pre_compliance, post_compliance,"
         " pre_osa, post_osa, facing_compliance, sequence_pre_compliance, sequence_post_compliance,"
@@ -143,14 +165,14 @@ async def _finish(
         (
             store_pog,
             day,
-            pre,
-            min(100.0, round(pre + rng.uniform(0, 8), 1)),
-            _rate(rng, 60, 98),
-            _rate(rng, 70, 100),
-            _rate(rng),
-            _rate(rng),
-            _rate(rng),
-            pre,
+            day_pre,
+            min(100.0, round(day_pre + day_random.uniform(0, 8), 1)),
+            _rate(day_random, 60, 98),
+            _rate(day_random, 70, 100),
+            _rate(day_random),
+            _rate(day_random),
+            _rate(day_random),
+            day_pre,
         ),
     )
 

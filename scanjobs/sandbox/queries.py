@@ -171,3 +171,11 @@ async def rename_section(conn: Conn, section_id: int, name: str) -> int:
         (name, section_id),
     )
     return cur.rowcount
+
+
+async def unfinished_scans(conn: Conn) -> list[int]:
+    """Scans created but not processed when the sandbox last stopped (kept data only)."""
+    cur = await conn.execute(
+        f"SELECT id FROM {TABLES['scan']} WHERE status IN ('pending', 'processing') ORDER BY id"
+    )
+    return [int(r[0]) for r in await cur.fetchall()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,15 @@ class SeedResult:
     empty_scan_ids: list[int] = field(default_factory=list)
     shared_file_scan_ids: list[int] = field(default_factory=list)
     by_checksum: dict[str, SourceTruth] = field(default_factory=dict)
+
+    def as_record(self) -> dict[str, Any]:
+        """A JSON form, kept beside the databases so that a restart with their data needs no reseed."""
+        return {**asdict(self), "by_checksum": {c: asdict(t) for c, t in self.by_checksum.items()}}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> SeedResult:
+        truth = {c: SourceTruth(**t) for c, t in record["by_checksum"].items()}
+        return cls(**{**record, "by_checksum": truth})
 
 
 def _report_values(rng: random.Random) -> tuple[Any, ...]:

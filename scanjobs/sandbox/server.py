@@ -9,10 +9,8 @@ import json
 import logging
 import os
 import random
-import secrets
 import shutil
 import signal
-import socket
 import sys
 import time
 from collections.abc import Coroutine
@@ -22,11 +20,14 @@ from typing import Any
 
 import psycopg
 from aiohttp import web
+from psycopg import sql
 
 from scanjobs.fsutil import atomic_open
+from scanjobs.sandbox import queries
 from scanjobs.sandbox.api import build_app
 from scanjobs.sandbox.faults import RuntimeConfig, Stats
-from scanjobs.sandbox.instance import Instance, Pool
+from scanjobs.sandbox.folder import SandboxError, SandboxFolder, choose_ports
+from scanjobs.sandbox.instance import Instance, MemoryStorage, Pool
 from scanjobs.sandbox.options import SandboxOptions
 from scanjobs.sandbox.postgres import EmbeddedPostgres
 from scanjobs.sandbox.processing import process_scan
@@ -40,30 +41,28 @@ DB_USER = "proxyuser"
 API_USER = "qa"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _ports(port_base: int) -> tuple[int, int, int]:
-    if port_base:
-        return port_base, port_base + 1, port_base + 2
-    return _free_port(), _free_port(), _free_port()
-
-
 def _prepare_databases(
-    pg: EmbeddedPostgres, options: SandboxOptions, db_password: str
-) -> tuple[SeedResult, int]:
-    """(Re)create both databases with the schema and the seed; the seed makes them repeatable."""
+    pg: EmbeddedPostgres, options: SandboxOptions, folder: SandboxFolder, db_password: str
+) -> tuple[SeedResult, bool]:
+    """Both databases with the schema and the seed (the seed makes them repeatable); with
+    `keep_data`, the databases of the last start instead. Returns (what they hold, kept)."""
     with psycopg.connect(pg.conninfo("postgres"), autocommit=True) as admin:
         exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_USER,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
-        admin.execute(f"{verb} ROLE {DB_USER} LOGIN PASSWORD '{db_password}'")
+        admin.execute(
+            sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
+                sql.SQL(verb), sql.Identifier(DB_USER), sql.Literal(db_password)
+            )
+        )
+        if options.keep_data:
+            kept = _kept_seed(admin, options, folder)
+            if kept is not None:
+                return kept, True
+        folder.forget_seeded()  # until the new seed is complete
         for name in INSTANCES:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             admin.execute(f"CREATE DATABASE {name}")
-    storage = options.dir / "storage"
+    storage = folder.storage
     shutil.rmtree(storage, ignore_errors=True)
     schema = (Path(__file__).parent / "schema.sql").read_text()
     rng = random.Random(options.seed)
@@ -92,25 +91,58 @@ def _prepare_databases(
             # Read-only, like the real platform's proxyuser: a stray write is a test failure.
             cur.execute(f"GRANT CONNECT ON DATABASE {name} TO {DB_USER}")
             cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {DB_USER}")
-    return result, result.target_store_id
+    folder.remember_seeded(
+        {"options": options.seeded_with(), "seeded_on": today.isoformat(), "result": result.as_record()}
+    )
+    return result, False
+
+
+def _kept_seed(
+    admin: psycopg.Connection[Any], options: SandboxOptions, folder: SandboxFolder
+) -> SeedResult | None:
+    """What the kept databases hold, or None when there are none to keep (a first start)."""
+    record = folder.seeded()
+    found = admin.execute(
+        "SELECT count(*) FROM pg_database WHERE datname = ANY(%s)", (list(INSTANCES),)
+    ).fetchone()
+    if record is None or found is None or found[0] != len(INSTANCES):
+        return None
+    if record.get("options") != options.seeded_with():
+        kept = ", ".join(f"{k}={v}" for k, v in dict(record.get("options") or {}).items())
+        raise SandboxError(
+            f"--keep-data: {folder.root} holds data seeded with {kept}; start with those options, "
+            "or without --keep-data to seed afresh"
+        )
+    try:
+        return SeedResult.from_record(record["result"])
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise SandboxError(
+            f"{folder.seeded_file} is not what a sandbox writes ({exc}); start without --keep-data"
+        ) from None
 
 
 async def _serve(options: SandboxOptions, stop: asyncio.Event) -> int:
+    folder = SandboxFolder(options.dir.resolve())
+    with folder.lock():  # one sandbox per folder: a second would stop the first's PostgreSQL
+        return await _serve_locked(replace_dir(options, folder.root), folder, stop)
+
+
+async def _serve_locked(options: SandboxOptions, folder: SandboxFolder, stop: asyncio.Event) -> int:
     started = time.monotonic()
-    directory = options.dir.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    info_path = directory / "sandbox.json"
-    info_path.unlink(missing_ok=True)
-    ports = _ports(options.port_base)
-    pg = EmbeddedPostgres(directory / "pg", ports[2])
+    folder.info_file.unlink(missing_ok=True)
+    pg = EmbeddedPostgres(folder.pg_root, 0, durable=options.keep_data)
+    # A killed sandbox's PostgreSQL still holds the port this start wants.
+    await asyncio.to_thread(pg.stop_leftover)
+    ports = choose_ports(folder, port_base=options.port_base, new_ports=options.new_ports)
+    pg.port = ports.postgres
+    credentials = folder.credentials()
     runners: list[web.AppRunner] = []
     instances: list[Instance] = []
     try:
         await asyncio.to_thread(pg.start)
         await asyncio.to_thread(pg.wait_ready)
-        db_password = secrets.token_hex(12)
-        result, target_store = await asyncio.to_thread(
-            _prepare_databases, pg, replace_dir(options, directory), db_password
+        result, kept = await asyncio.to_thread(
+            _prepare_databases, pg, options, folder, credentials.db_password
         )
         if stop.is_set():
             return 0
@@ -121,7 +153,6 @@ async def _serve(options: SandboxOptions, stop: asyncio.Event) -> int:
             ma_accuracy=options.ma_accuracy,
             hang_seconds=options.hang_seconds,
         )
-        ma_rng = random.Random(options.seed * 7919 + 1)
         info: dict[str, Any] = {"instances": {}}
         for n, name in enumerate(INSTANCES):
             pool = Pool(pg.conninfo(name))
@@ -129,26 +160,25 @@ async def _serve(options: SandboxOptions, stop: asyncio.Event) -> int:
             inst = Instance(
                 name=name,
                 pool=pool,
-                storage=directory / "storage" / name,
+                storage=folder.storage / name,
                 username=API_USER,
-                password=secrets.token_hex(8),
+                password=credentials.api_password(name),
                 user_id=7 + n,
-                template_store_id=target_store if name == "target" else result.source_store_ids[0],
+                template_store_id=result.target_store_id if name == "target" else result.source_store_ids[0],
+                seed=options.seed,
                 config=config,
                 stats=Stats(),
                 truth=result.by_checksum,
-                api_url=f"http://127.0.0.1:{ports[n]}",
+                api_url=f"http://127.0.0.1:{ports.api(name)}",
+                # Kept data outlives the process: uploads go to disk, not to memory.
+                memory=MemoryStorage(budget=0) if options.keep_data else MemoryStorage(),
             )
-
-            async def process(i: Instance, scan_id: int) -> None:
-                await process_scan(i, scan_id, ma_rng)
-
-            inst.process = process
+            inst.process = process_scan
             instances.append(inst)
             runner = web.AppRunner(build_app(inst), access_log=None)
             await runner.setup()
             runners.append(runner)
-            site = web.TCPSite(runner, "127.0.0.1", ports[n], shutdown_timeout=0.5)
+            site = web.TCPSite(runner, "127.0.0.1", ports.api(name), shutdown_timeout=0.5)
             await site.start()
             info["instances"][name] = {
                 "api_url": inst.api_url,
@@ -157,33 +187,46 @@ async def _serve(options: SandboxOptions, stop: asyncio.Event) -> int:
                     "port": pg.port,
                     "dbname": name,
                     "user": DB_USER,
-                    "password": db_password,
+                    "password": credentials.db_password,
                 },
                 "username": inst.username,
                 "password": inst.password,
             }
+        lost_uploads = kept and folder.unsaved_marker.exists()
+        if not options.keep_data:
+            folder.unsaved_marker.touch()  # until the uploads held in memory are saved
+        else:
+            folder.unsaved_marker.unlink(missing_ok=True)
         for inst in instances:
             inst.peers = instances
+            if kept:
+                await _resume_processing(inst)
+        folder.remember_ports(ports)
         info.update(
             source_scan_ids=result.source_scan_ids,
             source_store_ids=result.source_store_ids,
-            target_store_id=target_store,
+            target_store_id=result.target_store_id,
             empty_scan_ids=result.empty_scan_ids,
             shared_file_scan_ids=result.shared_file_scan_ids,
             pid=os.getpid(),
             seed=options.seed,
-            options={
-                k: str(v) if isinstance(v, Path) else v
-                for k, v in asdict(replace_dir(options, directory)).items()
-            },
+            data_kept=kept,
+            options={k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         )
-        with atomic_open(info_path, permissions=0o600) as fh:  # it holds the passwords
+        with atomic_open(folder.info_file, permissions=0o600) as fh:  # it holds the passwords
             json.dump(info, fh, indent=2)
         print(
-            f"sandbox ready: source {instances[0].api_url}, target {instances[1].api_url}"
-            f" ({info_path}) in {time.monotonic() - started:.1f}s",
+            f"sandbox ready: source {instances[0].api_url}, target {instances[1].api_url},"
+            f" PostgreSQL 127.0.0.1:{pg.port} ({folder.info_file}) in {time.monotonic() - started:.1f}s;"
+            f" {'data kept from the last start' if kept else 'data seeded afresh'}",
             flush=True,
         )
+        if lost_uploads:
+            print(
+                "sandbox: the last sandbox in this folder was killed before it saved the files"
+                " uploaded to it: their rows are kept, their bytes are lost (404)",
+                flush=True,
+            )
         await stop.wait()
         return 0
     finally:
@@ -196,7 +239,22 @@ async def _serve(options: SandboxOptions, stop: asyncio.Event) -> int:
             await asyncio.gather(*inst.tasks, return_exceptions=True)
             await inst.pool.close()
         await asyncio.to_thread(pg.stop)
-        info_path.unlink(missing_ok=True)
+        if instances:  # a later start with --keep-data finds every upload on disk
+            for inst in instances:
+                await asyncio.to_thread(inst.memory.save, inst.storage)
+            folder.unsaved_marker.unlink(missing_ok=True)
+        folder.info_file.unlink(missing_ok=True)
+
+
+async def _resume_processing(inst: Instance) -> None:
+    """Process the scans a stop interrupted, as if they had just been created."""
+    assert inst.process is not None
+    async with inst.pool.connection() as conn:
+        pending = await queries.unfinished_scans(conn)
+    for scan_id in pending:
+        task = asyncio.create_task(inst.process(inst, scan_id))
+        inst.tasks.add(task)
+        task.add_done_callback(inst.tasks.discard)
 
 
 def replace_dir(options: SandboxOptions, directory: Path) -> SandboxOptions:
@@ -226,6 +284,9 @@ def run_up(options: SandboxOptions) -> int:
 
     try:
         return _run(main())
+    except SandboxError as exc:  # started as asked, it would break something: say what to do
+        print(f"sandbox: {exc}", file=sys.stderr, flush=True)
+        return 1
     except Exception as exc:  # startup failed: say why in one line, postgres already stopped
         print(f"sandbox failed: {exc}", file=sys.stderr, flush=True)
         log.debug("sandbox failure", exc_info=True)

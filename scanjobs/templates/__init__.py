@@ -9,7 +9,8 @@ from pathlib import Path
 
 from scanjobs.errors import JobError
 from scanjobs.jobfile import BaseJob, schema_path
-from scanjobs.sandboxjobs import read_sandbox_info, sandbox_job_text, write_sandbox_instances
+from scanjobs.jobfile.loader import INSTANCES_FILE
+from scanjobs.sandboxjobs import write_sandbox_job
 
 __all__ = ["template_text", "write_template"]
 
@@ -26,19 +27,20 @@ def write_template(mode: str, path: Path | None, *, force: bool = False, sandbox
     `results/<file name>` beside it.
 
     With `sandbox` (a `scanjobs sandbox up --dir` folder), write a small job against that sandbox
-    instead, plus instances.yaml and .env beside it.
+    instead, plus instances.yaml and .env beside it (merged into the user's own; see
+    `write_sandbox_job`).
     """
     target = (path or Path("jobs") / f"{mode}.yaml").resolve()
+    if target.name in (INSTANCES_FILE, ".env") or target.is_dir():
+        # even --force: the job would replace the instances or secrets of every job beside it
+        raise JobError(f"{target} is not a place for a job file; choose another name")
     if target.exists() and not force:
         raise JobError(f"{target} exists; choose another path or add --force")
     # each job its own output folder (two jobs in one would mix their reports): the folder a
     # job without `output:` gets, named after the job's file
     output = BaseJob.default_output(target)
     if sandbox is not None:
-        info = read_sandbox_info(sandbox, wait=60)
-        write_sandbox_instances(info, target.parent)
-        target.write_text(sandbox_job_text(mode, info, output=output), encoding="utf-8")
-        return target
+        return write_sandbox_job(mode, target, sandbox, force=force, output=output)
     schema = schema_path().resolve()
     try:
         ref = os.path.relpath(schema, target.parent)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import json
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,9 @@ import psutil
 import psycopg
 import pytest
 import requests
+from copy_support import output_dir, write_copy_job
 
+from scanjobs.cli import main
 from scanjobs.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
@@ -463,3 +469,204 @@ def test_restart_over_orphaned_postgres_with_big_files(tmp_path: Path) -> None:
     finally:
         first.stop()
     assert not _postgres_of(tmp_path)
+
+
+def _analysis_by_source(job: Path) -> dict[str, list[dict[str, str]]]:
+    """A copy job's analysis rows by source scan, without the target's scan id (which depends on
+    the order the scans were created in; everything else must not)."""
+    with open(output_dir(job) / "analysis_with_comments.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    by_source: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        row.pop("target_scan_id")
+        by_source.setdefault(row["source_scan_id"], []).append(row)
+    return by_source
+
+
+def test_same_seed_same_mapping_whatever_the_order(
+    sandbox_factory: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """issue 12, point 23: the demo gave 5 and then 3 "Wrong POG Name Mapping" rows with one seed.
+    Two sandboxes of one seed, the same scans copied in opposite orders: the simulated MA maps
+    each scan the same way, so the analyses agree row for row."""
+    results = []
+    for n, reverse in enumerate((False, True)):
+        sb = sandbox_factory(scans=12, files_per_scan=1, processing_delay=0.1, ma_accuracy=0.5, seed=23)
+        ids = list(sb.info["source_scan_ids"])
+        halves = [ids[:6], ids[6:]]
+        folder = tmp_path / f"sandbox-{n}"
+        rows: dict[str, list[dict[str, str]]] = {}
+        for half, scan_ids in enumerate(reversed(halves) if reverse else halves):
+            job = write_copy_job(
+                folder,
+                sb,
+                store=sb.info["target_store_id"],
+                scan_ids=list(reversed(scan_ids)) if reverse else scan_ids,
+                name=f"half-{half}",
+                batch={"size": 1, "workers": {"download": 1, "upload": 1, "create": 1}},
+                analysis={"enabled": True, "wait_for_processing": "1m"},
+            )
+            assert main(["run", str(job), "-q"]) == 0
+            rows.update(_analysis_by_source(job))
+        results.append(rows)
+    assert sorted(results[0]) == sorted(str(s) for s in ids)
+    assert results[0] == results[1]
+    comments = Counter(r["comment"] for rows in results[0].values() for r in rows)
+    assert comments["Wrong POG Name Mapping"] + comments["Same POG Name but Different Section"] > 0, comments
+
+
+# -- restarts in one folder (issue 12, point 23) -----------------------------------------------
+
+
+def _reach(sb: Sandbox) -> dict[str, Any]:
+    """What jobs written against `sb` depend on: its URLs, database ports and credentials."""
+    return {name: sb.info["instances"][name] for name in ("source", "target")}
+
+
+def test_a_restart_keeps_ports_credentials_and_asked_data(tmp_path: Path) -> None:
+    """issue 12, point 23: a job written against a sandbox works unchanged after the sandbox
+    restarts in its folder (same ports, same passwords: same fingerprint); with --keep-data the
+    scans it copied and their files are still there, and nothing is copied again."""
+    folder, job = tmp_path / "sb", tmp_path / "jobs" / "copy.yaml"
+    options: dict[str, Any] = {"scans": 2, "files_per_scan": 1, "processing_delay": 0.1, "seed": 5}
+    with Sandbox(folder, **options) as first:
+        assert main(["init", "copy", str(job), "--sandbox", str(folder)]) == 0
+        assert main(["run", str(job), "-q"]) == 0
+        reach = _reach(first)
+        store = first.info["target_store_id"]
+        copied = query(
+            first, "target", "SELECT id FROM realograms_implementation_scan WHERE store_id = %s", store
+        )
+    assert len(copied) == 2
+    with Sandbox(folder, keep_data=True, **options) as again:
+        assert _reach(again) == reach
+        assert again.info["data_kept"] is True
+        assert main(["run", str(job), "-q"]) == 0  # the job neither changed nor copies anything again
+        assert again.stats("target")["scans_created"] == 0
+        assert (
+            query(again, "target", "SELECT id FROM realograms_implementation_scan WHERE store_id = %s", store)
+            == copied
+        )
+        target_file = query(
+            again,
+            "target",
+            "SELECT file_id FROM realograms_implementation_scanfile WHERE scan_id = %s",
+            copied[0][0],
+        )[0][0]
+        auth = token(again, "target")
+        meta = requests.get(
+            f"{again.target_api}/api/v1/master-data/file-upload/{target_file}/", headers=auth, timeout=10
+        ).json()
+        body = requests.get(meta["file"], timeout=10)
+        assert body.status_code == 200 and len(body.content) == meta["size"]
+    with Sandbox(folder, **options) as afresh:  # without --keep-data: the same sandbox, reseeded
+        assert _reach(afresh) == reach and afresh.info["data_kept"] is False
+        assert not query(
+            afresh, "target", "SELECT id FROM realograms_implementation_scan WHERE store_id = %s", store
+        )
+
+
+def test_a_taken_port_is_named_and_new_ports_are_asked_for(tmp_path: Path) -> None:
+    """issue 12, point 23: when another program holds a port the folder kept, the start says
+    which and how to go on, instead of taking others that every written job would miss."""
+    with Sandbox(tmp_path, scans=1, files_per_scan=1) as first:
+        kept = int(first.source_api.rsplit(":", 1)[1])
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", kept))
+        holder.listen()
+        refused = Sandbox(tmp_path, scans=1, files_per_scan=1)
+        with pytest.raises(RuntimeError) as failed:
+            refused.start()
+        assert f"port {kept} (the source API" in str(failed.value) and "--new-ports" in str(failed.value)
+        assert not _postgres_of(tmp_path)
+        with Sandbox(tmp_path, scans=1, files_per_scan=1, new_ports=True) as moved:
+            assert moved.source_api != first.source_api
+    with Sandbox(tmp_path, scans=1, files_per_scan=1) as after:  # the new ports are kept now
+        assert after.source_api == moved.source_api
+
+
+def test_one_sandbox_per_folder_and_kept_data_only_as_seeded(tmp_path: Path) -> None:
+    """issue 12, point 23: a second sandbox in a running one's folder would stop its PostgreSQL;
+    --keep-data with other seed options would serve ids that are not there."""
+    with Sandbox(tmp_path, scans=1, files_per_scan=1) as running:
+        second = Sandbox(tmp_path, scans=1, files_per_scan=1)
+        with pytest.raises(RuntimeError, match="already runs"):
+            second.start()
+        assert requests.get(f"{running.source_api}/_sandbox/stats", timeout=10).ok
+        assert (tmp_path / "sandbox.json").exists()
+    with pytest.raises(RuntimeError, match="holds data seeded with scans=1"):
+        Sandbox(tmp_path, scans=2, files_per_scan=1, keep_data=True).start()
+    assert not _postgres_of(tmp_path)
+
+
+def test_a_killed_sandbox_then_kept_data_says_what_was_lost(tmp_path: Path) -> None:
+    """issue 12, point 23: uploads held in memory die with a killed sandbox; a start that keeps
+    its data says so instead of serving 404s unexplained."""
+    first = Sandbox(tmp_path, scans=1, files_per_scan=1)
+    first.start()
+    try:
+        auth = token(first, "target")
+        assert upload(first, auth, b"\xff\xd8\xff" + b"x" * 100).status_code == 201
+        assert first.proc is not None
+        os.kill(first.proc.pid, signal.SIGKILL)
+        first.proc.wait()
+    finally:
+        first.stop()
+    with Sandbox(tmp_path, scans=1, files_per_scan=1, keep_data=True) as again:
+        assert again.info["data_kept"] is True
+        wait_for(lambda: "killed before it saved the files" in again.log_path.read_text())
+
+
+def test_info_and_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """issue 12, point 23: `sandbox info` says where the sandbox is, its ports, whether it runs
+    and where its credentials come from (never a secret); `sandbox down` stops it, PostgreSQL too."""
+    assert main(["sandbox", "info", "--dir", str(tmp_path)]) == 2
+    assert "no sandbox in" in capsys.readouterr().err
+    sb = Sandbox(tmp_path, scans=1, files_per_scan=1)
+    sb.start()
+    try:
+        assert main(["sandbox", "info", "--dir", str(tmp_path), "--json"]) == 0
+        out = capsys.readouterr().out
+        report = json.loads(out)
+        assert report["running"] is True and sb.proc is not None and report["pid"] == sb.proc.pid
+        assert report["api_urls"] == {"source": sb.source_api, "target": sb.target_api}
+        assert report["ports"]["postgres"] == sb.db("source")["port"]
+        assert report["credentials_file"] == str(tmp_path / "credentials.json")
+        assert main(["sandbox", "info", "--dir", str(tmp_path)]) == 0
+        out += capsys.readouterr().out
+        for inst in sb.info["instances"].values():
+            assert inst["password"] not in out and inst["db"]["password"] not in out
+        assert main(["sandbox", "down", "--dir", str(tmp_path)]) == 0
+        assert "stopped the sandbox" in capsys.readouterr().out
+        assert sb.proc.poll() == 0 and not _postgres_of(tmp_path)
+        assert main(["sandbox", "info", "--dir", str(tmp_path), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["running"] is False
+    finally:
+        sb.stop()
+    # a killed sandbox's PostgreSQL is what `down` stops then
+    killed = Sandbox(tmp_path, scans=1, files_per_scan=1)
+    killed.start()
+    assert killed.proc is not None
+    os.kill(killed.proc.pid, signal.SIGKILL)
+    killed.proc.wait()
+    assert _postgres_of(tmp_path)
+    assert main(["sandbox", "down", "--dir", str(tmp_path)]) == 0
+    assert "a killed sandbox had left running" in capsys.readouterr().out
+    assert not _postgres_of(tmp_path)
+
+
+def test_down_stops_only_its_own_postgres(tmp_path: Path) -> None:
+    """issue 12, point 23: `down` (and a start) stop the PostgreSQL a killed sandbox left, found by
+    the postmaster.pid in the folder: a file that could name any process. One naming another
+    sandbox's PostgreSQL must not stop it."""
+    with Sandbox(tmp_path / "victim", scans=1, files_per_scan=1) as victim:
+        theirs = next(p for p in _postgres_of(victim.dir) if "-D" in p.cmdline())  # the postmaster
+        mine = tmp_path / "mine" / "pg" / "data"
+        mine.mkdir(parents=True)
+        (mine / "postmaster.pid").write_text(f"{theirs.pid}\n{victim.dir}/pg/data\n")
+        assert main(["sandbox", "down", "--dir", str(tmp_path / "mine")]) == 0
+        assert theirs.is_running()
+        assert requests.get(f"{victim.source_api}/_sandbox/stats", timeout=10).ok
+        with psycopg.connect(**victim.db("source")) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)

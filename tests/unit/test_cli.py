@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from scanjobs.cli import main
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -28,3 +32,12 @@ def test_a_closed_stdout_is_not_an_internal_error(tmp_path: Path) -> None:
     assert run.returncode == 141, run.stderr
     assert run.stderr == ""
     assert not list(tmp_path.glob("scanjobs-crash-*")), "a traceback was written as if it were a bug"
+
+
+def test_sandbox_info_and_down_are_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    """issue 12, point 23: `scanjobs sandbox info` and `down` exist, and take their folder."""
+    for command in ("info", "down"):
+        assert main(["sandbox", command, "--help"]) == 0
+        assert "--dir" in capsys.readouterr().out
+        assert main(["sandbox", command]) == 2  # --dir is required
+    assert main(["sandbox", "down", "--dir", "x", "--timeout", "0"]) == 2
