@@ -242,7 +242,8 @@ def write_all(writes: list[PlannedWrite]) -> None:
         for write in writes:
             # Through a symbolic link: a .env linked to a shared secrets file is updated there.
             path = write.path.resolve() if write.path.is_symlink() else write.path
-            tmp = staged.enter_context(atomic_path(path))
+            # created with its final mode: a secrets file is never readable by others, even briefly
+            tmp = staged.enter_context(atomic_path(path, permissions=write.mode))
             tmp.write_text(write.text, encoding="utf-8")
             tmp.chmod(write.mode)
             if write.check is not None:

@@ -256,7 +256,7 @@ class SandboxFolder:
         data = self._read(self.credentials_file)
         if data is None:
             made = Credentials.new()
-            with atomic_open(self.credentials_file, "w", encoding="utf-8") as fh:  # 0600
+            with atomic_open(self.credentials_file, "w", encoding="utf-8", permissions=0o600) as fh:
                 json.dump(asdict(made), fh, indent=2)
             return made
         values = [data.get(f.name) for f in fields(Credentials)]
