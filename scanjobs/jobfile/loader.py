@@ -95,7 +95,33 @@ def _where(path: tuple[str | int, ...], lines: LineMap, file: Path) -> str:
     return f"{dotted} ({file.name}, line {line})" if line else dotted
 
 
+def _kind(value: Any) -> str:
+    """What a value is, in the words of the schema, without what it holds."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    return "text" if isinstance(value, str) else type(value).__name__
+
+
+def _credential_message(error: jsonschema.ValidationError) -> str:
+    """The problem with a credential (a `writeOnly` node of the schema), never its value: a
+    literal password written as a number would otherwise be echoed in the message."""
+    hidden = "(a credential's value is never shown)"
+    if error.validator == "type":
+        return f"expected {error.validator_value}, got {_kind(error.instance)} {hidden}"
+    if error.validator == "minLength":
+        return "must not be empty"
+    return f"breaks the rule {error.validator!r} {hidden}"
+
+
 def _schema_message(error: jsonschema.ValidationError) -> str:
+    if isinstance(error.schema, dict) and error.schema.get("writeOnly"):
+        return _credential_message(error)
     if error.validator == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
         extras = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
@@ -209,9 +235,13 @@ class _Builder:
         spec = defined[name] or {}
         base: tuple[str | int, ...] = ("instances", name)
         db = spec.get("db") or {}
-        api_url = self.text(spec.get("api_url", InstanceSpec.default_api_url(name)), *base, "api_url")
+        api_url_written = spec.get("api_url", InstanceSpec.default_api_url(name))
+        api_url = self.text(api_url_written, *base, "api_url")
         if not re.match(r"^https?://[^\s/]+", api_url):
-            self.problems.append(f"{self.where(*base, 'api_url')}: not an http(s) URL: {api_url!r}")
+            # as written: what a ${VAR} in it gave may be a secret
+            self.problems.append(
+                f"{self.where(*base, 'api_url')}: {api_url_written!r} does not give an http(s) URL"
+            )
         username_raw = spec.get("username")
         username = (
             Secret(f"instance {name} API username", "", self.text(username_raw, *base, "username"))
