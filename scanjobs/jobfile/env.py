@@ -6,10 +6,16 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from scanjobs.errors import JobError
+
 __all__ = ["REFERENCE", "SECRET_REFERENCE", "UnsetVariable", "expand", "read_dotenv", "env_var_for"]
 
 # ${VAR}, ${VAR:-default}, ${VAR:?message}; $${ is a literal "${".
 REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}")
+# What ends a line of a .env file, and what begins a comment in an unquoted value.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_COMMENT = re.compile(r"[ \t]#")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A secret field must be one reference and nothing else.
 SECRET_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}$")
 
@@ -40,12 +46,47 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return REFERENCE.sub(replace, text)
 
 
+def _decode(path: Path, data: bytes) -> str:
+    """The text of a .env file, its BOM dropped; JobError naming the line that is not UTF-8 (the
+    line itself is not shown: it may hold a password)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = len(_LINE_BREAK.findall(data[: exc.start].decode("utf-8", errors="replace"))) + 1
+        raise JobError(f"{path}: line {line} is not UTF-8 text; save the file as UTF-8") from None
+
+
+def _value(text: str) -> str:
+    """The value of a line, from what follows its `=`: a quoted value is the text between its
+    quotes (a comment may follow); otherwise a `#` after a space or tab begins a comment (as in
+    a shell: `KEY=  # fill in` is empty, `KEY=a#b` is `a#b`), and the rest is stripped."""
+    stripped = text.strip()
+    quote = stripped[:1]
+    if quote in ("'", '"'):
+        end = stripped.find(quote, 1)
+        after = stripped[end + 1 :].strip()
+        if end > 0 and (not after or after.startswith("#")):
+            return stripped[1:end]
+    comment = _COMMENT.search(text)
+    return (text[: comment.start()] if comment else text).strip()
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
-    """Read KEY=VALUE lines (optional `export`, quotes, # comments); missing file -> {}."""
+    """Read KEY=VALUE lines (optional `export`, quotes, # comments); missing file -> {}.
+
+    Lines end only at \\n, \\r\\n or \\r, as in a shell: str.splitlines would also cut a
+    quoted value at \\v, \\f, \\x1c-\\x1e, \\x85, U+2028 or U+2029. A file that exists but cannot
+    be read, or is not UTF-8, is a JobError: a password silently unset would be reported later,
+    and far from its cause.
+    """
+    try:
+        if not path.is_file():
+            return {}
+        data = path.read_bytes()
+    except OSError as exc:
+        raise JobError(f"cannot read {path}: {exc.strerror or exc}") from None
     values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    for raw in _LINE_BREAK.split(_decode(path, data)):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -53,14 +94,9 @@ def read_dotenv(path: Path) -> dict[str, str]:
             line = line[len("export ") :].lstrip()
         key, sep, value = line.partition("=")
         key = key.strip()
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        if not sep or not _NAME.fullmatch(key):
             continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
+        values[key] = _value(value)
     return values
 
 
