@@ -101,5 +101,10 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 
 def env_var_for(instance: str, what: str) -> str:
-    """The default variable of an instance's secret: ('stg-albt', 'DB_PASSWORD') -> STG_ALBT_DB_PASSWORD."""
-    return re.sub(r"[^A-Za-z0-9]", "_", instance).upper() + "_" + what
+    """The default variable of an instance's secret: ('stg-albt', 'DB_PASSWORD') -> STG_ALBT_DB_PASSWORD.
+
+    A name may start with a digit and a variable may not (no ${3M_PASSWORD}, no `export`), so
+    such a name gets a leading `_`: ('3m', 'PASSWORD') -> _3M_PASSWORD.
+    """
+    stem = re.sub(r"[^A-Za-z0-9]", "_", instance).upper()
+    return ("_" if stem[:1].isdigit() else "") + stem + "_" + what

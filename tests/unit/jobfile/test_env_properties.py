@@ -154,16 +154,11 @@ def test_an_instance_secret_variable_can_be_referred_to_and_set(instance: str, w
     usable_everywhere(var)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the schema allows instance names that start with a digit (instanceName "
-    "^[A-Za-z0-9]...), but then the default secret variable starts with one too (3m -> "
-    "3M_PASSWORD): ${3M_PASSWORD} is not a reference, a .env line 3M_PASSWORD=... is skipped, and "
-    "a shell cannot export it; the 'literal secret' message even suggests that reference.",
-)
 @given(instance_names.filter(lambda n: n[0].isdigit()), secret_kinds)
 @example("3m", "PASSWORD")
 def test_a_digit_first_instance_secret_variable_can_be_referred_to_and_set(instance: str, what: str) -> None:
+    """issue 12, point 12 (was a strict xfail): instance 3m gave 3M_PASSWORD, which no ${...}
+    reference, .env line or shell export can name."""
     usable_everywhere(env_var_for(instance, what))
 
 

@@ -251,3 +251,16 @@ def test_validate_cli_exit_codes(
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "batch.size" in err
     assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+
+
+def test_an_instance_named_with_a_digit_first_reads_its_default_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 12, point 12: instance 3m read 3M_PASSWORD, a variable no .env line or shell can set."""
+    (tmp_path / ".env").write_text("_3M_PASSWORD=pw\n_3M_DB_PASSWORD=db\n", encoding="utf-8")
+    text = "version: 1\nmode: download\nsource: 3m\nscans: {ids: [1]}\ninstances: {3m: {}}\n"
+    job = load_job(write(tmp_path, text), environ={})
+    assert job.source.password.reveal() == "pw" and job.source.db.password.reveal() == "db"
+    monkeypatch.delenv("_3M_USERNAME", raising=False)
+    assert main(["validate", str(tmp_path / "job.yaml")]) == 0
+    assert "set: _3M_USERNAME" in capsys.readouterr().out
