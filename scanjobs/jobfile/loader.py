@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -139,14 +140,35 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "minItems" and error.instance == []:
         return "must not be empty"
     if error.validator == "type" and isinstance(error.validator_value, str):
+        if isinstance(error.instance, float) and not math.isfinite(error.instance):
+            return f"expected a finite {error.validator_value}, got {error.instance!r}"
         return f"expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
     return str(error.message)
+
+
+def _is_integer(_checker: Any, value: Any) -> bool:
+    # JSON Schema admits 5.0 as an integer; a count or an id written so reached a deque's maxlen
+    # or a slice as a float and failed at run time.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(_checker: Any, value: Any) -> bool:
+    # NaN passes every minimum and maximum (it compares false), and YAML writes it as .nan.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "number": _is_number}
+    ),
+)
 
 
 def _schema_problems(
     data: Any, schema: Mapping[str, Any], lines: LineMap, file: Path, prefix: tuple[str | int, ...] = ()
 ) -> list[str]:
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    validator = _Validator(schema, format_checker=jsonschema.FormatChecker())
     problems = []
     for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         path = (*prefix, *error.absolute_path)
@@ -326,10 +348,18 @@ class _Builder:
 
     def duration(self, value: Any, *path: str | int) -> float:
         try:
-            return parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError as exc:
             self.problems.append(f"{self.where(*path)}: {exc}")
             return 1.0
+        # The schema bounds a number; a text (99999999999d) is bounded here, by the same figure.
+        longest = float(load_schema()["$defs"]["positiveNumber"]["maximum"])
+        if seconds > longest:
+            self.problems.append(
+                f"{self.where(*path)}: {value!r} is longer than {longest / 86400:g} days "
+                f"({longest:.0f} seconds), the longest time a job may give"
+            )
+        return seconds
 
     def batch(self) -> BatchOptions:
         def workers(w: Mapping[str, Any]) -> Workers:
