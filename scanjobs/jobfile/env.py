@@ -6,14 +6,13 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from scanjobs.errors import JobError
+from scanjobs.jobfile.textfile import LINE_BREAK, read_utf8
 
 __all__ = ["REFERENCE", "SECRET_REFERENCE", "UnsetVariable", "expand", "read_dotenv", "env_var_for"]
 
 # ${VAR}, ${VAR:-default}, ${VAR:?message}; $${ is a literal "${".
 REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}")
-# What ends a line of a .env file, and what begins a comment in an unquoted value.
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# What begins a comment in an unquoted value.
 _COMMENT = re.compile(r"[ \t]#")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A secret field must be one reference and nothing else.
@@ -46,16 +45,6 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return REFERENCE.sub(replace, text)
 
 
-def _decode(path: Path, data: bytes) -> str:
-    """The text of a .env file, its BOM dropped; JobError naming the line that is not UTF-8 (the
-    line itself is not shown: it may hold a password)."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = len(_LINE_BREAK.findall(data[: exc.start].decode("utf-8", errors="replace"))) + 1
-        raise JobError(f"{path}: line {line} is not UTF-8 text; save the file as UTF-8") from None
-
-
 def _value(text: str) -> str:
     """The value of a line, from what follows its `=`: a quoted value is the text between its
     quotes (a comment may follow); otherwise a `#` after a space or tab begins a comment (as in
@@ -74,19 +63,17 @@ def _value(text: str) -> str:
 def read_dotenv(path: Path) -> dict[str, str]:
     """Read KEY=VALUE lines (optional `export`, quotes, # comments); missing file -> {}.
 
-    Lines end only at \\n, \\r\\n or \\r, as in a shell: str.splitlines would also cut a
-    quoted value at \\v, \\f, \\x1c-\\x1e, \\x85, U+2028 or U+2029. A file that exists but cannot
-    be read, or is not UTF-8, is a JobError: a password silently unset would be reported later,
-    and far from its cause.
+    Lines end only at \\n, \\r\\n or \\r, as in a shell (str.splitlines would cut a quoted value
+    at U+2028). A file that exists but cannot be read, or is not UTF-8, is a JobError: a
+    password silently unset would be reported later, and far from its cause.
     """
     try:
         if not path.is_file():
-            return {}
-        data = path.read_bytes()
-    except OSError as exc:
-        raise JobError(f"cannot read {path}: {exc.strerror or exc}") from None
+            return {}  # none, or a folder of that name: nothing to read
+    except OSError:
+        pass  # (a name too long, ...): read_utf8 says why it cannot be read
     values: dict[str, str] = {}
-    for raw in _LINE_BREAK.split(_decode(path, data)):
+    for raw in LINE_BREAK.split(read_utf8(path, ".env file")):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -45,6 +45,8 @@ from scanjobs.jobfile.model import (
     Timeout,
     Workers,
 )
+from scanjobs.jobfile.scanlist import read_id_column, read_pairs_csv
+from scanjobs.jobfile.textfile import read_utf8
 from scanjobs.jobfile.yamlio import LineMap, load_yaml
 
 __all__ = ["load_job", "load_schema", "schema_path", "parse_duration", "INSTANCES_FILE"]
@@ -177,12 +179,9 @@ def _schema_problems(
 
 
 def _read_document(path: Path) -> tuple[Any, LineMap]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise JobError(f"job file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JobError(f"cannot read job file {path}: {exc}") from None
+    if not path.exists():
+        raise JobError(f"{path.name} not found: {path}")
+    text = read_utf8(path, path.name)
     try:
         data, lines, problems = load_yaml(text, path)
     except yaml.YAMLError as exc:
@@ -343,8 +342,39 @@ class _Builder:
             given.update({k: v for k, v in (("date_from", d_from), ("date_to", d_to)) if v is not None})
             query = ScanQuery(**given)
             return ScanSelection("query", query=query)
-        file = self.path.parent / self.text(scans[kind], "scans", kind)
-        return ScanSelection(kind, file=file.resolve())
+        file = self.file_path(scans[kind], "scans", kind)
+        if file is not None and kind in ("file", "pairs"):
+            self.check_scan_list(kind, file)
+        return ScanSelection(kind, file=file)
+
+    def file_path(self, value: str, *path: str | int) -> Path | None:
+        """A path the file gives, relative to the file's folder, resolved; None (and a problem
+        recorded) when it names no file: Path raises ValueError for a NUL, RuntimeError for a
+        symlink loop."""
+        text = self.text(value, *path)
+        if "\x00" in text:
+            self.problems.append(f"{self.where(*path)}: a path cannot hold a NUL character")
+            return None
+        try:
+            return (self.path.parent / text).resolve()
+        except (OSError, RuntimeError) as exc:
+            self.problems.append(f"{self.where(*path)}: not a usable path ({exc})")
+            return None
+
+    def check_scan_list(self, kind: str, file: Path) -> None:
+        """What a run would refuse in a scan list is refused now. A list that is not there yet
+        is left to the run: it may be written after `validate`, and `status` still works on
+        a job whose list was removed after its run."""
+        try:
+            if not file.exists():
+                return
+        except OSError:
+            pass  # the reader says why it cannot be read
+        try:
+            read_id_column(file) if kind == "file" else read_pairs_csv(file)
+        except JobError as exc:
+            first = exc.message.split("\n", 1)[0]
+            self.problems.append(f"{self.where('scans', kind)}: {'; '.join([first, *exc.problems])}")
 
     def duration(self, value: Any, *path: str | int) -> float:
         try:
@@ -423,7 +453,7 @@ class _Builder:
             )
 
         name = self.text(d.get("name", BaseJob.default_name(self.path)), "name")
-        output = self.path.parent / self.text(d.get("output", BaseJob.default_output(self.path)), "output")
+        output = self.file_path(d.get("output", BaseJob.default_output(self.path)), "output")
         # Every section is read (and its problems reported) whatever the mode, as the schema
         # admits each in every mode; a mode's job keeps only the sections it uses.
         batch, retry, analysis = self.batch(), self.retry(), self.analysis()
@@ -431,14 +461,14 @@ class _Builder:
         download = DownloadOptions(**_given(d.get("download", {})))
         if retry.backoff.initial > retry.backoff.max:
             self.problems.append(f"{self.where('retry', 'backoff')}: initial is larger than max")
-        if self.problems or source is None:
+        if self.problems or source is None or output is None:
             return None
         common: dict[str, Any] = {
             "path": self.path,
             "name": name,
             "source": source,
             "scans": selection,
-            "output": output.resolve(),
+            "output": output,
             "batch": batch,
             "retry": retry,
         }
@@ -473,7 +503,10 @@ def _shared_instances(job_dir: Path, env: Mapping[str, str]) -> dict[str, Any]:
 
 def load_job(path: str | Path, environ: Mapping[str, str] | None = None) -> Job:
     """Load, validate and resolve one job file; raise JobError listing every problem."""
-    job_path = Path(path).expanduser().resolve()
+    try:
+        job_path = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise JobError(f"cannot read the job file {path}: {exc}") from None
     data, lines = _read_document(job_path)
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"

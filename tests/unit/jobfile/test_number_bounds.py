@@ -12,6 +12,7 @@ import pytest
 from scanjobs.cli import main
 from scanjobs.errors import JobError
 from scanjobs.jobfile import load_job, load_schema
+from scanjobs.jobfile.scanlist import MAX_SCAN_ID
 
 BIGINT = 2**63 - 1
 JOB: dict[str, Any] = {
@@ -166,3 +167,8 @@ def test_workers_are_bounded(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     )
     job = load_job(_write(tmp_path, _with(("batch", "workers", endpoint), 256)), environ={})
     assert getattr(job.batch.workers, endpoint) == 256
+
+
+def test_the_largest_id_is_the_scan_list_s() -> None:
+    """issue 12, point 12: the job's ids and its CSV's ids have one bound, PostgreSQL's bigint."""
+    assert load_schema()["$defs"]["positiveInt"]["maximum"] == MAX_SCAN_ID == BIGINT
