@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from datetime import date
 from functools import cache
@@ -55,6 +56,8 @@ INSTANCES_FILE = "instances.yaml"
 _SECRET_FIELDS = (("password",), ("db", "password"))
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# The password of a URL's user:password@, which a message quoting the URL must not show.
+_URL_PASSWORD = re.compile(r"(://[^/?#@\s:]*:)[^/?#@\s]*@")
 
 
 def schema_path() -> Path:
@@ -80,6 +83,22 @@ def parse_duration(value: float | int | str) -> float:
     if not parts or _DURATION_PART.sub("", text).strip():
         raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 30m, 1h30m)")
     return sum(float(n) * _UNITS[unit] for n, unit in parts)
+
+
+def _url_problem(url: str) -> str | None:
+    """Why the HTTP client could not use `url` (it would raise at login: an internal error), or None."""
+    if not re.fullmatch(r"https?://[!-~]+", url):
+        return "is not an http(s) URL in ASCII without spaces (write a host in its xn-- form)"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError as exc:
+        return f"is not a usable URL ({exc})"
+    if not parts.hostname:
+        return "names no host"
+    if "@" in parts.netloc:  # the URL is shown in messages; credentials have their own keys
+        return "holds credentials: give them as username and password (${VAR} references)"
+    return None
 
 
 def _given(section: Mapping[str, Any], **convert: Callable[[Any], Any]) -> dict[str, Any]:
@@ -174,7 +193,8 @@ def _schema_problems(
     problems = []
     for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         path = (*prefix, *error.absolute_path)
-        problems.append(f"{_where(path, lines, file)}: {_schema_message(error)}")
+        message = _URL_PASSWORD.sub(r"\1***@", _schema_message(error))
+        problems.append(f"{_where(path, lines, file)}: {message}")
     return problems
 
 
@@ -258,11 +278,12 @@ class _Builder:
         db = spec.get("db") or {}
         api_url_written = spec.get("api_url", InstanceSpec.default_api_url(name))
         api_url = self.text(api_url_written, *base, "api_url")
-        if not re.match(r"^https?://[^\s/]+", api_url):
-            # as written: what a ${VAR} in it gave may be a secret
-            self.problems.append(
-                f"{self.where(*base, 'api_url')}: {api_url_written!r} does not give an http(s) URL"
-            )
+        why = _url_problem(api_url)
+        if why:
+            # As written (what a ${VAR} in it gave may be a secret), and not at all when it may
+            # hold a password (user:password@host).
+            shown = "the URL" if "@" in api_url_written else repr(api_url_written)
+            self.problems.append(f"{self.where(*base, 'api_url')}: {shown} {why}")
         username_raw = spec.get("username")
         username = (
             Secret(f"instance {name} API username", "", self.text(username_raw, *base, "username"))

@@ -90,3 +90,16 @@ def test_a_bad_api_url_is_shown_as_written_not_expanded(
     said = str(info.value)
     assert "instances.a.api_url" in said and "${API_HOST}" in said
     assert str(SECRET) not in said
+
+
+@pytest.mark.parametrize("url", ["ftp://user:837146592031@host", "https://user:837146592031@host"])
+def test_a_password_in_an_api_url_is_not_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    """issue 12, point 12 (a sibling): an api_url with user:password@ was echoed by the schema's
+    pattern message (ftp://...) and by the loader's own."""
+    job = {**HEAD, "instances": {"a": {"api_url": url}}}
+    (tmp_path / "job.yaml").write_text(json.dumps(job), encoding="utf-8")
+    said = _refusal(tmp_path, capsys)
+    assert "instances.a.api_url" in said
+    assert str(SECRET) not in said
