@@ -382,6 +382,17 @@ class _Builder:
             self.problems.append(f"{self.where(*path)}: not a usable path ({exc})")
             return None
 
+    def check_folder(self, folder: Path, *path: str | int) -> None:
+        """A folder a run creates (or uses) where no file stands in the way: its mkdir would fail."""
+        probe = folder
+        try:
+            while not probe.exists() and probe != probe.parent:
+                probe = probe.parent
+            if not probe.is_dir():
+                self.problems.append(f"{self.where(*path)}: {probe} is a file, not a folder")
+        except OSError as exc:
+            self.problems.append(f"{self.where(*path)}: not a usable folder ({exc})")
+
     def check_scan_list(self, kind: str, file: Path) -> None:
         """What a run would refuse in a scan list is refused now. A list that is not there yet
         is left to the run: it may be written after `validate`, and `status` still works on
@@ -475,6 +486,8 @@ class _Builder:
 
         name = self.text(d.get("name", BaseJob.default_name(self.path)), "name")
         output = self.file_path(d.get("output", BaseJob.default_output(self.path)), "output")
+        if output is not None:
+            self.check_folder(output, "output")
         # Every section is read (and its problems reported) whatever the mode, as the schema
         # admits each in every mode; a mode's job keeps only the sections it uses.
         batch, retry, analysis = self.batch(), self.retry(), self.analysis()

@@ -138,3 +138,15 @@ def test_a_yaml_file_that_is_not_utf8_is_refused_with_its_line(
     assert main(["validate", str(tmp_path / "job.yaml")]) == 2
     err = capsys.readouterr().err
     assert f"{name}: line" in err and "is not UTF-8" in err, err
+
+
+@pytest.mark.parametrize("output", ["taken", "taken/below"])
+def test_an_output_that_a_file_stands_in_the_way_of_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str
+) -> None:
+    """issue 12, point 12 (a sibling): `output` naming a file (or a folder below one) passed
+    validate; the run's mkdir then raised FileExistsError: exit 3."""
+    (tmp_path / "taken").write_text("a file", encoding="utf-8")
+    code, err = _validate(tmp_path, capsys, {**DOWNLOAD, "scans": {"ids": [1]}, "output": output})
+    assert code == 2, err
+    assert "output (job.yaml, line" in err and "not a folder" in err
