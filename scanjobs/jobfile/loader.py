@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from datetime import date
 from functools import cache
@@ -44,6 +46,8 @@ from scanjobs.jobfile.model import (
     Timeout,
     Workers,
 )
+from scanjobs.jobfile.scanlist import read_id_column, read_pairs_csv
+from scanjobs.jobfile.textfile import read_utf8
 from scanjobs.jobfile.yamlio import LineMap, load_yaml
 
 __all__ = ["load_job", "load_schema", "schema_path", "parse_duration", "INSTANCES_FILE"]
@@ -52,6 +56,8 @@ INSTANCES_FILE = "instances.yaml"
 _SECRET_FIELDS = (("password",), ("db", "password"))
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# The password of a URL's user:password@, which a message quoting the URL must not show.
+_URL_PASSWORD = re.compile(r"(://[^/?#@\s:]*:)[^/?#@\s]*@")
 
 
 def schema_path() -> Path:
@@ -79,6 +85,22 @@ def parse_duration(value: float | int | str) -> float:
     return sum(float(n) * _UNITS[unit] for n, unit in parts)
 
 
+def _url_problem(url: str) -> str | None:
+    """Why the HTTP client could not use `url` (it would raise at login: an internal error), or None."""
+    if not re.fullmatch(r"https?://[!-~]+", url):
+        return "is not an http(s) URL in ASCII without spaces (write a host in its xn-- form)"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError as exc:
+        return f"is not a usable URL ({exc})"
+    if not parts.hostname:
+        return "names no host"
+    if "@" in parts.netloc:  # the URL is shown in messages; credentials have their own keys
+        return "holds credentials: give them as username and password (${VAR} references)"
+    return None
+
+
 def _given(section: Mapping[str, Any], **convert: Callable[[Any], Any]) -> dict[str, Any]:
     """The keys a section of the file gives, as keyword arguments of its dataclass (the schema
     admits only the field names), each through its `convert` if it has one. A key the file
@@ -95,7 +117,33 @@ def _where(path: tuple[str | int, ...], lines: LineMap, file: Path) -> str:
     return f"{dotted} ({file.name}, line {line})" if line else dotted
 
 
+def _kind(value: Any) -> str:
+    """What a value is, in the words of the schema, without what it holds."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    return "text" if isinstance(value, str) else type(value).__name__
+
+
+def _credential_message(error: jsonschema.ValidationError) -> str:
+    """The problem with a credential (a `writeOnly` node of the schema), never its value: a
+    literal password written as a number would otherwise be echoed in the message."""
+    hidden = "(a credential's value is never shown)"
+    if error.validator == "type":
+        return f"expected {error.validator_value}, got {_kind(error.instance)} {hidden}"
+    if error.validator == "minLength":
+        return "must not be empty"
+    return f"breaks the rule {error.validator!r} {hidden}"
+
+
 def _schema_message(error: jsonschema.ValidationError) -> str:
+    if isinstance(error.schema, dict) and error.schema.get("writeOnly"):
+        return _credential_message(error)
     if error.validator == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
         extras = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
@@ -113,28 +161,47 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "minItems" and error.instance == []:
         return "must not be empty"
     if error.validator == "type" and isinstance(error.validator_value, str):
+        if isinstance(error.instance, float) and not math.isfinite(error.instance):
+            return f"expected a finite {error.validator_value}, got {error.instance!r}"
         return f"expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
     return str(error.message)
+
+
+def _is_integer(_checker: Any, value: Any) -> bool:
+    # JSON Schema admits 5.0 as an integer; a count or an id written so reached a deque's maxlen
+    # or a slice as a float and failed at run time.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(_checker: Any, value: Any) -> bool:
+    # NaN passes every minimum and maximum (it compares false), and YAML writes it as .nan.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "number": _is_number}
+    ),
+)
 
 
 def _schema_problems(
     data: Any, schema: Mapping[str, Any], lines: LineMap, file: Path, prefix: tuple[str | int, ...] = ()
 ) -> list[str]:
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    validator = _Validator(schema, format_checker=jsonschema.FormatChecker())
     problems = []
     for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         path = (*prefix, *error.absolute_path)
-        problems.append(f"{_where(path, lines, file)}: {_schema_message(error)}")
+        message = _URL_PASSWORD.sub(r"\1***@", _schema_message(error))
+        problems.append(f"{_where(path, lines, file)}: {message}")
     return problems
 
 
 def _read_document(path: Path) -> tuple[Any, LineMap]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise JobError(f"job file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JobError(f"cannot read job file {path}: {exc}") from None
+    if not path.exists():
+        raise JobError(f"{path.name} not found: {path}")
+    text = read_utf8(path, path.name)
     try:
         data, lines, problems = load_yaml(text, path)
     except yaml.YAMLError as exc:
@@ -209,9 +276,14 @@ class _Builder:
         spec = defined[name] or {}
         base: tuple[str | int, ...] = ("instances", name)
         db = spec.get("db") or {}
-        api_url = self.text(spec.get("api_url", InstanceSpec.default_api_url(name)), *base, "api_url")
-        if not re.match(r"^https?://[^\s/]+", api_url):
-            self.problems.append(f"{self.where(*base, 'api_url')}: not an http(s) URL: {api_url!r}")
+        api_url_written = spec.get("api_url", InstanceSpec.default_api_url(name))
+        api_url = self.text(api_url_written, *base, "api_url")
+        why = _url_problem(api_url)
+        if why:
+            # As written (what a ${VAR} in it gave may be a secret), and not at all when it may
+            # hold a password (user:password@host).
+            shown = "the URL" if "@" in api_url_written else repr(api_url_written)
+            self.problems.append(f"{self.where(*base, 'api_url')}: {shown} {why}")
         username_raw = spec.get("username")
         username = (
             Secret(f"instance {name} API username", "", self.text(username_raw, *base, "username"))
@@ -291,15 +363,65 @@ class _Builder:
             given.update({k: v for k, v in (("date_from", d_from), ("date_to", d_to)) if v is not None})
             query = ScanQuery(**given)
             return ScanSelection("query", query=query)
-        file = self.path.parent / self.text(scans[kind], "scans", kind)
-        return ScanSelection(kind, file=file.resolve())
+        file = self.file_path(scans[kind], "scans", kind)
+        if file is not None and kind in ("file", "pairs"):
+            self.check_scan_list(kind, file)
+        return ScanSelection(kind, file=file)
+
+    def file_path(self, value: str, *path: str | int) -> Path | None:
+        """A path the file gives, relative to the file's folder, resolved; None (and a problem
+        recorded) when it names no file: Path raises ValueError for a NUL, RuntimeError for a
+        symlink loop."""
+        text = self.text(value, *path)
+        if "\x00" in text:
+            self.problems.append(f"{self.where(*path)}: a path cannot hold a NUL character")
+            return None
+        try:
+            return (self.path.parent / text).resolve()
+        except (OSError, RuntimeError) as exc:
+            self.problems.append(f"{self.where(*path)}: not a usable path ({exc})")
+            return None
+
+    def check_folder(self, folder: Path, *path: str | int) -> None:
+        """A folder a run creates (or uses) where no file stands in the way: its mkdir would fail."""
+        probe = folder
+        try:
+            while not probe.exists() and probe != probe.parent:
+                probe = probe.parent
+            if not probe.is_dir():
+                self.problems.append(f"{self.where(*path)}: {probe} is a file, not a folder")
+        except OSError as exc:
+            self.problems.append(f"{self.where(*path)}: not a usable folder ({exc})")
+
+    def check_scan_list(self, kind: str, file: Path) -> None:
+        """What a run would refuse in a scan list is refused now. A list that is not there yet
+        is left to the run: it may be written after `validate`, and `status` still works on
+        a job whose list was removed after its run."""
+        try:
+            if not file.exists():
+                return
+        except OSError:
+            pass  # the reader says why it cannot be read
+        try:
+            read_id_column(file) if kind == "file" else read_pairs_csv(file)
+        except JobError as exc:
+            first = exc.message.split("\n", 1)[0]
+            self.problems.append(f"{self.where('scans', kind)}: {'; '.join([first, *exc.problems])}")
 
     def duration(self, value: Any, *path: str | int) -> float:
         try:
-            return parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError as exc:
             self.problems.append(f"{self.where(*path)}: {exc}")
             return 1.0
+        # The schema bounds a number; a text (99999999999d) is bounded here, by the same figure.
+        longest = float(load_schema()["$defs"]["positiveNumber"]["maximum"])
+        if seconds > longest:
+            self.problems.append(
+                f"{self.where(*path)}: {value!r} is longer than {longest / 86400:g} days "
+                f"({longest:.0f} seconds), the longest time a job may give"
+            )
+        return seconds
 
     def batch(self) -> BatchOptions:
         def workers(w: Mapping[str, Any]) -> Workers:
@@ -363,7 +485,9 @@ class _Builder:
             )
 
         name = self.text(d.get("name", BaseJob.default_name(self.path)), "name")
-        output = self.path.parent / self.text(d.get("output", BaseJob.default_output(self.path)), "output")
+        output = self.file_path(d.get("output", BaseJob.default_output(self.path)), "output")
+        if output is not None:
+            self.check_folder(output, "output")
         # Every section is read (and its problems reported) whatever the mode, as the schema
         # admits each in every mode; a mode's job keeps only the sections it uses.
         batch, retry, analysis = self.batch(), self.retry(), self.analysis()
@@ -371,14 +495,14 @@ class _Builder:
         download = DownloadOptions(**_given(d.get("download", {})))
         if retry.backoff.initial > retry.backoff.max:
             self.problems.append(f"{self.where('retry', 'backoff')}: initial is larger than max")
-        if self.problems or source is None:
+        if self.problems or source is None or output is None:
             return None
         common: dict[str, Any] = {
             "path": self.path,
             "name": name,
             "source": source,
             "scans": selection,
-            "output": output.resolve(),
+            "output": output,
             "batch": batch,
             "retry": retry,
         }
@@ -413,7 +537,10 @@ def _shared_instances(job_dir: Path, env: Mapping[str, str]) -> dict[str, Any]:
 
 def load_job(path: str | Path, environ: Mapping[str, str] | None = None) -> Job:
     """Load, validate and resolve one job file; raise JobError listing every problem."""
-    job_path = Path(path).expanduser().resolve()
+    try:
+        job_path = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise JobError(f"cannot read the job file {path}: {exc}") from None
     data, lines = _read_document(job_path)
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"

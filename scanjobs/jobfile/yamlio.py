@@ -2,7 +2,8 @@
 
 The work is bounded before anything is built: aliases are refused (a few hundred bytes of
 nested aliases expand to gigabytes, and one that refers to itself never ends), and so are
-documents nested deeper or holding more nodes than any job file needs.
+documents nested deeper or holding more nodes than any job file needs. An integer too long for
+int() is refused as it is built, with its line.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ __all__ = ["LineMap", "load_yaml"]
 
 MAX_DEPTH = 32  # a job file nests 4 levels; instances.yaml 3
 MAX_NODES = 200_000  # scans.ids may list many thousands of ids
+MAX_INT_CHARS = 100  # an integer's text, with its sign, underscores or 0x: far past any job's
 
 # Path of keys/indexes from the document root -> 1-based line number.
 LineMap = dict[tuple[str | int, ...], int]
@@ -29,6 +31,23 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    # int() refuses more than 4300 digits with ValueError, which is no YAMLError (and so was an
+    # internal error); no number of a job needs more than 20 digits (2^63 has 19).
+    text = str(node.value)
+    if len(text) > MAX_INT_CHARS:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"a number written with {len(text)} characters, more than any job needs",
+            node.start_mark,
+        )
+    return loader.construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def _walk(node: yaml.Node, path: tuple[str | int, ...], lines: LineMap, errors: list[str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -13,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from scanjobs.cells import csv_cell
-from scanjobs.errors import JobError
 from scanjobs.events import Events
 from scanjobs.fsutil import atomic_open
 from scanjobs.jobfile.model import BaseJob, InstanceSpec, ScanSelection
+from scanjobs.jobfile.scanlist import read_id_column
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import PlatformDB
 from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
@@ -31,8 +30,6 @@ __all__ = [
     "request_workers",
     "Stopwatch",
 ]
-
-ID_COLUMNS = ("scan_id", "source_scan_id", "id", "scan")
 
 
 def retry_policy(job: BaseJob) -> tuple[RetryPolicy, Timeouts]:
@@ -96,36 +93,6 @@ def open_db(instance: InstanceSpec, job: BaseJob) -> PlatformDB:
     )
     client.connect()
     return client
-
-
-def read_id_column(path: Path) -> list[int]:
-    """Scan ids from a CSV (a column named scan_id/source_scan_id/id, or the only column) or text."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise JobError(f"cannot read the scan list {path}: {exc}") from None
-    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
-    if not rows:
-        raise JobError(f"the scan list {path} is empty")
-    header = [c.strip().lower() for c in rows[0]]
-    column = next((header.index(c) for c in ID_COLUMNS if c in header), None)
-    body = rows[1:] if column is not None else rows
-    if column is None:
-        if len(header) != 1 and not all(c.strip().isdigit() for c in rows[0]):
-            raise JobError(f"{path}: no scan id column (name one of: {', '.join(ID_COLUMNS)})")
-        column = 0
-    ids, bad = [], []
-    for number, row in enumerate(body, start=2 if body is not rows else 1):
-        cell = row[column].strip() if column < len(row) else ""
-        if cell.isdigit() and int(cell) > 0:
-            ids.append(int(cell))
-        else:
-            bad.append(f"line {number}: {cell!r}")
-    if bad:
-        raise JobError(f"{path}: not scan ids:", bad[:20])
-    if not ids:
-        raise JobError(f"the scan list {path} has no scan ids")
-    return list(dict.fromkeys(ids))
 
 
 def select_scan_ids(selection: ScanSelection, db: PlatformDB) -> tuple[list[int], list[int]]:

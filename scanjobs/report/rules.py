@@ -158,8 +158,9 @@ def integral_as_int(series: pd.Series) -> pd.Series:
     numbers = pd.to_numeric(series, errors="coerce")
     if (numbers.isna() != series.isna()).any():
         return series  # not numeric: leave it as it came
-    present = numbers.dropna()
-    if not np.all(np.mod(present.to_numpy(dtype=float), 1) == 0):
+    present = numbers.dropna().to_numpy(dtype=float)
+    # Int64 holds less than 2**63: a larger integral value (1e20) stays a float, as a fraction does.
+    if not np.all(np.mod(present, 1) == 0) or np.any(np.abs(present) >= 2.0**63):
         return numbers
     return numbers.astype("Int64")
 

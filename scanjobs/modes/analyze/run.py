@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +13,7 @@ from scanjobs.events import Events
 from scanjobs.fsutil import sha256_of
 from scanjobs.jobfile import load_job
 from scanjobs.jobfile.model import AnalyzeJob, CopyJob
+from scanjobs.jobfile.scanlist import read_pairs_csv
 from scanjobs.modes.base import RunContext, RunResult, StopSignal
 from scanjobs.modes.resources import Stopwatch, open_db
 from scanjobs.platform.db import PlatformDB
@@ -31,46 +30,6 @@ __all__ = [
 ]
 
 Pair = tuple[int, "int | None"]
-BIGINT_MAX = 2**63 - 1  # scan ids are PostgreSQL bigints
-
-
-def _is_scan_id(text: str) -> bool:
-    """ASCII digits that fit a PostgreSQL bigint (str.isdigit also takes '²' and '١')."""
-    return text.isascii() and text.isdigit() and int(text) <= BIGINT_MAX
-
-
-def read_pairs_csv(path: Path) -> list[tuple[int, int | None]]:
-    """Source_Scan_ID,Target_Scan_ID rows (header names case-insensitive); empty target = not copied."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise JobError(f"cannot read the pairs file {path}: {exc}") from None
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise JobError(f"{path}, line {line}: not UTF-8 text (save it as UTF-8 CSV)") from None
-    reader = csv.DictReader(io.StringIO(text))
-    fields = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
-    src_col, tgt_col = fields.get("source_scan_id"), fields.get("target_scan_id")
-    if not src_col or not tgt_col:
-        raise JobError(
-            f"{path}: needs columns Source_Scan_ID,Target_Scan_ID (found: "
-            f"{', '.join(reader.fieldnames or []) or 'nothing'})"
-        )
-    pairs: list[tuple[int, int | None]] = []
-    bad: list[str] = []
-    for line, row in enumerate(reader, start=2):
-        src, tgt = (row.get(src_col) or "").strip(), (row.get(tgt_col) or "").strip()
-        if not src and not tgt:
-            continue
-        if not _is_scan_id(src) or (tgt and not _is_scan_id(tgt)):
-            bad.append(f"line {line}: {src!r},{tgt!r}")
-            continue
-        pairs.append((int(src), int(tgt) if tgt else None))
-    if bad:
-        raise JobError(f"{path}: not scan id pairs:", bad[:20])
-    if not pairs:
-        raise JobError(f"{path} holds no pairs")
-    return pairs
 
 
 def pairs_from_state(state: StateStore) -> list[tuple[int, int | None]]:

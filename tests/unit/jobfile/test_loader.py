@@ -251,3 +251,46 @@ def test_validate_cli_exit_codes(
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "batch.size" in err
     assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+
+
+def test_an_instance_named_with_a_digit_first_reads_its_default_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 12, point 12: instance 3m read 3M_PASSWORD, a variable no .env line or shell can set."""
+    (tmp_path / ".env").write_text("_3M_PASSWORD=pw\n_3M_DB_PASSWORD=db\n", encoding="utf-8")
+    text = "version: 1\nmode: download\nsource: 3m\nscans: {ids: [1]}\ninstances: {3m: {}}\n"
+    job = load_job(write(tmp_path, text), environ={})
+    assert job.source.password.reveal() == "pw" and job.source.db.password.reveal() == "db"
+    monkeypatch.delenv("_3M_USERNAME", raising=False)
+    assert main(["validate", str(tmp_path / "job.yaml")]) == 0
+    assert "set: _3M_USERNAME" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:x",
+        "http://a b",
+        "http://a\tb",
+        "http://h\u00e9.example",
+        "http://",
+        "https://user:pw@host",
+    ],
+)
+def test_an_api_url_the_client_cannot_use_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """issue 12, point 12 (a sibling): these passed validate (the check looked at the start only)
+    and ended the run in exit 3 (ValueError, InvalidURL) at login; a password in the URL would
+    be shown wherever the URL is."""
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    job = write(tmp_path, GOOD.replace("api_url: http://127.0.0.1:9000", f"api_url: {json.dumps(url)}"))
+    assert main(["validate", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert "instances.a.api_url" in err
+    assert "pw@" not in err
+    ok = GOOD.replace("api_url: http://127.0.0.1:9000", "api_url: https://[::1]:8443/base/")
+    assert load_job(write(tmp_path, ok), environ=ENV).source.api_url == "https://[::1]:8443/base"

@@ -56,6 +56,7 @@ LENGTHS = ("minLength", "maxLength", "minItems", "maxItems")
 # Values that must go with a value at a bound, to keep another rule of the job satisfied.
 COMPANIONS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("retry", "backoff", "max"): ("retry", "backoff", "initial"),  # initial <= max
+    ("retry", "backoff", "initial"): ("retry", "backoff", "max"),
 }
 # Bounds no job can sit at, each with the stricter rule that makes it so.
 UNREACHABLE = {
@@ -100,7 +101,9 @@ def _mode_for(path: Path_) -> str:
     return "copy"
 
 
-def _job_data(path: Path_, value: Any = None, *, set_value: bool = False) -> dict[str, Any]:
+def _job_data(
+    path: Path_, value: Any = None, *, set_value: bool = False, companion: bool = True
+) -> dict[str, Any]:
     """The smallest valid job of the mode `path` belongs to, with `value` at `path` if set."""
     mode = _mode_for(path)
     data: dict[str, Any] = {
@@ -118,8 +121,8 @@ def _job_data(path: Path_, value: Any = None, *, set_value: bool = False) -> dic
         data["scans"] = {"query": {"store": 1}} if path[1] == "query" else {path[1]: "x"}
     if not set_value:
         return data
-    if path in COMPANIONS:
-        data = _job_data(COMPANIONS[path], value, set_value=True)
+    if companion and path in COMPANIONS:
+        data = _job_data(COMPANIONS[path], value, set_value=True, companion=False)
     node: Any = data
     keys = ["a" if k == "*" else k for k in path]
     for key, after in zip(keys, [*keys[1:], None], strict=True):

@@ -41,3 +41,14 @@ def test_nesting_deeper_than_any_job_is_refused(tmp_path: Path) -> None:
     job = write(tmp_path, HEAD + "deep: " + "[" * depth + "]" * depth + "\n")
     with pytest.raises(JobError, match=f"nested deeper than {MAX_DEPTH} levels"):
         load_job(job)
+
+
+def test_an_integer_of_thousands_of_digits_is_refused_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """issue 12, point 12 (a sibling): int() refuses more than 4300 digits with ValueError, which
+    the YAML loader let through: `validate` ended with exit 3."""
+    job = write(tmp_path, HEAD.replace("ids: [1]", "ids: [1, " + "9" * 5000 + "]"))
+    assert main(["validate", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert "line 4" in err and "5000 characters" in err and "9" * 50 not in err

@@ -156,18 +156,14 @@ def test_a_fraction_keeps_the_column_float(values: list[float | None]) -> None:
     assert [None if pd.isna(v) else float(v) for v in out] == values
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: an integral float outside int64 (2**63 and up, e.g. 1e20) makes integral_as_int "
-    "raise TypeError ('cannot safely cast non-equivalent float64 to int64') instead of leaving the "
-    "column as floats; the analysis report would then fail with an internal error.",
-)
 @pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")
 @given(st.lists(st.one_of(st.none(), numbers), max_size=3), st.sampled_from([2.0**63, 1e20, -1e19]))
 @example([], 2.0**63)
 def test_an_integral_value_too_large_for_int64_keeps_the_column_float(
     values: list[float | None], huge: float
 ) -> None:
+    """issue 12, point 12: 1e20 made integral_as_int raise TypeError (cannot safely cast
+    non-equivalent float64 to int64), an internal error in the analysis (was a strict xfail)."""
     series = pd.Series([math.nan if v is None else v for v in [*values, huge]], dtype=float)
     out = integral_as_int(series)
     assert out.tolist()[-1] == huge

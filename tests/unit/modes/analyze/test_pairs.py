@@ -24,7 +24,7 @@ def test_read_pairs_csv(tmp_path: Path) -> None:
     [
         ("Source_Scan_ID,Target_Scan_ID\n1,10\n2,\xb2\n".encode(), "line 3"),  # a superscript two
         (b"Source_Scan_ID,Target_Scan_ID\n1,10\n9223372036854775808,1\n", "line 3"),  # bigint + 1
-        (b"Source_Scan_ID,Target_Scan_ID\n1,10\n2,\xff\n", "line 3: not UTF-8"),
+        (b"Source_Scan_ID,Target_Scan_ID\n1,10\n2,\xff\n", "line 3 is not UTF-8"),
     ],
 )
 def test_hostile_pairs_are_refused_with_their_line(tmp_path: Path, content: bytes, message: str) -> None:

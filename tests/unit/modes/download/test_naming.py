@@ -159,3 +159,53 @@ def test_safe_join_refuses_symlink_out(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         safe_join(folder, "link/x.jpg")
     assert safe_join(folder, "x.jpg") == folder / "x.jpg"
+
+
+@pytest.mark.parametrize("section_max_length", [80, 200])
+@pytest.mark.parametrize(
+    "section",
+    ["é" * 300, "x" * 300, "\U0001f600" * 100, "a/" * 150],
+    ids=["e-acute", "x", "emoji", "slashes"],
+)
+def test_a_file_name_fits_255_bytes_whatever_the_section_limit(
+    tmp_path: Path, section: str, section_max_length: int
+) -> None:
+    """issue 12, point 12: `section_max_length: 200` with a long scan id, store POG id and index
+    gave names over 255 bytes: the file system refused them (ENAMETOOLONG) at run time."""
+    name = file_name(
+        2**63 - 1,
+        section,
+        "p" * 60,
+        index=1_000_000,
+        extension=".jpeg",
+        section_max_length=section_max_length,
+    )
+    assert len(name.encode("utf-8")) <= 255
+    assert name.startswith(f"{2**63 - 1}_") and name.endswith("_1000000.jpeg")
+    (tmp_path / name).write_bytes(b"x")  # the OS takes it
+    short = file_name(1, section, None, index=None, extension=".jpg", section_max_length=section_max_length)
+    assert len(short.encode("utf-8")) <= section_max_length + len("1_.jpg")  # the limit still holds
+
+
+@pytest.mark.parametrize("text", ["a/b", "Aisle 7.", "CON", "..", "x" * 300])
+def test_an_escaped_name_given_as_a_section_is_escaped_again(text: str) -> None:
+    """issue 12, point 12 (the strict xfail of test_naming_properties): 'a/b' gives 'a_b_<hash>',
+    which, given as a section itself, was kept as it is: two sections, one name."""
+    escaped = safe_component(text)
+    assert safe_component(escaped) != escaped
+    assert safe_component("deadbeef") == "deadbeef"  # 8 hex digits alone are no escaped name
+    assert safe_component("Bay_1234567") == "Bay_1234567"  # 7 digits: no hash either
+
+
+@pytest.mark.parametrize("text", [". x", ".. x", " . x", ".\u3000x", ". . x"])
+def test_no_component_starts_with_whitespace(text: str) -> None:
+    """issue 12, point 12 (the strict xfail of test_naming_properties): '. x' gave ' x_93bed5cd'."""
+    component = safe_component(text)
+    assert not component[0].isspace() and not component.startswith(".")
+
+
+@pytest.mark.parametrize("reserved", ["COM¹", "com²", "LPT³", "Lpt¹.txt", "COM0", "LPT0"])
+def test_windows_superscript_and_zero_device_names_avoided(reserved: str) -> None:
+    """issue 12, point 12 (the strict xfail of test_naming_properties): Windows reserves COM¹..³ and
+    LPT¹..³ too; a section so named gave a file Windows cannot create."""
+    assert safe_component(reserved).split(".")[0].upper() != reserved.split(".")[0].upper()

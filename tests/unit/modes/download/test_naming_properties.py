@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from scanjobs.modes.download.naming import extension_for, file_name, safe_component, safe_join
 
 # Names Windows refuses whatever the extension (Microsoft's "Naming Files, Paths, and Namespaces").
-WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{d}" for p in ("COM", "LPT") for d in "0123456789"}
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{d}" for p in ("COM", "LPT") for d in "0123456789¹²³"}
 WINDOWS_FORBIDDEN = set('<>:"/\\|?*')
 EXTENSION = re.compile(r"\.[a-z0-9]{1,5}")
 NAME_MAX_BYTES = 255  # a file name's limit on ext4, XFS, APFS, NTFS (in UTF-16 units there, fewer)
@@ -51,7 +51,7 @@ texts = st.one_of(st.text(), st.lists(st.one_of(hostile_piece, st.text(max_size=
 present_texts = texts.filter(lambda t: unicodedata.normalize("NFC", t).strip() != "")
 max_lengths = st.integers(min_value=10, max_value=300)
 extensions = st.from_regex(EXTENSION, fullmatch=True)
-scan_ids = st.integers(min_value=0, max_value=10**18)
+scan_ids = st.integers(min_value=0, max_value=2**63 - 1)  # PostgreSQL's bigint
 indexes = st.one_of(st.none(), st.integers(min_value=1, max_value=10**6))
 store_pogs = st.one_of(st.none(), st.integers(min_value=0, max_value=10**12), texts)
 
@@ -96,25 +96,22 @@ def test_a_component_is_the_same_every_time_and_for_either_unicode_spelling(
 
 
 @given(present_texts, max_lengths)
-def test_a_safe_component_is_kept_as_it_is(text: str, max_length: int) -> None:
-    # Idempotent: a name that is already safe (and short enough) is its own component.
+@example("a/b", 80)
+@example("a_b", 80)
+def test_a_component_is_its_own_exactly_when_its_text_needed_no_change(text: str, max_length: int) -> None:
+    # A name that is already safe (and short enough) is its own component; an escaped one is
+    # not, or the text it was escaped from and the name itself, given as a text, would collide.
     component = safe_component(text, max_length=max_length)
-    assume(not component[0].isspace())  # the defect below
-    assert safe_component(component, max_length=max_length) == component
+    unchanged = component == unicodedata.normalize("NFC", text)
+    assert (safe_component(component, max_length=max_length) == component) == unchanged
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the text is stripped of whitespace before its leading dots are removed, so "
-    "'. x' gives ' x_93bed5cd', a name that starts with a space (which ' x' itself never gives) "
-    "and is not its own component.",
-)
 @given(present_texts, max_lengths)
 @example(". x", 80)
-def test_a_component_never_starts_with_whitespace(text: str, max_length: int) -> None:
+def test_a_component_never_starts_or_ends_with_whitespace(text: str, max_length: int) -> None:
+    """issue 12, point 12: '. x' gave ' x_93bed5cd' (was a strict xfail)."""
     component = safe_component(text, max_length=max_length)
-    assert not component[0].isspace()
-    assert safe_component(component, max_length=max_length) == component
+    assert not component[0].isspace() and not component[-1].isspace()
 
 
 # Texts that are already safe names: letters, digits, marks, inner spaces, dots, dashes, underscores.
@@ -127,6 +124,7 @@ clean_texts = st.text(
         and not t.endswith(".")
         and t.split(".")[0].upper().rstrip() not in WINDOWS_DEVICES
         and len(t.encode("utf-8")) <= 80
+        and not re.search(r"_[0-9a-f]{8}$", t, re.IGNORECASE)  # the form of an escaped name
     )
 )
 
@@ -148,28 +146,18 @@ def test_different_texts_get_different_components(a: str, b: str) -> None:
     assert safe_component(a) != safe_component(b)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the docstring promises that different texts give different names, but the "
-    "escaped name of a text is itself a safe text, kept as it is: 'a/b' and 'a_b_<its hash>' "
-    "collide. Harmless in file_name today (the scan id and index tell files apart).",
-)
 @given(present_texts.filter(lambda t: safe_component(t) != unicodedata.normalize("NFC", t)))
 @example("a/b")
 def test_a_text_and_the_escaped_name_of_another_stay_apart(text: str) -> None:
+    """issue 12, point 12: 'a/b' and 'a_b_<its hash>' collided (was a strict xfail)."""
     escaped = safe_component(text)
     assert safe_component(escaped) != escaped
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: Windows also reserves COM¹ COM² COM³ LPT¹ LPT² LPT³ (superscript digits); "
-    "safe_component knows only the ASCII-digit device names, so a section named 'COM¹' gives a "
-    "file Windows cannot create.",
-)
 @given(st.sampled_from(["COM", "LPT", "com", "Lpt"]), st.sampled_from("¹²³"), st.sampled_from(["", ".txt"]))
 @example("COM", "¹", "")
 def test_windows_superscript_device_names_are_avoided(prefix: str, digit: str, suffix: str) -> None:
+    """issue 12, point 12: COM¹ gave a file Windows cannot create (was a strict xfail)."""
     component = safe_component(prefix + digit + suffix)
     assert component.split(".")[0].upper() not in {f"{p}{d}" for p in ("COM", "LPT") for d in "¹²³"}
 
@@ -201,6 +189,18 @@ def test_a_file_name_is_one_safe_name_that_tells_scan_and_extension_back(
     assert match is not None and int(match.group()) == scan_id
     assert name[match.end()] in "_."  # the scan id is a whole part, not a prefix of a longer number
     assert name == file_name(scan_id, section, store_pog, index=index, extension=extension)
+
+
+@given(scan_ids, texts, store_pogs, indexes, extensions, st.integers(min_value=10, max_value=200))
+@example(2**63 - 1, "é" * 300, "p" * 60, 10**6, ".jpeg", 200)
+def test_a_file_name_fits_its_byte_limit_whatever_the_section_limit(
+    scan_id: int, section: str, store_pog: int | str | None, index: int | None, extension: str, limit: int
+) -> None:
+    """issue 12, point 12: with `section_max_length: 200` (the schema's maximum) a name passed
+    255 bytes; the section is cut shorter when the other parts leave less room."""
+    name = file_name(scan_id, section, store_pog, index=index, extension=extension, section_max_length=limit)
+    assert_one_safe_component(name)
+    assert len(name.encode("utf-8")) <= NAME_MAX_BYTES
 
 
 @given(

@@ -1,0 +1,107 @@
+"""Scan lists a job names: a column of scan ids (`scans.file`) or source/target pairs (`scans.pairs`).
+
+Read by `validate` (the loader) and by the run, with the same rules: an id is written in ASCII
+digits and fits PostgreSQL's bigint, as the platform's ids do; every refusal names its line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from scanjobs.errors import JobError
+from scanjobs.jobfile.textfile import read_utf8
+
+__all__ = ["ID_COLUMNS", "MAX_SCAN_ID", "read_id_column", "read_pairs_csv", "scan_id"]
+
+ID_COLUMNS = ("scan_id", "source_scan_id", "id", "scan")
+MAX_SCAN_ID = 2**63 - 1  # bigint: the schema's positiveInt maximum too
+_SHOWN = 40  # characters of a refused cell shown in a message
+
+
+def scan_id(cell: str) -> int | None:
+    """The scan id a cell holds (1 to MAX_SCAN_ID, ASCII digits), or None.
+
+    str.isdigit alone admits '²' (int() then raises) and '١٢' (read as 12); the length test
+    comes before int(), which refuses texts of more than 4300 digits with ValueError.
+    """
+    text = cell.strip()
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > len(str(MAX_SCAN_ID)):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_SCAN_ID else None
+
+
+def _shown(cell: str) -> str:
+    return repr(cell if len(cell) <= _SHOWN else cell[:_SHOWN] + "...")
+
+
+def _rows(path: Path, what: str) -> list[tuple[int, list[str]]]:
+    """(first line, cells) of each CSV record with a non-blank cell."""
+    reader = csv.reader(io.StringIO(read_utf8(path, what), newline=""))
+    rows: list[tuple[int, list[str]]] = []
+    line = 1
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append((line, row))
+            line = reader.line_num + 1  # a quoted cell may span lines
+    except csv.Error as exc:
+        raise JobError(f"{path}: line {reader.line_num}: not CSV ({exc})") from None
+    return rows
+
+
+def read_id_column(path: Path) -> list[int]:
+    """Scan ids from a CSV (a column named scan_id/source_scan_id/id, or the only column) or text."""
+    rows = _rows(path, "scan list")
+    if not rows:
+        raise JobError(f"the scan list {path} is empty")
+    header = [c.strip().lower() for c in rows[0][1]]
+    column = next((header.index(c) for c in ID_COLUMNS if c in header), None)
+    body = rows[1:] if column is not None else rows
+    if column is None:
+        if len(header) != 1 and not all(scan_id(c) is not None for c in rows[0][1]):
+            raise JobError(f"{path}: no scan id column (name one of: {', '.join(ID_COLUMNS)})")
+        column = 0
+    ids, bad = [], []
+    for line, row in body:
+        cell = row[column] if column < len(row) else ""
+        number = scan_id(cell)
+        if number is None:
+            bad.append(f"line {line}: {_shown(cell.strip())}")
+        else:
+            ids.append(number)
+    if bad:
+        raise JobError(f"{path}: not scan ids (whole numbers from 1 to {MAX_SCAN_ID}):", bad[:20])
+    if not ids:
+        raise JobError(f"the scan list {path} has no scan ids")
+    return list(dict.fromkeys(ids))
+
+
+def read_pairs_csv(path: Path) -> list[tuple[int, int | None]]:
+    """Source_Scan_ID,Target_Scan_ID rows (header names case-insensitive); empty target = not copied."""
+    rows = _rows(path, "pairs file")
+    header = rows[0][1] if rows else []
+    columns = {name.strip().lower(): i for i, name in enumerate(header)}  # a repeated name: the last
+    src_col, tgt_col = columns.get("source_scan_id"), columns.get("target_scan_id")
+    if src_col is None or tgt_col is None:
+        found = ", ".join(name.strip()[:_SHOWN] for name in header[:10]) or "nothing"
+        raise JobError(f"{path}: needs columns Source_Scan_ID,Target_Scan_ID (found: {found})")
+    pairs: list[tuple[int, int | None]] = []
+    bad: list[str] = []
+    for line, row in rows[1:]:
+        src = row[src_col].strip() if src_col < len(row) else ""
+        tgt = row[tgt_col].strip() if tgt_col < len(row) else ""
+        if not src and not tgt:
+            continue
+        source, target = scan_id(src), scan_id(tgt) if tgt else None
+        if source is None or (tgt and target is None):
+            bad.append(f"line {line}: {_shown(src)},{_shown(tgt)}")
+            continue
+        pairs.append((source, target))
+    if bad:
+        raise JobError(f"{path}: not scan id pairs (whole numbers from 1 to {MAX_SCAN_ID}):", bad[:20])
+    if not pairs:
+        raise JobError(f"{path} holds no pairs")
+    return pairs
