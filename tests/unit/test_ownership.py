@@ -153,7 +153,10 @@ def test_a_marker_that_is_not_ours_is_refused_clearly(tmp_path: Path, shared: Pa
 
 
 def test_an_output_that_is_a_file_is_a_job_error(tmp_path: Path) -> None:
-    """issue 12, point 14: an output path that cannot be a folder is said as such (exit 2)."""
-    (tmp_path / "taken").write_text("x", encoding="utf-8")
+    """issue 12, point 14: an output path that cannot be a folder is said as such (exit 2).
+
+    `validate` refuses it already (the loader); a file put there after the job was loaded is
+    still refused when the run claims the folder."""
     a = write_job(tmp_path, "a", str(tmp_path / "taken"))
+    (tmp_path / "taken").write_text("x", encoding="utf-8")
     assert "cannot create the output folder" in str(refusal(a))
