@@ -10,7 +10,7 @@ from scanjobs.events import EventBus, LogSink
 from scanjobs.jobfile import Job
 from scanjobs.modes import mode_for
 from scanjobs.modes.base import PlanReport, RunContext, RunOptions, RunResult, StopSignal
-from scanjobs.ownership import claim_output
+from scanjobs.ownership import claim_output, refusal_of
 from scanjobs.state import RunLock, StatePaths, StateStore
 
 __all__ = ["RunOptions", "run_job", "plan_job", "open_state_readonly", "restart_state"]
@@ -91,7 +91,7 @@ def plan_job(job: Job, events: EventBus) -> PlanReport:
     (the lock, the state and the job's fingerprint, then the mode's own checks), ending with
     the verdict a run would reach."""
     paths = StatePaths(job.state_path)
-    first: list[tuple[str, StateError]] = []  # (check, refusal) before the mode's own checks
+    first: list[tuple[str, ScanjobsError]] = []  # (check, refusal) before the mode's own checks
     holder = RunLock(paths.lock).running()
     if holder:
         first.append(("run lock", LockedError(f"another run of this job is going: pid {holder.get('pid')}")))
@@ -105,6 +105,10 @@ def plan_job(job: Job, events: EventBus) -> PlanReport:
         refusal = state.refusal_of(job.fingerprint(), job.fingerprint_fields())
         if refusal is not None:
             first.append(("state", refusal))
+    if not first:  # a run claims its output folder once its state is open
+        output_refusal = refusal_of(job, state)
+        if output_refusal is not None:
+            first.append(("output", output_refusal))
     try:
         report = mode_for(job).plan(job, state, events)
     finally:

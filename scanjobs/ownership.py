@@ -27,7 +27,7 @@ from scanjobs.fsutil import atomic_open
 from scanjobs.jobfile import Job
 from scanjobs.state import StateStore
 
-__all__ = ["OWNER_MARKER", "Owner", "claim_output", "read_owner"]
+__all__ = ["OWNER_MARKER", "Owner", "claim_output", "read_owner", "refusal_of"]
 
 OWNER_MARKER = ".scanjobs-owner.json"
 _JOB_ID = "job_id"  # the state's meta key
@@ -98,6 +98,34 @@ def _owner_for(job: Job, state: StateStore, job_id: str) -> Owner:
     )
 
 
+def refusal_of(job: Job, state: StateStore | None) -> JobError | None:
+    """Why a run of `job` (with this state, None before its first run) would be refused its
+    output folder, or None; reads only (what `plan` says)."""
+    folder = job.output
+    if folder.exists() and not folder.is_dir():
+        return JobError(f"cannot create the output folder {folder}: it is a file", hint=_CHECK_OUTPUT)
+    try:
+        recorded = read_owner(folder) if folder.is_dir() else None
+    except JobError as exc:
+        return exc
+    job_id = state.meta(_JOB_ID) if state is not None else None
+    if recorded is None or recorded.job_id == job_id:
+        return None
+    my_state = str(job.state_path.resolve())
+    if job_id is None and recorded.state == my_state:  # starting over (--restart, reset)
+        return None
+    return JobError(
+        f"the output folder {folder} belongs to another job: {recorded.describe()}; "
+        "two jobs in one folder would mix their reports",
+        hint=f"give this job its own output; if that job was moved or renamed to this "
+        f"one, move its state with it ({recorded.state} to {my_state}); to hand the "
+        f"folder over to this job, delete {folder / OWNER_MARKER}",
+    )
+
+
+_CHECK_OUTPUT = "check output: in the job file"
+
+
 def claim_output(job: Job, state: StateStore) -> Owner:
     """Make `job.output` this job's folder (creating it), or refuse (JobError, exit 2) one that
     another job owns. Writes the marker only when what it records changes."""
@@ -106,21 +134,14 @@ def claim_output(job: Job, state: StateStore) -> Owner:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise JobError(
-            f"cannot create the output folder {folder}: {exc.strerror}", hint="check output: in the job file"
+            f"cannot create the output folder {folder}: {exc.strerror}", hint=_CHECK_OUTPUT
         ) from None
+    refused = refusal_of(job, state)
+    if refused is not None:
+        raise refused
     recorded = read_owner(folder)
     job_id = state.meta(_JOB_ID)
     me = _owner_for(job, state, job_id or str(uuid.uuid4()))
-    if recorded is not None and recorded.job_id != job_id:
-        starting_over = job_id is None and recorded.state == me.state
-        if not starting_over:
-            raise JobError(
-                f"the output folder {folder} belongs to another job: {recorded.describe()}; "
-                "two jobs in one folder would mix their reports",
-                hint=f"give this job its own output; if that job was moved or renamed to this "
-                f"one, move its state with it ({recorded.state} to {me.state}); to hand the "
-                f"folder over to this job, delete {folder / OWNER_MARKER}",
-            )
     if job_id is None:
         state.set_meta(_JOB_ID, me.job_id)
     if recorded != me:

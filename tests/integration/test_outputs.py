@@ -165,6 +165,9 @@ def test_two_jobs_cannot_share_an_output_folder(
     assert analysed_sources(out) == set(a_ids)
     before = stamps(out)
     capsys.readouterr()
+    assert main(["plan", str(b)]) == 2  # plan says what run meets (issue 12, point 17)
+    verdict = capsys.readouterr().out.splitlines()[-1]
+    assert verdict.startswith("verdict: a run would stop: output: the output folder"), verdict
     assert main(["run", str(b)]) == 2
     err = capsys.readouterr().err
     assert f"the output folder {out} belongs to another job: copy job 'a' ({a})" in err
