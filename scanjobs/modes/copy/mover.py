@@ -75,6 +75,7 @@ class FileMover:
             result = self.source.download(
                 meta.url,
                 cast(BinaryIO, failpoints.FirstWrite(spool)),
+                expected_size=meta.size,
                 slot=self.download_slots,
             )
         except BaseException as exc:
