@@ -9,6 +9,8 @@ import pytest
 from copy_support import (
     assert_copied,
     read_failures,
+    read_mapping,
+    run_to_end,
     scan_files,
     uploads_in_store,
     write_copy_job,
@@ -72,3 +74,30 @@ def test_a_source_file_of_the_wrong_length_is_fetched_again(
     assert scripted.configure()[fault] == 0, "the fault was not served"
     assert_copied(scripted, job, store, ids)  # checksums and sizes of every file, source order
     assert uploads_in_store(scripted, store) == distinct_files(scripted, ids)
+
+
+def test_a_source_that_drips_forever_fails_the_items_instead_of_hanging(
+    scripted: Sandbox, tmp_path: Path
+) -> None:
+    """issue 12, point 7: every storage answer drips a byte every 0.2 s, forever. With a 1 s limit
+    per attempt the copy ends (the subprocess timeout is only the ceiling) with the scans failed."""
+    store, ids = scripted.new_target_store(), scripted.info["source_scan_ids"][10:12]
+    job = write_copy_job(
+        tmp_path,
+        scripted,
+        store=store,
+        scan_ids=ids,
+        retry={
+            "attempts": 2,
+            "backoff": {"initial": 0.05, "max": 0.1},
+            "timeout": {"connect": 5, "read": 10, "total": 1},
+        },
+    )
+    scripted.configure(storage_drip=1000, drip_seconds=0.2)
+    assert run_to_end(job, timeout=120) == 1
+    failures = read_failures(job)
+    assert set(failures) == set(ids)
+    assert {f["step"] for f in failures.values()} == {"download"}
+    assert all("within 1s" in f["error"] for f in failures.values()), failures
+    assert read_mapping(job) == {}
+    assert uploads_in_store(scripted, store) == 0
