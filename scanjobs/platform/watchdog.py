@@ -27,6 +27,7 @@ from urllib3.connection import HTTPConnection
 __all__ = ["Watch", "Watchdog", "watched_class", "bound_to"]
 
 RECHECK = 0.05  # seconds: an expired attempt whose connection has no socket yet is tried again
+MAX_WAIT = 3600.0  # seconds: longer waits are taken in steps (a lock's timeout has a maximum)
 
 
 class Watch:
@@ -136,7 +137,7 @@ class Watchdog:
                 deadline, _, watch = self._heap[0]
                 wait = deadline - time.monotonic()
                 if wait > 0:
-                    self._cond.wait(wait)
+                    self._cond.wait(min(wait, MAX_WAIT))
                     continue
                 heapq.heappop(self._heap)
                 if not watch.done and not watch.cut():

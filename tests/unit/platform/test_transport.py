@@ -359,3 +359,31 @@ def test_a_finished_watch_is_never_cut_and_finished_ones_do_not_pile_up() -> Non
         assert late.finish() is True and first.expired is False
     finally:
         dog.close()
+
+
+def test_a_limit_beyond_what_a_lock_can_wait_does_not_stop_the_watchdog() -> None:
+    """A huge timeout.total (1e20 s) must not crash the watchdog's thread, which serves every
+    attempt of the transport: once the short watch is cut, the huge one is next in line."""
+    dog = Watchdog()
+
+    def cut_soon() -> None:
+        watch = dog.watch(0.01)
+        deadline = time.monotonic() + 10
+        while not watch.expired:
+            assert time.monotonic() < deadline, "the watchdog no longer cuts anything"
+            time.sleep(0.01)
+        watch.finish()
+
+    try:
+        dog.watch(1e20)
+        cut_soon()
+        deadline = time.monotonic() + 10
+        while True:  # until the thread waits on the huge watch alone (it holds the lock till then)
+            with dog._cond:
+                if len(dog._heap) == 1:
+                    break
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        cut_soon()
+    finally:
+        dog.close()
