@@ -35,7 +35,7 @@ __all__ = [
     "ApiSession",
     "Slot",
     "TRANSIENT_STATUSES",
-    "MAYBE_ACTED_STATUSES",
+    "NOT_TAKEN_5XX",
     "Unauthorized",
     "render_body",
     "BODY_KEEP",
@@ -48,9 +48,10 @@ Slot = contextlib.AbstractContextManager[Any]
 
 # 424: the same request uid is still being processed; 429: rate limit (with Retry-After).
 TRANSIENT_STATUSES = frozenset({424, 429, 502, 503, 504})
-# A proxy's "the server behind me failed or did not answer in time": it may have acted first, so
-# a request that is not idempotent is not sent again after one of these.
-MAYBE_ACTED_STATUSES = frozenset({502, 504})
+# After a request went out whole, a 5xx may come after the platform acted: a proxy's 502/504 (the
+# server behind it failed or was slow), a 500 (it failed, perhaps after storing). A request that
+# is not idempotent is not sent again after one of these; only a 503 says it was not taken.
+NOT_TAKEN_5XX = frozenset({503})
 NOT_RESENT = "the platform may have acted on it, so it is not resent"
 BODY_KEEP = 2000  # characters of an error body kept on PermanentError.body
 
@@ -186,7 +187,7 @@ class ApiSession:
         status = response.status_code
         if status < 400:
             return
-        if status in MAYBE_ACTED_STATUSES and not idempotent and response.request_sent:
+        if status >= 500 and status not in NOT_TAKEN_5XX and not idempotent and response.request_sent:
             raise TransientError(
                 f"{status} {response.reason} from {call} once the whole request was sent; {NOT_RESENT}",
                 status=status,
