@@ -434,7 +434,7 @@ class _Builder:
             return Backoff(**_given(bo, initial=float, max=float, multiplier=float, jitter=bool))
 
         def timeout(to: Mapping[str, Any]) -> Timeout:
-            return Timeout(**_given(to, connect=float, read=float))
+            return Timeout(**_given(to, connect=float, read=float, total=float))
 
         def deadline(value: Any) -> float:
             return self.duration(value, "retry", "deadline")

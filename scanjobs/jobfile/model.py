@@ -184,6 +184,7 @@ class Backoff:
 class Timeout:
     connect: float = 10.0
     read: float = 120.0
+    total: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

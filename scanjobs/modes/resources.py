@@ -44,7 +44,7 @@ def retry_policy(job: BaseJob) -> tuple[RetryPolicy, Timeouts]:
             deadline=r.deadline,
             retry_after_cap=r.backoff.max,
         ),
-        Timeouts(connect=r.timeout.connect, read=r.timeout.read),
+        Timeouts(connect=r.timeout.connect, read=r.timeout.read, total=r.timeout.total),
     )
 
 

@@ -15,11 +15,11 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from requests.utils import requote_uri
 
-from scanjobs.errors import PermanentError
+from scanjobs.errors import PermanentError, TransientError
 from scanjobs.platform.http import Response, TransportError
 from scanjobs.platform.multipart import CHUNK_SIZE, MultipartBody
 from scanjobs.platform.retry import RetryableFailure, call_with_retry
-from scanjobs.platform.session import BODY_KEEP, ApiSession, Slot, Unauthorized
+from scanjobs.platform.session import BODY_KEEP, NOT_RESENT, ApiSession, Slot, Unauthorized
 
 __all__ = ["PlatformAPI", "FileMeta", "DownloadResult", "Slot"]
 
@@ -65,11 +65,16 @@ class PlatformAPI(ApiSession):
             size=int(size) if isinstance(size, (int, str)) and str(size).isdigit() else None,
         )
 
-    def download(self, url: str, dest: BinaryIO, *, slot: Slot | None = None) -> DownloadResult:
+    def download(
+        self, url: str, dest: BinaryIO, *, expected_size: int | None = None, slot: Slot | None = None
+    ) -> DownloadResult:
         """Stream a storage URL into `dest` (rewound and truncated on each attempt).
 
-        No Authorization header: the API token must never reach a storage host. `slot` is held
-        during each attempt, not while waiting to retry.
+        `expected_size` (the platform's size of the file, FileMeta.size) and the answer's
+        Content-Length are checked against the bytes received: an answer cut short, or running on
+        past the size (never read beyond it), is a failed attempt, retried. The known size also
+        extends each attempt's wall-clock limit. No Authorization header: the API token must never
+        reach a storage host. `slot` is held during each attempt, not while waiting to retry.
         """
         url = requote_uri(url)  # the platform's URL as given; spaces and the like are quoted
         shown = _strip_query(url)
@@ -86,23 +91,28 @@ class PlatformAPI(ApiSession):
             response = self._send(
                 "GET",
                 url,
-                retry_read_timeout=True,
+                idempotent=True,
                 stream=True,
                 headers={"Accept-Encoding": "identity"},
+                size=expected_size,
             )
             with response:
                 self._check_storage(response, call)
+                declared = response.declared_length
+                if declared is not None and expected_size is not None and declared != expected_size:
+                    raise RetryableFailure(f"the answer has {declared} bytes, the file {expected_size}")
+                expected = expected_size if declared is None else declared
                 digest = hashlib.sha256()
                 count = 0
                 try:
-                    for chunk in response.iter_content(CHUNK_SIZE):
+                    for chunk in response.iter_content(CHUNK_SIZE, max_bytes=expected):
                         dest.write(chunk)
                         digest.update(chunk)
                         count += len(chunk)
                 except TransportError as exc:
-                    raise RetryableFailure(f"body cut after {count} bytes: {exc.reason}") from exc
-                expected = response.headers.get("Content-Length")
-                if expected and expected.isdigit() and int(expected) != count:
+                    raise RetryableFailure(exc.reason) from exc
+                if expected is not None and count != expected:
+                    # With no Content-Length an answer ends where its connection does: short is cut.
                     raise RetryableFailure(f"short body: {count} of {expected} bytes")
                 dest.flush()
                 return DownloadResult(
@@ -144,9 +154,12 @@ class PlatformAPI(ApiSession):
     ) -> int:
         """Multipart POST /api/v4/processing/upload/, streamed from `fileobj`; the new file id.
 
-        Not idempotent: retried on 424/429/502/503/504 and on failures to connect or send, never
-        after a read timeout (the file may exist by then). `before_send` (the caller's record of
-        its intent) and `on_stored` (its record of the new id) run while `slot` is held.
+        Not idempotent: retried only when the platform cannot have stored it: a failure before
+        the whole body was sent, or a 424/429/503. Once the body was sent, a lost or late answer
+        or a 502/504 (the platform may have stored the file) is a TransientError at once, never a
+        second upload: the caller's intent stays unsettled, for its next run to look for the file.
+        `before_send` (the caller's record of its intent) and `on_stored` (its record of the new
+        id) run while `slot` is held.
         """
         fields = {"input_type": input_type}
         if store is not None:
@@ -162,13 +175,13 @@ class PlatformAPI(ApiSession):
         data = self._api_call(
             "POST",
             "/api/v4/processing/upload/",
-            retry_read_timeout=False,
+            idempotent=False,
             body_factory=body,
             slot=slot,
             before_send=before_send,
-            on_answer=None if on_stored is None else lambda answer: on_stored(self._new_id(answer, call)),
+            on_answer=None if on_stored is None else lambda answer: on_stored(self._stored_id(answer, call)),
         )
-        return self._new_id(data, call)
+        return self._stored_id(data, call)
 
     def create_scan(self, payload: dict[str, Any], request_uid: str, *, slot: Slot | None = None) -> int:
         """POST /api/v4/processing/actions/ with REB-CLIENT-REQUEST-UID; the new scan id.
@@ -191,6 +204,15 @@ class PlatformAPI(ApiSession):
         if not isinstance(data, dict):
             raise PermanentError(f"scan {scan_id}: unexpected answer {str(data)[:200]}")
         return data
+
+    @classmethod
+    def _stored_id(cls, data: Any, call: str) -> int:
+        """The new id in an upload's 2xx answer: without one, the file may still be stored, so the
+        upload stays unsettled (TransientError) for the next run to look for, and is not resent."""
+        try:
+            return cls._new_id(data, call)
+        except PermanentError as exc:
+            raise TransientError(f"{exc}; {NOT_RESENT}") from exc
 
     @staticmethod
     def _new_id(data: Any, call: str) -> int:

@@ -6,6 +6,10 @@ urllib3 itself (merging settings and cookies, preparing and re-parsing the URL, 
 Response): with tens of thousands of small calls that was a quarter of a copy's CPU. `Transport`
 asks requests once per scheme and host, keeps the pool it chose, and sends each call straight
 to it, as HTTPAdapter.send does.
+
+Each request is one attempt with a wall-clock limit over everything, the answer's body included
+(watchdog.py), and a failure says how far the request got: not sent whole (`ConnectFailed`: the
+server cannot have acted on it) or sent (`AnswerLost`, `ReadTimedOut`: it may have).
 """
 
 from __future__ import annotations
@@ -29,16 +33,30 @@ from urllib3.exceptions import (
     HTTPError,
     MaxRetryError,
     NewConnectionError,
+    ProtocolError,
     ReadTimeoutError,
 )
 
 from scanjobs import __version__
+from scanjobs.platform.watchdog import Watch, Watchdog, bound_to, watched_class
 
-__all__ = ["Transport", "Response", "TransportError", "ConnectFailed", "ReadTimedOut", "TooManyRedirects"]
+__all__ = [
+    "Transport",
+    "Response",
+    "TransportError",
+    "ConnectFailed",
+    "AnswerLost",
+    "ReadTimedOut",
+    "TooManyRedirects",
+    "MAX_ANSWER_BYTES",
+]
 
 USER_AGENT = f"scanjobs/{__version__}"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
+# An answer read whole (the API's JSON, an error page) longer than this is refused, not held in
+# memory: the platform's answers are kilobytes, an endless one must not exhaust the machine.
+MAX_ANSWER_BYTES = 32 << 20
 
 
 class TransportError(Exception):
@@ -50,11 +68,16 @@ class TransportError(Exception):
 
 
 class ConnectFailed(TransportError):
-    """No connection (refused, DNS, TLS, connect timeout), or it broke before any answer."""
+    """The request never reached the server whole (refused, DNS, TLS, connect timeout, or the
+    connection broke before the last byte of the body was sent): it cannot have acted on it."""
+
+
+class AnswerLost(TransportError):
+    """Sent whole, then the connection broke before the answer: the server may have acted on it."""
 
 
 class ReadTimedOut(TransportError):
-    """Sent, but no answer in time: the server may have acted on the request."""
+    """Sent, but no (complete) answer in time: the server may have acted on the request."""
 
 
 class TooManyRedirects(TransportError):
@@ -64,32 +87,68 @@ class TooManyRedirects(TransportError):
 def _cause(exc: BaseException) -> str:
     """'Connection refused', not urllib3's nested object reprs."""
     inner: Any = getattr(exc, "reason", None) or exc
+    if isinstance(inner, ProtocolError) and len(inner.args) == 2 and isinstance(inner.args[1], Exception):
+        inner = inner.args[1]  # ("Connection aborted.", RemoteDisconnected(...)): the second says it
     text = re.sub(r"<[^>]*>:?\s*", "", str(inner)).strip(" ()'\"")
     return f"{type(inner).__name__}: {text}" if text else type(inner).__name__
 
 
+def _out_of_time(watch: Watch) -> ReadTimedOut:
+    return ReadTimedOut(f"no complete answer within {round(watch.limit, 1):g}s (timeout.total)")
+
+
+class _Outgoing:
+    """A request body handed to urllib3 chunk by chunk, knowing when its last chunk was sent."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+        self.sent = False
+        # bytes go out as one chunk, so urllib3 needs to be told their length
+        self.length = len(body) if isinstance(body, (bytes, bytearray)) else None
+
+    def chunks(self) -> Iterator[bytes]:
+        body = self._body
+        if isinstance(body, (bytes, bytearray)):
+            yield bytes(body)
+        elif hasattr(body, "read"):
+            while chunk := body.read(256 * 1024):
+                yield chunk
+        else:
+            yield from body
+        # urllib3 asks for the next chunk only once sendall() of the last one returned.
+        self.sent = True
+
+
 class Response:
-    """What the platform answered: status, reason, headers, and the body read once."""
+    """What the platform answered: status, reason, headers, and the body read once.
 
-    __slots__ = ("status_code", "reason", "headers", "_raw", "_content")
+    The attempt's time limit runs until the body is read or the response closed; `request_sent`
+    says whether the whole request had gone out (an early answer may come before).
+    """
 
-    def __init__(self, raw: urllib3.BaseHTTPResponse) -> None:
+    __slots__ = ("status_code", "reason", "headers", "request_sent", "_raw", "_watch", "_content")
+
+    def __init__(self, raw: urllib3.BaseHTTPResponse, watch: Watch, request_sent: bool) -> None:
         self._raw = raw
+        self._watch = watch
         self.status_code: int = raw.status
         self.reason: str = raw.reason or ""
         self.headers: Mapping[str, str] = raw.headers  # case-insensitive
+        self.request_sent = request_sent
         self._content: bytes | None = None
 
     @property
+    def declared_length(self) -> int | None:
+        """The Content-Length, if the answer has a usable one."""
+        value = self.headers.get("Content-Length", "").strip()
+        return int(value) if value.isdigit() else None
+
+    @property
     def content(self) -> bytes:
-        """The whole (decoded) body; TransportError if the connection breaks while reading it."""
+        """The whole (decoded) body; TransportError if the connection breaks while reading it,
+        if it outlasts the attempt's limit or is longer than MAX_ANSWER_BYTES."""
         if self._content is None:
-            try:
-                self._content = self._raw.read(decode_content=True)
-            except (HTTPError, OSError) as exc:
-                raise TransportError(f"body cut: {_cause(exc)}") from exc
-            finally:
-                self._raw.release_conn()
+            self._content = b"".join(self.iter_content(256 * 1024, max_bytes=MAX_ANSWER_BYTES))
         return self._content
 
     @property
@@ -105,16 +164,40 @@ class Response:
         """The body as JSON; ValueError if it is not JSON."""
         return json.loads(self.content)
 
-    def iter_content(self, chunk_size: int) -> Iterator[bytes]:
-        """The body in chunks as they arrive; TransportError if the connection breaks."""
+    def iter_content(self, chunk_size: int, *, max_bytes: int | None = None) -> Iterator[bytes]:
+        """The body in chunks as they arrive, ending the attempt when it is all read.
+
+        Never reads past `max_bytes` (one byte more tells it is longer, and stops). TransportError
+        if the connection breaks, the body is longer than `max_bytes`, or the attempt runs out of
+        time (ReadTimedOut).
+        """
+        count = 0
         try:
-            yield from self._raw.stream(chunk_size, decode_content=True)
+            while True:
+                want = chunk_size if max_bytes is None else min(chunk_size, max_bytes - count + 1)
+                chunk = self._raw.read(want, decode_content=True)
+                if not chunk:
+                    break
+                count += len(chunk)
+                if max_bytes is not None and count > max_bytes:
+                    raise TransportError(f"the answer runs past the expected {max_bytes} bytes")
+                yield chunk
         except (HTTPError, OSError) as exc:
-            raise TransportError(_cause(exc)) from exc
+            if self._watch.expired:
+                raise _out_of_time(self._watch) from exc
+            raise TransportError(f"body cut after {count} bytes: {_cause(exc)}") from exc
+        finally:
+            self.close()
+        # A body with no Content-Length ends where the connection does: when the watchdog shut it
+        # down, that end is the watchdog's, not the server's.
+        if self._watch.finish():
+            raise _out_of_time(self._watch)
 
     def close(self) -> None:
-        """Give the connection back; one with unread body bytes is closed first, not reused."""
-        if self._content is None and not self._raw.closed:
+        """End the attempt and give the connection back; one with unread body bytes (or cut off
+        by the watchdog) is closed, not reused."""
+        expired = self._watch.finish()  # first: the watchdog must not cut a reused connection
+        if expired or not self._raw.closed:  # a body read to its end leaves the response closed
             self._raw.close()
         self._raw.release_conn()
 
@@ -139,7 +222,7 @@ class _Route:
 
 class Transport:
     """Thread-safe: pooled connections (`pool_size` per host, pools for `hosts` hosts at once),
-    one route decided per host."""
+    one route decided per host, and a watchdog for the time limit of every attempt."""
 
     def __init__(self, pool_size: int = 32, hosts: int = 16) -> None:
         self._session = requests.Session()  # only for its environment settings (proxies, CA)
@@ -148,10 +231,12 @@ class Transport:
         self._retries = self._adapter.max_retries
         self._routes: dict[tuple[str, str], _Route] = {}
         self._lock = threading.Lock()
+        self._watchdog = Watchdog()
 
     def close(self) -> None:
         self._adapter.close()
         self._session.close()
+        self._watchdog.close()
 
     def _route(self, url: str, key: tuple[str, str]) -> _Route:
         with self._lock:
@@ -160,13 +245,19 @@ class Transport:
                 settings = self._session.merge_environment_settings(url, {}, None, None, None)
                 verify, cert, proxies = settings["verify"], settings["cert"], settings["proxies"]
                 prepared = requests.Request("GET", url).prepare()
-                pool = self._adapter.get_connection_with_tls_context(
-                    prepared, verify, proxies=proxies, cert=cert
+                pool = cast(
+                    urllib3.HTTPConnectionPool,
+                    self._adapter.get_connection_with_tls_context(
+                        prepared, verify, proxies=proxies, cert=cert
+                    ),
                 )
                 self._adapter.cert_verify(pool, url, verify, cert)  # type: ignore[no-untyped-call]
+                # Its connections tell the watchdog which socket to shut when an attempt runs
+                # out of time (set before the pool made any connection: it makes them lazily).
+                pool.ConnectionCls = watched_class(pool.ConnectionCls)
                 proxy = select_proxy(url, proxies)
                 full_url = bool(proxy) and key[0] != "https" and not str(proxy).startswith("socks")
-                route = self._routes[key] = _Route(cast(urllib3.HTTPConnectionPool, pool), full_url)
+                route = self._routes[key] = _Route(pool, full_url)
             return route
 
     def request(
@@ -176,66 +267,101 @@ class Transport:
         *,
         headers: Mapping[str, str],
         timeout: tuple[float, float],
+        limit: float,
         body: Any = None,
         stream: bool = False,
     ) -> Response:
-        """Send one request, no retries. Unless `stream`, the body is read.
+        """Send one request (one attempt, no retries) within `limit` seconds of wall-clock time,
+        the answer's body included. Unless `stream`, the body is read.
 
         A GET follows up to MAX_REDIRECTS redirects (a file URL may send the bytes elsewhere, as
-        requests would follow); the Authorization header is not carried to another host. A
-        `body` with `read()` must come with a Content-Length header; it is sent as it is read.
+        requests would follow), within the same limit; the Authorization header is not carried to
+        another host. A `body` with `read()` or an iterable body must come with a Content-Length
+        header; it is sent as it is read.
         """
-        for _ in range(MAX_REDIRECTS + 1):
-            raw = self._send(method, url, headers=headers, timeout=timeout, body=body)
-            location = raw.headers.get("Location")
-            if method != "GET" or raw.status not in REDIRECT_STATUSES or not location:
-                response = Response(raw)
-                if not stream:
-                    _ = response.content
-                return response
-            with contextlib.suppress(HTTPError, OSError):
-                raw.drain_conn()
-            raw.release_conn()
-            new_url = requote_uri(urljoin(url, location))
-            if urlsplit(new_url)[:2] != urlsplit(url)[:2]:
-                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-            url = new_url
-        raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects, the last to {urlsplit(url).path}")
+        watch = self._watchdog.watch(limit)
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                outgoing = None if body is None else _Outgoing(body)
+                raw = self._send(
+                    method, url, headers=headers, timeout=timeout, outgoing=outgoing, watch=watch
+                )
+                location = raw.headers.get("Location")
+                if method != "GET" or raw.status not in REDIRECT_STATUSES or not location:
+                    response = Response(raw, watch, outgoing is None or outgoing.sent)
+                    if not stream:
+                        _ = response.content
+                    return response
+                with contextlib.suppress(HTTPError, OSError):
+                    raw.drain_conn()
+                if watch.expired:
+                    raw.close()
+                    raise _out_of_time(watch)
+                raw.release_conn()
+                new_url = requote_uri(urljoin(url, location))
+                if urlsplit(new_url)[:2] != urlsplit(url)[:2]:
+                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                url = new_url
+            raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects, the last to {urlsplit(url).path}")
+        except BaseException:
+            watch.finish()
+            raise
 
     def _send(
-        self, method: str, url: str, *, headers: Mapping[str, str], timeout: tuple[float, float], body: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        timeout: tuple[float, float],
+        outgoing: _Outgoing | None,
+        watch: Watch,
     ) -> urllib3.BaseHTTPResponse:
         scheme, _, rest = url.partition("://")
         netloc, slash, path = rest.partition("/")
         key = (scheme.lower(), netloc)
         route = self._route(url, key)
         target = url if route.full_url else f"/{path}" if slash else "/"
+        extra = (
+            {} if outgoing is None or outgoing.length is None else {"Content-Length": str(outgoing.length)}
+        )
         try:
             # The pool is kept by the route, so requests' adapter dropping it from its own
             # cache (to make room for other hosts) does not close it.
-            return route.pool.urlopen(
-                method,
-                target,
-                body=body,
-                headers={"User-Agent": USER_AGENT, "Accept": "*/*", **headers},
-                redirect=False,
-                assert_same_host=False,
-                preload_content=False,
-                decode_content=False,
-                retries=self._retries,
-                timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-                chunked=False,
-            )
+            with bound_to(watch):
+                return route.pool.urlopen(
+                    method,
+                    target,
+                    body=None if outgoing is None else outgoing.chunks(),
+                    headers={"User-Agent": USER_AGENT, "Accept": "*/*", **extra, **headers},
+                    redirect=False,
+                    assert_same_host=False,
+                    preload_content=False,
+                    decode_content=False,
+                    retries=self._retries,
+                    timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+                    chunked=False,
+                )
         except ClosedPoolError:
             raise TransportError("the client is closed") from None
-        except ReadTimeoutError as exc:
-            raise ReadTimedOut(f"no response within {timeout[1]:g}s") from exc
-        except MaxRetryError as exc:
-            reason = exc.reason
-            if isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError):
-                raise ConnectFailed(f"connect timed out after {timeout[0]:g}s") from exc
-            if isinstance(reason, ReadTimeoutError):
-                raise ReadTimedOut(f"no response within {timeout[1]:g}s") from exc
-            raise ConnectFailed(_cause(reason or exc)) from exc
-        except (HTTPError, OSError) as exc:  # reset or closed mid-request
-            raise ConnectFailed(_cause(exc)) from exc
+        except (HTTPError, OSError) as exc:
+            raise _failure(exc, timeout, sent=outgoing is None or outgoing.sent, watch=watch) from exc
+
+
+def _failure(
+    exc: HTTPError | OSError, timeout: tuple[float, float], *, sent: bool, watch: Watch
+) -> TransportError:
+    """What a failed urlopen means for a retry: whether the request can have reached the server."""
+    reason = exc.reason if isinstance(exc, MaxRetryError) else exc
+    if isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError):
+        return ConnectFailed(f"connect timed out after {timeout[0]:g}s")
+    if isinstance(exc, MaxRetryError) and not isinstance(reason, ReadTimeoutError):
+        return ConnectFailed(_cause(reason or exc))  # urllib3 says: no connection was made
+    if not sent:  # broke before the body's last byte went out: no server acts on half a request
+        cause = "out of time" if watch.expired else _cause(reason or exc)
+        return ConnectFailed(f"the request was not sent whole: {cause}")
+    if watch.expired:
+        return _out_of_time(watch)
+    if isinstance(reason, ReadTimeoutError):
+        return ReadTimedOut(f"no response within {timeout[1]:g}s")
+    return AnswerLost(f"sent, then no answer: {_cause(reason or exc)}")

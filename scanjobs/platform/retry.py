@@ -22,6 +22,7 @@ from tenacity.stop import stop_base
 from scanjobs.errors import TransientError, UnreachableError
 
 __all__ = [
+    "SLOWEST_RATE",
     "RetryPolicy",
     "Timeouts",
     "RetryEvent",
@@ -32,6 +33,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# Bytes per second that an attempt moving a file of known size is granted on top of
+# `Timeouts.total`: a large file on a slow link is not cut off for its size alone.
+SLOWEST_RATE = 128 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +54,17 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Connect and read timeouts of one HTTP request, in seconds."""
+    """Timeouts of one HTTP attempt, in seconds: to connect, to wait for the next bytes, and in
+    all (`total`: the wall-clock limit, connect to the body's last byte; the read timeout alone
+    lets a server that sends a byte now and then hold a request forever)."""
 
     connect: float = 10.0
     read: float = 120.0
+    total: float = 300.0
+
+    def limit(self, size: int | None = None) -> float:
+        """The wall-clock limit of one attempt that moves `size` bytes (a body or a file)."""
+        return self.total + (size or 0) / SLOWEST_RATE
 
 
 @dataclass(frozen=True, slots=True)

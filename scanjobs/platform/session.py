@@ -8,15 +8,15 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from scanjobs.errors import AuthError, PermanentError, TransientError, UnreachableError
 from scanjobs.platform.http import (
+    AnswerLost,
     ConnectFailed,
-    ReadTimedOut,
     Response,
     TooManyRedirects,
     Transport,
@@ -31,7 +31,16 @@ from scanjobs.platform.retry import (
     parse_retry_after,
 )
 
-__all__ = ["ApiSession", "Slot", "TRANSIENT_STATUSES", "Unauthorized", "render_body", "BODY_KEEP"]
+__all__ = [
+    "ApiSession",
+    "Slot",
+    "TRANSIENT_STATUSES",
+    "NOT_TAKEN_5XX",
+    "Unauthorized",
+    "render_body",
+    "BODY_KEEP",
+    "NOT_RESENT",
+]
 
 # What a call holds while a request is on the wire, and releases while it waits to retry: a
 # semaphore of the endpoint's workers makes them count requests, not threads asleep in backoff.
@@ -39,6 +48,11 @@ Slot = contextlib.AbstractContextManager[Any]
 
 # 424: the same request uid is still being processed; 429: rate limit (with Retry-After).
 TRANSIENT_STATUSES = frozenset({424, 429, 502, 503, 504})
+# After a request went out whole, a 5xx may come after the platform acted: a proxy's 502/504 (the
+# server behind it failed or was slow), a 500 (it failed, perhaps after storing). A request that
+# is not idempotent is not sent again after one of these; only a 503 says it was not taken.
+NOT_TAKEN_5XX = frozenset({503})
+NOT_RESENT = "the platform may have acted on it, so it is not resent"
 BODY_KEEP = 2000  # characters of an error body kept on PermanentError.body
 
 _S = TypeVar("_S", bound="ApiSession")
@@ -122,6 +136,11 @@ class ApiSession:
         return text
 
     @property
+    def timeouts(self) -> Timeouts:
+        """The time limits of this session's attempts (`limit(size)`: one attempt's wall clock)."""
+        return self._timeouts
+
+    @property
     def _timeout(self) -> tuple[float, float]:
         return (self._timeouts.connect, self._timeouts.read)
 
@@ -130,43 +149,54 @@ class ApiSession:
         method: str,
         url: str,
         *,
-        retry_read_timeout: bool,
+        idempotent: bool,
         headers: dict[str, str] | None = None,
         json_body: Any = None,
         body: Any = None,
         stream: bool = False,
+        size: int | None = None,
     ) -> Response:
-        """One attempt: a response, or RetryableFailure for what the caller may retry."""
+        """One attempt: a response, or RetryableFailure for what the caller may retry.
+
+        `idempotent`: whether the request may be sent again after it went out whole (it creates
+        nothing twice). If not, only failures that prove the platform did not act are retried.
+        `size` (bytes the attempt moves, when known) extends its wall-clock limit.
+        """
         headers = dict(headers or {})
         if json_body is not None:
             body = json.dumps(json_body).encode()
             headers["Content-Type"] = "application/json"
         try:
             return self._http.request(
-                method, url, headers=headers, body=body, timeout=self._timeout, stream=stream
+                method,
+                url,
+                headers=headers,
+                body=body,
+                timeout=self._timeout,
+                limit=self._timeouts.limit(size),
+                stream=stream,
             )
-        except ConnectFailed as exc:
+        except ConnectFailed as exc:  # not sent whole: nothing can have happened
             raise RetryableFailure(exc.reason, connection=True) from exc
         except TooManyRedirects as exc:
             raise PermanentError(f"{method} {urlsplit(url).path}: {exc.reason}") from exc
-        except TransportError as exc:  # no answer in time, or the answer broke off
-            if not retry_read_timeout:
-                # The server may have acted on the request: repeating it could duplicate.
-                raise TransientError(
-                    f"{method} {urlsplit(url).path}: {exc.reason}"
-                    + (
-                        ", not retried because the call is not idempotent"
-                        if isinstance(exc, ReadTimedOut)
-                        else ""
-                    )
-                ) from exc
-            raise RetryableFailure(exc.reason) from exc
+        except TransportError as exc:  # sent; then no answer, none in time, or the answer broke off
+            if not idempotent:
+                # The upload may be stored: sending it again could store it twice. Failing it
+                # leaves it unsettled: the next run looks for it on the platform.
+                raise TransientError(f"{method} {urlsplit(url).path}: {exc.reason}; {NOT_RESENT}") from exc
+            raise RetryableFailure(exc.reason, connection=isinstance(exc, AnswerLost)) from exc
 
-    def _check(self, response: Response, call: str) -> None:
+    def _check(self, response: Response, call: str, *, idempotent: bool = True) -> None:
         """Raise for any non-2xx: retryable, re-login, or permanent with the platform's words."""
         status = response.status_code
         if status < 400:
             return
+        if status >= 500 and status not in NOT_TAKEN_5XX and not idempotent and response.request_sent:
+            raise TransientError(
+                f"{status} {response.reason} from {call} once the whole request was sent; {NOT_RESENT}",
+                status=status,
+            )
         if status in TRANSIENT_STATUSES:
             raise RetryableFailure(
                 f"{status} {response.reason}",
@@ -186,7 +216,7 @@ class ApiSession:
         method: str,
         path: str,
         *,
-        retry_read_timeout: bool = True,
+        idempotent: bool = True,
         json_body: Any = None,
         headers: dict[str, str] | None = None,
         body_factory: Callable[[], tuple[Any, dict[str, str]]] | None = None,
@@ -196,7 +226,8 @@ class ApiSession:
     ) -> Any:
         """A token call with retries, one re-login on 401, and the JSON answer returned.
 
-        `body_factory` builds each attempt's body and its headers (a fresh upload stream each time).
+        `idempotent`: see `_send`. `body_factory` builds each attempt's body and its headers (a fresh
+        upload stream each time).
         `slot` (a semaphore, say) is held during each attempt, not while waiting to retry.
         `before_send` runs inside the slot before each attempt is sent, and `on_answer` inside the
         slot with the accepted answer: what they record happens in the order the requests go out.
@@ -214,19 +245,23 @@ class ApiSession:
                     response = self._send(
                         method,
                         url,
-                        retry_read_timeout=retry_read_timeout,
+                        idempotent=idempotent,
                         headers={**(headers or {}), **extra, "Authorization": f"Token {token}"},
                         json_body=json_body,
                         body=body,
+                        size=len(body) if isinstance(body, Sized) else None,
                     )
-                    self._check(response, call)
+                    self._check(response, call, idempotent=idempotent)
                     try:
                         data = response.json()
                     except ValueError as exc:
+                        text = f"{call}: answer is not JSON: {render_body(response)}"
+                        if not idempotent:  # a 2xx: whatever it says, the platform may have acted
+                            raise TransientError(
+                                f"{text}; {NOT_RESENT}", status=response.status_code
+                            ) from exc
                         raise PermanentError(
-                            f"{call}: answer is not JSON: {render_body(response)}",
-                            status=response.status_code,
-                            body=response.text[:BODY_KEEP],
+                            text, status=response.status_code, body=response.text[:BODY_KEEP]
                         ) from exc
                     if on_answer is not None:
                         on_answer(data)
@@ -281,7 +316,7 @@ class ApiSession:
             response = self._send(
                 "POST",
                 url,
-                retry_read_timeout=True,  # login creates nothing: safe to repeat
+                idempotent=True,  # a login creates nothing that matters twice: safe to repeat
                 json_body={"username": self.username, "password": self._password},
             )
             status = response.status_code

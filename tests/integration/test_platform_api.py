@@ -11,11 +11,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from copy_support import uploads_in_store
 
-from scanjobs.errors import AuthError, PermanentError
+from scanjobs.errors import AuthError, PermanentError, TransientError
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import PlatformDB
 from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
+from scanjobs.sandbox import Sandbox
+from scanjobs.sandbox.faults import SCRIPTED_API, SCRIPTED_STORAGE, SCRIPTED_UPLOAD
 
 pytestmark = pytest.mark.integration
 
@@ -175,3 +178,79 @@ def test_idempotent_calls_survive_faults_from_many_threads(sandbox: Any, source_
     assert events, "a 30% fault rate should have caused retries"
     src.close()
     tgt.close()
+
+
+@pytest.fixture
+def scripted(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """For tests that script faults: none is left armed for the next test."""
+    try:
+        yield sandbox
+    finally:
+        sandbox.configure(**dict.fromkeys((*SCRIPTED_UPLOAD, *SCRIPTED_STORAGE, *SCRIPTED_API), 0))
+
+
+def _a_source_file(sandbox: Any, source: PlatformAPI, source_db: PlatformDB) -> tuple[int, bytes, int | None]:
+    """(file id, bytes, the size the platform gives) of one source file, fetched without faults."""
+    ref = source_db.scans_with_files(sandbox.info["source_scan_ids"][:1])[0].files[0]
+    meta = source.file_meta(ref.file_id)
+    with io.BytesIO() as buf:
+        source.download(meta.url, buf, expected_size=meta.size)
+        return ref.file_id, buf.getvalue(), meta.size
+
+
+@pytest.mark.parametrize("fault", SCRIPTED_UPLOAD)
+def test_an_upload_whose_answer_is_lost_is_not_sent_again(
+    scripted: Sandbox, source: PlatformAPI, target: PlatformAPI, source_db: PlatformDB, fault: str
+) -> None:
+    """issue 12, point 5: the platform stored the upload, then the connection dropped (or a proxy
+    answered 502/504): the upload is not resent, and the error says it may have been stored."""
+    store = scripted.new_target_store()
+    _, data, _ = _a_source_file(scripted, source, source_db)
+    target.login()
+    scripted.configure(**{fault: 1})
+    with pytest.raises(TransientError) as info:
+        target.upload(io.BytesIO(data), "lost.png", store=store)
+    assert "not resent" in str(info.value), str(info.value)
+    assert uploads_in_store(scripted, store) == 1, "the upload was sent twice"
+
+
+@pytest.mark.parametrize("fault", ["storage_cut_short", "storage_too_long"])
+def test_a_download_of_the_wrong_length_is_retried(
+    scripted: Sandbox, source: PlatformAPI, source_db: PlatformDB, fault: str
+) -> None:
+    """issue 12, points 6 and 7: a storage answer without Content-Length that ends early, or runs
+    on past the file's known size, is a failed attempt (retried), never the file."""
+    file_id, data, size = _a_source_file(scripted, source, source_db)
+    assert size == len(data)
+    meta = source.file_meta(file_id)
+    scripted.configure(**{fault: 1})
+    with io.BytesIO() as dest:
+        result = source.download(meta.url, dest, expected_size=meta.size)
+        assert dest.getvalue() == data
+    assert result.bytes == size and result.sha256 == _checksum(scripted, file_id)
+    assert scripted.configure()[fault] == 0, "the fault was not served"
+
+
+@pytest.mark.timeout(60)  # the ceiling: without a limit per attempt the call never ends
+@pytest.mark.parametrize("fault", ["storage_drip", "api_drip"])
+def test_a_server_that_drips_forever_is_cut_off(scripted: Sandbox, source_db: PlatformDB, fault: str) -> None:
+    """issue 12, point 7: a byte every 0.2 s, forever (the headers of an API answer, the body of a
+    storage answer): each attempt ends at its wall-clock limit, and so does the call."""
+    events: list[RetryEvent] = []
+    policy = RetryPolicy(attempts=2, initial=0.01, max=0.01, deadline=None)
+    with _api(
+        scripted.info["instances"]["source"],
+        retry=policy,
+        timeouts=Timeouts(connect=5, read=3, total=1),
+        on_retry=events.append,
+    ) as source:
+        ref = source_db.scans_with_files(scripted.info["source_scan_ids"][:1])[0].files[0]
+        meta = source.file_meta(ref.file_id)  # logged in, and the storage URL known
+        scripted.configure(**{fault: 1000, "drip_seconds": 0.2})
+        with pytest.raises(TransientError) as info, io.BytesIO() as dest:
+            if fault == "api_drip":
+                source.file_meta(ref.file_id)
+            else:
+                source.download(meta.url, dest, expected_size=meta.size)
+    assert "within 1s" in str(info.value), str(info.value)
+    assert [e.attempt for e in events] == [1], "one retry, then the call gave up"

@@ -12,7 +12,7 @@ Where the file table cannot be searched like that, it says so and uploads again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 from scanjobs.errors import PlatformError
@@ -51,14 +51,14 @@ def match_uploads(
     taken: set[int],
     *,
     offset: float,
-    window: float,
+    window: Callable[[int | None], float],
     early: float = EARLY,
     late: float = LATE,
 ) -> tuple[dict[str, int], list[str]]:
     """Pure: source file key -> the target file to adopt for it, and the keys left in doubt.
 
     An intent sent at our time t (`upload_started`) can only have made a file created, by the
-    platform's clock, within [t + offset - early, t + offset + window + late], with the
+    platform's clock, within [t + offset - early, t + offset + window(its bytes) + late], with the
     same bytes and name, not already given to a file by the state (`taken`). It is adopted when
     it has exactly one such candidate and that file is no other intent's candidate; an intent
     with several, or sharing its one, is in doubt (another job, or another file of ours with the
@@ -67,12 +67,14 @@ def match_uploads(
     candidates: dict[str, set[int]] = {}
     for rec in unsettled:
         sent = float(rec.data.get("upload_started") or 0) + offset
+        size = rec.data.get("bytes")
+        last = sent + window(size if isinstance(size, int) else None) + late
         candidates[rec.key] = {
             f.id
             for f in found
             if f.id not in taken
             and (f.checksum, f.name) == (str(rec.data["sha256"]), str(rec.data.get("name")))
-            and sent - early <= f.created <= sent + window + late
+            and sent - early <= f.created <= last
         }
     claims: dict[int, int] = {}
     for ids in candidates.values():
@@ -89,12 +91,17 @@ def match_uploads(
 
 
 def adopt_uploads(
-    state: StateStore, target_db: PlatformDB, store: int, file_ids: set[int], window: float, events: Events
+    state: StateStore,
+    target_db: PlatformDB,
+    store: int,
+    file_ids: set[int],
+    window: Callable[[int | None], float],
+    events: Events,
 ) -> int:
     """Record as done the uploads that an earlier run sent but could not record; how many.
 
-    `window`: the longest an upload attempt can last (its time limits), so the latest its file
-    can have been created after its intent.
+    `window(bytes)`: the longest an upload attempt of that many bytes can last (its wall-clock
+    limit), so the latest its file can have been created after its intent.
     """
     files = state.items(ItemKind.FILE)
     unsettled = [r for r in unsettled_uploads(files) if r.source_id in file_ids]

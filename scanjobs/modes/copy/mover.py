@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -83,6 +84,7 @@ class FileMover:
             result = self.source.download(
                 meta.url,
                 cast(BinaryIO, failpoints.FirstWrite(spool)),
+                expected_size=meta.size,
                 slot=self.download_slots,
             )
         except BaseException as exc:
@@ -108,6 +110,7 @@ class FileMover:
     ) -> None:
         input_type = ref.file_type if ref.file_type in INPUT_TYPES else "image"
         key = str(ref.file_id)
+        size = spool.seek(0, os.SEEK_END)  # an attempt's time limit, hence adoption's window, grows with it
 
         def record_intent() -> None:
             # The intent, before each attempt's POST and inside its request slot: a rerun after a
@@ -118,7 +121,7 @@ class FileMover:
                 ItemKind.FILE,
                 key,
                 "upload",
-                data={"sha256": sha256, "name": name, "upload_started": round(time.time(), 3)},
+                data={"sha256": sha256, "name": name, "bytes": size, "upload_started": round(time.time(), 3)},
                 ensure=ref.file_id,
             )
 

@@ -134,9 +134,8 @@ class CopyRun:
         epoch = state.meta("created_at") or "0"
         fingerprint, source_api = job.fingerprint(), job.source.api_url
         try:
-            # an attempt's file is created while it is on the wire: at most its time limits
-            attempt_window = job.retry.timeout.connect + job.retry.timeout.read
-            adopt_uploads(state, target_db, self.store, files, attempt_window, events)
+            # an attempt's file is created while it is on the wire: within its wall-clock limit
+            adopt_uploads(state, target_db, self.store, files, target.timeouts.limit, events)
             mover = FileMover(state, source, target, self.store, w.download, w.upload, events)
             try:
                 pipeline = ScanPipeline(

@@ -91,16 +91,14 @@ class DownloadRun:
                 result = api.download(
                     meta.url,
                     cast(BinaryIO, failpoints.FirstWrite(fh)),
+                    expected_size=meta.size,
                     slot=self.slots,
                 )
                 fh.flush()
                 os.fsync(fh.fileno())
             size = part.stat().st_size
-            if size != result.bytes or (meta.size is not None and size != meta.size):
-                raise OSError(
-                    f"incomplete download: {size} bytes on disk, expected "
-                    f"{meta.size if meta.size is not None else result.bytes}"
-                )
+            if size != result.bytes:  # download() checked the answer; this checks the disk
+                raise OSError(f"incomplete download: {size} bytes on disk, expected {result.bytes}")
             final = safe_join(out, self.name_for(image, meta.original_filename, result.content_type))
             if final.exists() and final.stat().st_size == size and sha256_of(final) == result.sha256:
                 part.unlink()  # complete already (a run died before recording it): keep it as it is

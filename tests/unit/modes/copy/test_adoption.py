@@ -52,7 +52,7 @@ def match(
     files: list[FoundUpload],
     taken: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> tuple[dict[str, int], list[str]]:
-    return match_uploads(unsettled, files, set(taken), offset=0.0, window=15.0)
+    return match_uploads(unsettled, files, set(taken), offset=0.0, window=lambda _size: 15.0)
 
 
 def test_match_uploads_adopts_the_one_candidate_of_bytes_name_and_time() -> None:
@@ -94,7 +94,7 @@ def test_match_uploads_never_adopts_one_file_twice_nor_outside_the_window(
 ) -> None:
     unsettled = [upload_record(str(k), "running", "aa") for k in range(1, 4)]
     files = [FoundUpload(100 + i, "aa", "a.jpg", SENT + offset + c) for i, c in enumerate(created)]
-    adopted, doubt = match_uploads(unsettled, files, set(), offset=offset, window=15.0)
+    adopted, doubt = match_uploads(unsettled, files, set(), offset=offset, window=lambda _size: 15.0)
     assert len(set(adopted.values())) == len(adopted)
     assert not set(adopted) & set(doubt)
     for file_id in adopted.values():  # within the window (up to float rounding at epoch scale)
@@ -137,7 +137,7 @@ def test_adopt_uploads_records_found_files_or_says_it_cannot(tmp_path: Path, sea
         data={"sha256": "aa", "name": "a.jpg", "upload_started": SENT},
     )
     db, events = FakeTargetDB([found(77, "aa")] if searchable else None), Collect()
-    assert adopt_uploads(state, db, 9, {1, 2}, 15.0, events) == (1 if searchable else 0)  # type: ignore[arg-type]
+    assert adopt_uploads(state, db, 9, {1, 2}, lambda _size: 15.0, events) == (1 if searchable else 0)  # type: ignore[arg-type]
     assert db.asked == [(9, ["aa"])]
     record = state.get("file", "1")
     assert record is not None
