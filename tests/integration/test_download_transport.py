@@ -11,6 +11,7 @@ from copy_support import query
 from test_download import write_job
 
 from scanjobs.cli import main
+from scanjobs.ownership import OWNER_MARKER
 from scanjobs.sandbox import Sandbox
 from scanjobs.sandbox.faults import SCRIPTED_STORAGE
 
@@ -44,6 +45,7 @@ def test_a_storage_answer_cut_short_is_fetched_again(scripted: Sandbox, tmp_path
             ids,
         )
     }
-    images = [p for p in (tmp_path / "images").iterdir() if p.name not in ("manifest.csv", "failures.csv")]
+    reports = ("manifest.csv", "failures.csv", OWNER_MARKER)
+    images = [p for p in (tmp_path / "images").iterdir() if p.name not in reports]
     assert len(images) == 9
     assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in images} == checksums
