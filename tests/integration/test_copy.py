@@ -234,7 +234,7 @@ def test_wrong_password_exits_5_without_retry_storm(
     target = sandbox.stats("target")
     assert count(target, "POST", "/api/v4/token-auth/") <= 1, "one refusal is final"
     assert count(target, "POST", "/api/v4/processing/upload/") == 0
-    assert sandbox.stats("source")["requests_total"] <= 1  # at most its login
+    assert sandbox.stats("source")["requests_total"] <= 1, sandbox.stats("source")  # at most its login
     assert scans_in_store(sandbox, store) == {}
 
 
