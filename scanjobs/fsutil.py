@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import filecmp
 import hashlib
 import os
@@ -11,7 +13,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_path", "atomic_open", "create_new", "is_inside", "same_bytes", "sha256_of"]
+__all__ = [
+    "atomic_path",
+    "atomic_open",
+    "create_new",
+    "is_inside",
+    "lock_holder_text",
+    "same_bytes",
+    "sha256_of",
+]
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
@@ -102,3 +112,24 @@ def is_inside(path: Path, folder: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+def lock_holder_text(path: Path, limit: int = 4096) -> str | None:
+    """What a lock file says of its holder while a live process holds its flock, else None.
+
+    A killed holder leaves its details in the file, but the kernel has dropped its flock: a
+    shared, non-blocking probe tells which without waiting (and holds the lock only for that
+    instant)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        return os.pread(fd, limit, 0).decode("utf-8", errors="replace")
+    finally:
+        os.close(fd)  # and with it the probe's shared flock
+    return None

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from scanjobs.fsutil import atomic_open
+from scanjobs.fsutil import atomic_open, lock_holder_text
 
 __all__ = [
     "Credentials",
@@ -179,22 +179,11 @@ class SandboxFolder:
     def running(self) -> int | None:
         """The pid of the sandbox running here (0 while it has not written it yet), else None.
 
-        A shared, non-blocking probe: a killed sandbox leaves its pid in the file, but not
-        its flock."""
-        try:
-            fd = os.open(self.lock_file, os.O_RDONLY)
-        except FileNotFoundError:
+        A killed sandbox leaves its pid in the file, but not its flock."""
+        text = lock_holder_text(self.lock_file, 32)
+        if text is None:
             return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            text = os.pread(fd, 32, 0).decode("ascii", errors="replace").strip()
-            return int(text) if text.isdigit() else 0
-        finally:
-            os.close(fd)
-        return None
+        return int(text.strip()) if text.strip().isascii() and text.strip().isdigit() else 0
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from scanjobs.errors import LockedError
+from scanjobs.fsutil import lock_holder_text
 
 __all__ = ["RunLock", "PROBE_GRACE"]
 
@@ -39,24 +40,11 @@ class RunLock:
         return info if isinstance(info, dict) else None
 
     def running(self) -> dict[str, Any] | None:
-        """The holder's details while a live run holds the lock, else None.
-
-        A killed run leaves its details in the file, but the kernel has dropped its flock: what
-        counts is whether the flock is held, which a shared probe tells without waiting.
-        """
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
+        """The holder's details while a live run holds the lock (its flock, not its file's
+        details, which a killed run leaves behind), else None."""
+        if lock_holder_text(self.path) is None:
             return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            return self.holder() or {}
-        finally:
-            os.close(fd)  # and with it the probe's shared flock
-        return None
+        return self.holder() or {}
 
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
