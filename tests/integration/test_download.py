@@ -232,3 +232,26 @@ def test_limit_unknown_ids_plan_and_exit_codes(
     (broken / "instances.yaml").write_text(text.replace(f"port: {port}", "port: 9"))
     assert main(["run", str(broken / "download.yaml")]) == 5
     assert "cannot connect to database source at 127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_removed_scans_leave_the_manifest(small: Sandbox, tmp_path: Path) -> None:
+    """Issue 12, point 19 (download): scans removed from the job leave manifest.csv; adding them
+    back finds their files already there (nothing downloaded twice)."""
+    ids = small.info["source_scan_ids"][:3]
+    job = write_job(tmp_path, small, ids)
+    assert main(["run", str(job)]) == 0
+    manifest = tmp_path / "images" / "manifest.csv"
+
+    def listed() -> set[str]:
+        with open(manifest, newline="", encoding="utf-8") as fh:
+            return {row["scan_id"] for row in csv.DictReader(fh)}
+
+    assert listed() == {str(i) for i in ids}
+    write_job(tmp_path, small, ids[:1])
+    assert main(["run", str(job)]) == 0
+    assert listed() == {str(ids[0])}
+    write_job(tmp_path, small, ids)
+    small.reset_stats()
+    assert main(["run", str(job)]) == 0
+    assert listed() == {str(i) for i in ids}
+    assert not [r for r in small.stats("source")["requests"] if r["route"] != "/api/v4/token-auth/"]
