@@ -93,8 +93,9 @@ def plan_job(job: Job, events: EventBus) -> PlanReport:
     paths = StatePaths(job.state_path)
     first: list[tuple[str, ScanjobsError]] = []  # (check, refusal) before the mode's own checks
     holder = RunLock(paths.lock).running()
-    if holder:
-        first.append(("run lock", LockedError(f"another run of this job is going: pid {holder.get('pid')}")))
+    if holder is not None:  # {} when the holder's details cannot be read: held all the same
+        pid = holder.get("pid", "unknown")
+        first.append(("run lock", LockedError(f"another run of this job is going: pid {pid}")))
     state = None
     if paths.db.exists():
         try:
