@@ -62,9 +62,7 @@ def test_auto_copy_is_complete_and_a_rerun_sends_nothing(sandbox: Sandbox, tmp_p
     assert_bytes_identical(sandbox, dict(list(mapping.items())[:2]))
 
     sandbox.reset_stats()
-    began = time.monotonic()
     assert main(["run", str(job)]) == 0
-    assert time.monotonic() - began < 5
     for instance in ("source", "target"):
         assert posts(sandbox.stats(instance)) == [], f"a finished job sent a POST to {instance}"
     assert len(scans_in_store(sandbox, store)) == 30
@@ -289,11 +287,9 @@ def test_unreachable_database_exits_5(
         target={"instance": "dead-target", "store": sandbox.info["target_store_id"]},
         instances={"dead-target": dead},
     )
-    began = time.monotonic()
     assert main(["run", str(job)]) == 5
     err = capsys.readouterr().err
     assert f"127.0.0.1:{port}" in err or str(port) in err, err
-    assert time.monotonic() - began < 30
 
 
 def test_create_400_fails_only_that_scan(

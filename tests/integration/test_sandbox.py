@@ -435,9 +435,7 @@ def _postgres_of(directory: Path) -> list[psutil.Process]:
 def test_same_seed_same_data_and_clean_shutdown(
     sandbox: Sandbox, sandbox_factory: Callable[..., Sandbox]
 ) -> None:
-    began = time.monotonic()
     one = sandbox_factory(scans=3, files_per_scan=2, seed=7, processing_delay=0.1)
-    assert time.monotonic() - began < 10
     two = sandbox_factory(scans=3, files_per_scan=2, seed=7, processing_delay=0.1)
     assert _fingerprint(one) == _fingerprint(two)
     # Ids are positional, so a bigger sandbox with the same seed starts with the same ids.

@@ -184,11 +184,9 @@ def test_deadline_stops_before_attempts_run_out() -> None:
         calls.append(1)
         raise RetryableFailure("502 Bad Gateway", status=502)
 
-    start = time.monotonic()
     with pytest.raises(TransientError):
         call_with_retry(fail, policy=policy, call="GET /x/", target="http://h")
-    assert time.monotonic() - start < 1.0
-    assert 2 <= len(calls) <= 3
+    assert 2 <= len(calls) <= 3  # the deadline, not the 100 attempts, ended it
 
 
 def test_deadline_counts_the_first_attempt_too() -> None:
@@ -280,7 +278,7 @@ def test_429_retry_after_is_honoured_and_capped(stub: Stub) -> None:
         api.file_meta(7)
     elapsed = time.monotonic() - start
     assert events[0].wait == pytest.approx(FAST.retry_after_cap)
-    assert FAST.retry_after_cap <= elapsed < 2
+    assert elapsed >= FAST.retry_after_cap  # waited the cap, not the hour (the wait above says so)
 
 
 def test_wrong_password_fails_after_one_request(stub: Stub) -> None:
