@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,8 @@ class Instance:
     tokens: set[str] = field(default_factory=set)
     two_factor_user: str = TWO_FACTOR_USER
     codes_sent: dict[str, str] = field(default_factory=dict)  # the last code "emailed" per account
+    # Signs the storage links (handlers.py); a new one at each start, so a link outlives no restart.
+    link_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     process: Callable[[Instance, int], Coroutine[Any, Any, None]] | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     peers: list[Instance] = field(default_factory=list)  # every instance, for shared controls

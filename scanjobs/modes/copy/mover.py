@@ -80,12 +80,8 @@ class FileMover:
     def _download(self, ref: ScanFileRef, future: Future[int]) -> None:
         spool = cast(BinaryIO, SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 - handed on
         try:
-            meta = self.source.file_meta(ref.file_id, slot=self.download_slots)
-            result = self.source.download(
-                meta.url,
-                cast(BinaryIO, failpoints.FirstWrite(spool)),
-                expected_size=meta.size,
-                slot=self.download_slots,
+            meta, result = self.source.download_file(
+                ref.file_id, cast(BinaryIO, failpoints.FirstWrite(spool)), slot=self.download_slots
             )
         except BaseException as exc:
             spool.close()
