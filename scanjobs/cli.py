@@ -209,12 +209,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{path}: invalid\n{exc}", file=sys.stderr)
             worst = ExitCode.INVALID
             continue
-        unset = [
-            s.var
-            for inst in _instances(job)
-            for s in (inst.username, inst.password, inst.db.password)
-            if s.value is None and s.var
-        ]
+        unset = [s.var for inst in _instances(job) for s in inst.secrets() if s.value is None and s.var]
         note = f" (to run it, set: {', '.join(dict.fromkeys(unset))})" if unset else ""
         print(f"{path}: ok, mode {job.mode}, {job.scans.describe()}{note}")
     return int(worst)

@@ -53,7 +53,8 @@ from scanjobs.jobfile.yamlio import LineMap, load_yaml
 __all__ = ["load_job", "load_schema", "schema_path", "parse_duration", "INSTANCES_FILE"]
 
 INSTANCES_FILE = "instances.yaml"
-_SECRET_FIELDS = (("password",), ("db", "password"))
+# Where an instance holds a secret, and the name its default variable ends with (env_var_for).
+_SECRET_FIELDS = ((("password",), "PASSWORD"), (("db", "password"), "DB_PASSWORD"), (("token",), "TOKEN"))
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # The password of a URL's user:password@, which a message quoting the URL must not show.
@@ -284,16 +285,7 @@ class _Builder:
             # hold a password (user:password@host).
             shown = "the URL" if "@" in api_url_written else repr(api_url_written)
             self.problems.append(f"{self.where(*base, 'api_url')}: {shown} {why}")
-        username_raw = spec.get("username")
-        username = (
-            Secret(f"instance {name} API username", "", self.text(username_raw, *base, "username"))
-            if username_raw is not None
-            else Secret(
-                f"instance {name} API username",
-                env_var_for(name, "USERNAME"),
-                self.env.get(env_var_for(name, "USERNAME")),
-            )
-        )
+        username, password, token = self.api_credentials(name, spec, base)
         return InstanceSpec(
             name=name,
             api_url=api_url.rstrip("/"),
@@ -315,21 +307,56 @@ class _Builder:
                 ),
             ),
             username=username,
-            password=self.secret(
-                spec.get("password"),
-                env_var_for(name, "PASSWORD"),
-                f"instance {name} API password",
-                *base,
-                "password",
-            ),
+            password=password,
+            token=token,
         )
+
+    def api_credentials(
+        self, name: str, spec: Mapping[str, Any], base: tuple[str | int, ...]
+    ) -> tuple[Secret | None, Secret | None, Secret | None]:
+        """(username, password, token) of an instance: a token, or a username and password.
+
+        The file says which by the keys it gives. An instance that gives none of them takes a
+        token when NAME_TOKEN is set, else NAME_USERNAME and NAME_PASSWORD; with both NAME_TOKEN
+        and NAME_PASSWORD set it must say which.
+        """
+        token_var, password_var = env_var_for(name, "TOKEN"), env_var_for(name, "PASSWORD")
+        login_written = "username" in spec or "password" in spec
+        by_default = not login_written and "token" not in spec  # the file says neither
+        if "token" in spec and login_written:
+            self.problems.append(
+                f"{self.where(*base, 'token')}: give `token` or `username` and `password`, not both"
+            )
+        elif by_default and self.env.get(token_var) and self.env.get(password_var):
+            self.problems.append(
+                f"{self.where(*base)}: both {token_var} and {password_var} are set: write "
+                f"`token: ${{{token_var}}}` or `password: ${{{password_var}}}` in instance {name} to "
+                "say which to use"
+            )
+        if "token" in spec or (by_default and self.env.get(token_var)):
+            token = self.secret(spec.get("token"), token_var, f"instance {name} API token", *base, "token")
+            return None, None, token
+        username_raw = spec.get("username")
+        username = (
+            Secret(f"instance {name} API username", "", self.text(username_raw, *base, "username"))
+            if username_raw is not None
+            else Secret(
+                f"instance {name} API username",
+                env_var_for(name, "USERNAME"),
+                self.env.get(env_var_for(name, "USERNAME")),
+            )
+        )
+        password = self.secret(
+            spec.get("password"), password_var, f"instance {name} API password", *base, "password"
+        )
+        return username, password, None
 
     def check_secret_literals(self) -> None:
         """Literal secrets are refused even in instances the job does not use."""
         sources = [(("instances",), self.data.get("instances") or {}), ((), self.shared_instances)]
         for prefix, instances in sources:
             for name, spec in instances.items():
-                for fields in _SECRET_FIELDS:
+                for fields, suffix in _SECRET_FIELDS:
                     node: Any = spec or {}
                     for key in fields:
                         node = node.get(key) if isinstance(node, dict) else None
@@ -339,7 +366,7 @@ class _Builder:
                             if prefix
                             else (f"{INSTANCES_FILE}: {name}.{'.'.join(fields)}")
                         )
-                        var = env_var_for(name, "DB_PASSWORD" if "db" in fields else "PASSWORD")
+                        var = env_var_for(name, suffix)
                         self.problems.append(
                             f"{where}: a literal secret is not allowed in a job file; write a "
                             f"reference like ${{{var}}} and set {var} in the environment or in "

@@ -94,17 +94,35 @@ class DbSpec:
 
 @dataclass(frozen=True, slots=True)
 class InstanceSpec:
-    """How to reach one instance; the API URL defaults from its name."""
+    """How to reach one instance; the API URL defaults from its name.
+
+    The API takes a `username` and `password` (logging in), or a ready `token` (an account with
+    two-factor login has no other way in): one or the other, the rest None.
+    """
 
     name: str
     api_url: str
     db: DbSpec
-    username: Secret
-    password: Secret
+    username: Secret | None
+    password: Secret | None
+    token: Secret | None = None
+
+    def __post_init__(self) -> None:
+        login = (self.username, self.password)
+        if (self.token is not None and login != (None, None)) or (self.token is None and None in login):
+            raise ValueError(f"instance {self.name}: a token, or a username and password (not both)")
 
     @staticmethod
     def default_api_url(instance: str) -> str:
         return f"https://{instance}.rebotics.net"
+
+    def secrets(self) -> tuple[Secret, ...]:
+        """What connecting needs: the API's secrets (the token, or username and password), then
+        the database password."""
+        if self.token is not None:
+            return (self.token, self.db.password)
+        assert self.username is not None and self.password is not None  # __post_init__
+        return (self.username, self.password, self.db.password)
 
     def identity(self) -> dict[str, object]:
         """What identifies the instance's data (not its credentials): for fingerprints."""

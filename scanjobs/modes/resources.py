@@ -49,7 +49,8 @@ def retry_policy(job: BaseJob) -> tuple[RetryPolicy, Timeouts]:
 
 
 def open_api(instance: InstanceSpec, job: BaseJob, events: Events, *, pool_size: int = 32) -> PlatformAPI:
-    """A logged-in API client; retries are reported as `retry` events."""
+    """A logged-in API client (or one whose token the platform took); retries are reported as
+    `retry` events."""
     policy, timeouts = retry_policy(job)
 
     def on_retry(event: RetryEvent) -> None:
@@ -62,15 +63,19 @@ def open_api(instance: InstanceSpec, job: BaseJob, events: Events, *, pool_size:
             reason=event.reason,
         )
 
-    api = PlatformAPI(
-        instance.api_url,
-        instance.username.reveal(),
-        instance.password.reveal(),
-        retry=policy,
-        timeouts=timeouts,
-        pool_size=pool_size,
-        on_retry=on_retry,
-    )
+    settings: dict[str, Any] = {
+        "retry": policy,
+        "timeouts": timeouts,
+        "pool_size": pool_size,
+        "on_retry": on_retry,
+    }
+    if instance.token is not None:  # used as it is: no login (a two-factor account has none)
+        api = PlatformAPI(instance.api_url, token=instance.token.reveal(), **settings)
+    else:
+        assert instance.username is not None and instance.password is not None  # InstanceSpec's rule
+        api = PlatformAPI(
+            instance.api_url, instance.username.reveal(), instance.password.reveal(), **settings
+        )
     try:
         api.login()
     except BaseException:

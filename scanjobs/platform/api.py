@@ -43,6 +43,11 @@ class DownloadResult:
     content_type: str | None
 
 
+# What storage answers to a link it will not honour: an S3 or Azure link past its expiry (403),
+# or a signature it does not take (401/403). The metadata gives a fresh link.
+LINK_REFUSED = frozenset({401, 403})
+
+
 def _strip_query(url: str) -> str:
     # Signed storage URLs carry credentials in the query string: never show it.
     parts = urlsplit(url)
@@ -64,6 +69,27 @@ class PlatformAPI(ApiSession):
             original_filename=data.get("original_filename") or None,
             size=int(size) if isinstance(size, (int, str)) and str(size).isdigit() else None,
         )
+
+    def download_file(
+        self, file_id: int, dest: BinaryIO, *, slot: Slot | None = None
+    ) -> tuple[FileMeta, DownloadResult]:
+        """A platform file's metadata, then its bytes streamed into `dest` (see `download`).
+
+        Storage links are signed and expire: a link refused (401/403) gets the metadata fetched
+        again, once, for a fresh link, and the download tried with it; a fresh link refused too
+        fails the file for good.
+        """
+        for fresh in (False, True):
+            meta = self.file_meta(file_id, slot=slot)
+            try:
+                return meta, self.download(meta.url, dest, expected_size=meta.size, slot=slot)
+            except PermanentError as exc:
+                if exc.status not in LINK_REFUSED:
+                    raise
+                if fresh:
+                    message = f"{exc} (a fresh link from the file's metadata was refused too)"
+                    raise PermanentError(message, status=exc.status, body=exc.body) from exc
+        raise AssertionError("the second link either worked or raised")
 
     def download(
         self, url: str, dest: BinaryIO, *, expected_size: int | None = None, slot: Slot | None = None

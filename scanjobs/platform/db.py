@@ -199,6 +199,11 @@ class PlatformDB:
                 connect_timeout=max(1, round(self._connect_timeout)),
                 application_name="scanjobs",
                 row_factory=dict_row,
+                # psycopg prepares a query on the server after its 5th run. The -maint hosts and
+                # proxyuser suggest a transaction pooler (PgBouncer and the like) in front of the
+                # database: the next transaction may reach another server connection, where that
+                # statement does not exist. Never prepare: every query is sent whole each time.
+                prepare_threshold=None,
             )
         except psycopg.OperationalError as exc:
             reason = self._redact(_short(exc))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Callable, Sized
 from types import TracebackType
@@ -54,12 +55,18 @@ TRANSIENT_STATUSES = frozenset({424, 429, 502, 503, 504})
 NOT_TAKEN_5XX = frozenset({503})
 NOT_RESENT = "the platform may have acted on it, so it is not resent"
 BODY_KEEP = 2000  # characters of an error body kept on PermanentError.body
+# How the platform's own client tells a login that wants the code it emailed (an answer with
+# "2FA" or "code" in it); scanjobs cannot type one in, so it asks for a token instead.
+_TWO_FACTOR = re.compile(r"2fa|two[- ]factor|verification|\bcode\b", re.IGNORECASE)
+# A call that checks a given token: scan 0 cannot exist, so the platform answers 404 when it takes
+# the token and 401 when it does not (it authenticates before it looks anything up).
+TOKEN_PROBE = "/api/v4/processing/actions/0/"
 
 _S = TypeVar("_S", bound="ApiSession")
 
 
 class Unauthorized(Exception):
-    """A 401 on a token call: the caller re-logs in once and repeats."""
+    """A 401 on a token call: the caller re-logs in once and repeats (a given token: AuthError)."""
 
 
 def _render_json(value: Any) -> str:
@@ -86,32 +93,40 @@ def render_body(response: Response) -> str:
 class ApiSession:
     """A logged-in session with one platform instance: token, retries, one re-login on 401.
 
-    PlatformAPI (api.py) adds the calls on top. Safe to share between threads.
+    It logs in with `username` and `password`, or uses a ready `token` (an account with
+    two-factor login has no other way in): one or the other. PlatformAPI (api.py) adds the calls
+    on top. Safe to share between threads.
     """
 
     def __init__(
         self,
         api_url: str,
-        username: str,
-        password: str,
+        username: str | None = None,
+        password: str | None = None,
         *,
+        token: str | None = None,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen, so a shared default is safe
         timeouts: Timeouts = Timeouts(),  # noqa: B008
         pool_size: int = 32,
         on_retry: OnRetry | None = None,
     ) -> None:
+        with_login = username is not None or password is not None
+        if (token is not None and with_login) or (token is None and (username is None or password is None)):
+            raise ValueError("a platform session needs a token or a username and password (not both)")
         self.api_url = api_url.rstrip("/")
         self.username = username
         self._password = password
         self._retry = retry
         self._timeouts = timeouts
         self._on_retry = on_retry
-        self._token: str | None = None
+        self._token: str | None = token
+        self._token_given = token is not None  # no login: a 401 cannot be mended by logging in
         self._login_lock = threading.Lock()
         self._http = Transport(pool_size=pool_size)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.api_url!r}, username={self.username!r})"
+        who = "token=***" if self._token_given else f"username={self.username!r}"
+        return f"{type(self).__name__}({self.api_url!r}, {who})"
 
     def __enter__(self: _S) -> _S:
         return self
@@ -276,6 +291,12 @@ class ApiSession:
                     on_retry=self._on_retry,
                 )
             except Unauthorized:
+                if self._token_given:
+                    raise AuthError(
+                        f"the platform at {self.api_url} refused the API token (401 Unauthorized "
+                        f"from {call}); a given token cannot be renewed by logging in again",
+                        hint="the token may have expired or been revoked: give this instance a new one",
+                    ) from None
                 if not relogin:
                     break
                 self._relogin(token)
@@ -304,11 +325,17 @@ class ApiSession:
                 self._login_locked()
 
     def login(self) -> None:
-        """Get a token. AuthError at once if refused; UnreachableError if the API can't answer."""
+        """Get a token, or check the one given. AuthError at once if refused; UnreachableError if
+        the API can't answer."""
+        if self._token_given:
+            with contextlib.suppress(PermanentError):  # 404 (any answer but a 401): it was taken
+                self._api_call("GET", TOKEN_PROBE)
+            return
         with self._login_lock:
             self._login_locked()
 
     def _login_locked(self) -> None:
+        assert not self._token_given, "a session with a given token never logs in"
         path = "/api/v4/token-auth/"
         url = f"{self.api_url}{path}"
 
@@ -320,6 +347,16 @@ class ApiSession:
                 json_body={"username": self.username, "password": self._password},
             )
             status = response.status_code
+            if status in (400, 401, 403) and _TWO_FACTOR.search(response.text):
+                raise AuthError(
+                    self._redact(
+                        f"login as {self.username!r} at {self.api_url}: this account needs "
+                        f"two-factor login: use a token (the platform answered {status} "
+                        f"{response.reason}: {render_body(response)})"
+                    ),
+                    hint="give this instance `token: ${VAR}` (an API token of this account, set in "
+                    "the environment or .env) instead of username and password",
+                )
             if status in (400, 401, 403):
                 raise AuthError(
                     self._redact(

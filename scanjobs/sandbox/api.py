@@ -24,6 +24,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/api/v4/processing/upload/", "upload"),
     ("POST", "/api/v4/processing/actions/", "create_action"),
     ("GET", "/api/v4/processing/actions/{id}/", "action_detail"),
+    ("GET", "/_sandbox/outbox", "outbox"),
     ("GET", "/_sandbox/stats", "stats"),
     ("POST", "/_sandbox/stats/reset", "stats_reset"),
     ("GET", "/_sandbox/config", "config"),

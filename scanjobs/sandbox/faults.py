@@ -42,6 +42,9 @@ class RuntimeConfig:
     storage_drip: float = 0  # a storage answer's body comes a byte per drip_seconds, forever
     api_drip: float = 0  # an API answer's headers come a byte per drip_seconds, forever
     drip_seconds: float = 0.2
+    # Storage links are signed and expire, as S3's and Azure's do (an expired one answers 403):
+    link_lifetime: float = 3600.0  # seconds a link from the file metadata is good for
+    expired_links: float = 0  # how many of the next file-metadata answers give a link already expired
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply the known keys (as floats), rejecting anything else."""

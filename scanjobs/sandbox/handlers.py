@@ -7,14 +7,17 @@ each one answers.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import hashlib
+import hmac
 import os
 import re
 import secrets
+import time
 import uuid
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -25,6 +28,14 @@ from scanjobs.sandbox.multipart import FormReader, MultipartError, boundary_of
 from scanjobs.sandbox.validation import error, invalid_pk, not_found, validate_action, validate_upload
 
 _SMALL_FILE = 1 << 20  # files up to this size are held in memory (uploads, storage answers); larger stream
+_LINK_DATE = "%Y%m%dT%H%M%SZ"  # X-Amz-Date, as in an S3 presigned link
+
+
+def _storage_error(code: str, message: str) -> web.Response:
+    """S3's refusal of a link: 403 with its XML error."""
+    head = '<?xml version="1.0" encoding="UTF-8"?>\n'
+    body = f"{head}<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    return web.Response(status=403, text=body, content_type="application/xml")
 
 
 def _safe_name(name: str) -> str:
@@ -108,8 +119,38 @@ class Handlers:
         if scheme != "Token" or token.strip() not in self.inst.tokens:
             raise web.HTTPUnauthorized(text='{"detail": "Invalid token."}', content_type="application/json")
 
-    def _storage_url(self, rel: str) -> str:
-        return f"{self.inst.api_url}/_storage/{quote(rel)}"
+    def _signature(self, rel: str, date: str, expires: str) -> str:
+        message = f"{rel}\n{date}\n{expires}".encode()
+        return hmac.new(self.inst.link_key, message, hashlib.sha256).hexdigest()
+
+    def _storage_url(self, rel: str, *, expired: bool = False) -> str:
+        """A signed link to a stored file, good for `link_lifetime` seconds (none if `expired`)."""
+        lifetime = 0 if expired else max(0, int(self.inst.config.link_lifetime))
+        date = time.strftime(_LINK_DATE, time.gmtime())
+        query = {
+            "X-Amz-Date": date,
+            "X-Amz-Expires": str(lifetime),
+            "X-Amz-Signature": self._signature(rel, date, str(lifetime)),
+        }
+        return f"{self.inst.api_url}/_storage/{quote(rel)}?{urlencode(query)}"
+
+    def _link_refusal(self, request: web.Request, rel: str) -> web.Response | None:
+        """S3's answer to a link that is not signed by us, or has expired; None for a good one."""
+        date = request.query.get("X-Amz-Date", "")
+        expires = request.query.get("X-Amz-Expires", "")
+        given = request.query.get("X-Amz-Signature", "")
+        if not (date and expires and given):
+            return _storage_error("AccessDenied", "Access Denied")
+        if not hmac.compare_digest(given, self._signature(rel, date, expires)):
+            return _storage_error(
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
+        # Signed by us, so both are as _storage_url wrote them.
+        issued = calendar.timegm(time.strptime(date, _LINK_DATE))
+        if time.time() >= issued + int(expires):
+            return _storage_error("AccessDenied", "Request has expired")
+        return None
 
     # The platform's endpoints.
 
@@ -119,10 +160,33 @@ class Handlers:
             body = await request.json()
         except ValueError:
             body = dict(await request.post())
-        if body.get("username") != inst.username or body.get("password") != inst.password:
+        if not isinstance(body, dict):
+            body = {}
+        user = body.get("username")
+        if user not in (inst.username, inst.two_factor_user) or body.get("password") != inst.password:
             return web.json_response(
                 {"non_field_errors": ["Unable to log in with provided credentials."]}, status=400
             )
+        if user == inst.two_factor_user:
+            # The platform's client looks for "2FA" or "code" in this answer, asks for the code
+            # that was emailed, and posts again with `verification_code`.
+            code = body.get("verification_code")
+            if code is None:
+                inst.codes_sent[user] = f"{secrets.randbelow(10**6):06d}"
+                return web.json_response(
+                    {
+                        "non_field_errors": [
+                            "2FA is enabled for this account: enter the verification code sent to your email."
+                        ]
+                    },
+                    status=400,
+                )
+            sent = inst.codes_sent.get(user)
+            if sent is None or not isinstance(code, str) or not secrets.compare_digest(code, sent):
+                return web.json_response(
+                    {"verification_code": ["Invalid or expired verification code."]}, status=400
+                )
+            del inst.codes_sent[user]  # a code is good once
         token = secrets.token_hex(20)
         inst.tokens.add(token)
         return web.json_response({"id": inst.user_id, "token": token})
@@ -136,10 +200,14 @@ class Handlers:
             row = await queries.file_row(conn, int(raw))
         if row is None:
             return not_found()
+        config = self.inst.config
+        expired = config.expired_links >= 1
+        if expired:
+            config.expired_links -= 1
         return web.json_response(
             {
                 "id": row[0],
-                "file": self._storage_url(row[1]),
+                "file": self._storage_url(row[1], expired=expired),
                 "original_filename": row[2],
                 "input_type": row[3],
                 "size": row[4],
@@ -150,6 +218,9 @@ class Handlers:
         rel = request.match_info["path"]
         if "\x00" in rel or any(part in ("", ".", "..") for part in rel.split("/")):
             return not_found()  # nothing outside the storage folder
+        refusal = self._link_refusal(request, rel)
+        if refusal is not None:
+            return refusal
         blob = self.inst.memory.blobs.get(rel)
         if blob is not None:  # answered whole; HTTP lets a server ignore a Range header
             ctype = sniff_content_type(blob[:8]) or "application/octet-stream"
@@ -275,6 +346,10 @@ class Handlers:
         return web.json_response(body)
 
     # Test controls under /_sandbox/: never faulted nor counted (see faults.py).
+
+    async def outbox(self, request: web.Request) -> web.Response:
+        # What the platform would have emailed: the last verification code of each account.
+        return web.json_response({"verification_codes": dict(self.inst.codes_sent)})
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.inst.stats.as_dict())

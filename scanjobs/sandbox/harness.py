@@ -125,6 +125,13 @@ class Sandbox:
         response.raise_for_status()
         return dict(response.json())
 
+    def verification_code(self, instance: str, username: str) -> str | None:
+        """The last two-factor login code the instance "emailed" to `username`, if any."""
+        response = requests.get(f"{self.api(instance)}/_sandbox/outbox", timeout=10)
+        response.raise_for_status()
+        code = response.json()["verification_codes"].get(username)
+        return None if code is None else str(code)
+
     def new_target_store(self) -> int:
         """A fresh empty target store with the template store's POGs, for an isolated copy."""
         response = requests.post(f"{self.target_api}/_sandbox/stores", timeout=10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,11 @@ class MemoryStorage:
             path.write_bytes(data)
 
 
+# The instance's account with two-factor login (its password is the instance's): a login
+# without the code it "emails" (GET /_sandbox/outbox) is refused as the platform refuses it.
+TWO_FACTOR_USER = "qa-2fa"
+
+
 @dataclass
 class Instance:
     """Everything the handlers of one instance need."""
@@ -89,6 +95,10 @@ class Instance:
     truth: dict[str, SourceTruth]
     api_url: str = ""
     tokens: set[str] = field(default_factory=set)
+    two_factor_user: str = TWO_FACTOR_USER
+    codes_sent: dict[str, str] = field(default_factory=dict)  # the last code "emailed" per account
+    # Signs the storage links (handlers.py); a new one at each start, so a link outlives no restart.
+    link_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     process: Callable[[Instance, int], Coroutine[Any, Any, None]] | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     peers: list[Instance] = field(default_factory=list)  # every instance, for shared controls

@@ -22,6 +22,7 @@ class SandboxOptions:
     seed: int = 1
     port_base: int = 0
     hang_seconds: float = 15.0
+    link_lifetime: float = 3600.0
     keep_data: bool = False
     new_ports: bool = False
 
@@ -112,6 +113,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--hang-seconds", type=float, default=15.0, help="how long a 'hang' fault stalls a GET (15)"
+    )
+    parser.add_argument(
+        "--link-lifetime",
+        type=float,
+        default=3600.0,
+        help="seconds a signed storage link is good for; an expired one answers 403 (3600)",
     )
 
 

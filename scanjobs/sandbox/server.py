@@ -152,6 +152,7 @@ async def _serve_locked(options: SandboxOptions, folder: SandboxFolder, stop: as
             processing_delay=options.processing_delay,
             ma_accuracy=options.ma_accuracy,
             hang_seconds=options.hang_seconds,
+            link_lifetime=options.link_lifetime,
         )
         info: dict[str, Any] = {"instances": {}}
         for n, name in enumerate(INSTANCES):

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import requests
 from copy_support import uploads_in_store
 
 from scanjobs.errors import AuthError, PermanentError, TransientError
@@ -19,6 +20,7 @@ from scanjobs.platform.db import PlatformDB
 from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
 from scanjobs.sandbox import Sandbox
 from scanjobs.sandbox.faults import SCRIPTED_API, SCRIPTED_STORAGE, SCRIPTED_UPLOAD
+from scanjobs.sandbox.instance import TWO_FACTOR_USER
 
 pytestmark = pytest.mark.integration
 
@@ -254,3 +256,57 @@ def test_a_server_that_drips_forever_is_cut_off(scripted: Sandbox, source_db: Pl
                 source.download(meta.url, dest, expected_size=meta.size)
     assert "within 1s" in str(info.value), str(info.value)
     assert [e.attempt for e in events] == [1], "one retry, then the call gave up"
+
+
+# -- two-factor accounts and ready tokens (issue 13, point 3) ------------------------------------
+
+
+def _two_factor_token(sandbox: Any, instance: str) -> str:
+    """A token of the two-factor account, got as the platform's client gets one: a login that is
+    refused for want of a code, then the same login with the code that was emailed."""
+    url = f"{sandbox.api(instance)}/api/v4/token-auth/"
+    login = {"username": TWO_FACTOR_USER, "password": sandbox.info["instances"][instance]["password"]}
+    first = requests.post(url, json=login, timeout=10)
+    assert first.status_code == 400 and "2FA" in first.text and "code" in first.text
+    code = sandbox.verification_code(instance, TWO_FACTOR_USER)
+    assert code is not None
+    answer = requests.post(url, json={**login, "verification_code": code}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["token"])
+
+
+def test_a_two_factor_account_is_told_to_use_a_token(sandbox: Any) -> None:
+    """issue 13, point 3: scanjobs said the password was wrong; the platform asked for a code."""
+    inst = dict(sandbox.info["instances"]["target"], username=TWO_FACTOR_USER)
+    before = _requests_total(sandbox, "target")
+    with _api(inst) as api, pytest.raises(AuthError) as info:
+        api.login()
+    assert "this account needs two-factor login: use a token" in str(info.value)
+    assert _requests_total(sandbox, "target") == before + 1
+    assert inst["password"] not in str(info.value)
+
+
+def test_a_ready_token_is_used_without_logging_in(sandbox: Any, source_db: PlatformDB) -> None:
+    """issue 13, point 3: the token of a two-factor account (got with the emailed code) is sent
+    as it is: the platform takes it, and no login is tried."""
+    token = _two_factor_token(sandbox, "source")
+    ref = source_db.scans_with_files(sandbox.info["source_scan_ids"][:1])[0].files[0]
+    sandbox.reset_stats()
+    with PlatformAPI(sandbox.source_api, token=token, retry=POLICY, timeouts=TIMEOUTS) as api:
+        api.login()  # checks the token
+        assert api.file_meta(ref.file_id).id == ref.file_id
+    logins = [r for r in sandbox.stats("source")["requests"] if r["route"] == "/api/v4/token-auth/"]
+    assert logins == []
+
+
+def test_a_refused_token_is_an_auth_error_at_once(sandbox: Any) -> None:
+    """issue 13, point 3: a 401 with a given token cannot be mended by logging in again."""
+    token = "f" * 40  # a token the platform never gave
+    with PlatformAPI(sandbox.target_api, token=token, retry=POLICY, timeouts=TIMEOUTS) as api:
+        before = _requests_total(sandbox, "target")
+        with pytest.raises(AuthError) as info:
+            api.login()
+        assert "refused the API token" in str(info.value) and token not in str(info.value)
+        with pytest.raises(AuthError):
+            api.file_meta(1)
+        assert _requests_total(sandbox, "target") == before + 2  # one each, no login, no retry

@@ -12,15 +12,15 @@ from typing import BinaryIO, cast
 from scanjobs import failpoints
 from scanjobs.errors import StepFailed
 from scanjobs.events import Events
+from scanjobs.modes.copy.payload import upload_input_type
 from scanjobs.modes.resources import request_workers
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import ScanFileRef
 from scanjobs.state import ItemKind, StateStore, Status
 
-__all__ = ["FileMover", "SPOOL_BYTES", "INPUT_TYPES"]
+__all__ = ["FileMover", "SPOOL_BYTES"]
 
 SPOOL_BYTES = 1 << 20  # files up to 1 MiB stay in memory; larger ones spill to a temp file
-INPUT_TYPES = ("image", "video", "keyframe")
 
 
 class FileMover:
@@ -80,12 +80,8 @@ class FileMover:
     def _download(self, ref: ScanFileRef, future: Future[int]) -> None:
         spool = cast(BinaryIO, SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 - handed on
         try:
-            meta = self.source.file_meta(ref.file_id, slot=self.download_slots)
-            result = self.source.download(
-                meta.url,
-                cast(BinaryIO, failpoints.FirstWrite(spool)),
-                expected_size=meta.size,
-                slot=self.download_slots,
+            meta, result = self.source.download_file(
+                ref.file_id, cast(BinaryIO, failpoints.FirstWrite(spool)), slot=self.download_slots
             )
         except BaseException as exc:
             spool.close()
@@ -108,7 +104,7 @@ class FileMover:
         content_type: str | None,
         future: Future[int],
     ) -> None:
-        input_type = ref.file_type if ref.file_type in INPUT_TYPES else "image"
+        input_type = upload_input_type(ref.file_type)
         key = str(ref.file_id)
         size = spool.seek(0, os.SEEK_END)  # an attempt's time limit, hence adoption's window, grows with it
 

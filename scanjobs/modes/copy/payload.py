@@ -12,6 +12,9 @@ from scanjobs.platform.db import MappingNames, ResolvedIds
 __all__ = [
     "DROPPED_ALWAYS",
     "MAPPING_HINTS",
+    "INPUT_TYPES",
+    "upload_input_type",
+    "scan_input_type",
     "Untranslatable",
     "build_payload",
     "hint_ids",
@@ -20,6 +23,8 @@ __all__ = [
 
 DROPPED_ALWAYS = ("id", "created_at", "updated_at", "task_id")
 MAPPING_HINTS = ("category_id", "section_id", "store_planogram", "aisle", "replace_id")
+# What the platform takes as `input_type`, of an upload and of a scan (its client's own list).
+INPUT_TYPES = ("image", "video", "keyframe")
 
 
 def raw_payload(provided_values: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -34,6 +39,21 @@ def _as_int(value: Any) -> int | None:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+def upload_input_type(file_type: str | None) -> str:
+    """The `input_type` a source file is uploaded as: its `file_type` when the platform knows
+    that word, else image (the platform's client's default)."""
+    return file_type if file_type in INPUT_TYPES else "image"
+
+
+def scan_input_type(file_types: Sequence[str | None], source_value: Any = None) -> str:
+    """The `input_type` of a copied scan: what its files were uploaded as. Files of mixed types
+    take the source payload's own `input_type` when it is one of them, else image."""
+    kinds = {upload_input_type(file_type) for file_type in file_types}
+    if len(kinds) == 1:
+        return kinds.pop()
+    return source_value if isinstance(source_value, str) and source_value in kinds else "image"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +109,15 @@ def build_payload(
     *,
     store: int,
     files: Sequence[int],
+    file_types: Sequence[str | None],
     strategy: str,
     captured_at: int | None,
     translated: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """The payload to POST for one copy.
 
+    `file_types` are the source files' types, in the order of `files`: they decide `input_type`,
+    which the payload always carries, as the platform's client always sends it (`scan_input_type`).
     captured_at None keeps the source's value. Strategy auto drops every mapping hint (the MA
     decides); mapped keeps them with ids replaced by `translated` (target ids by name), keeps the
     aisle text, and drops replace_id: it names a source scan that means nothing on the target.
@@ -104,6 +127,7 @@ def build_payload(
         payload.pop(key, None)
     payload["store"] = int(store)
     payload["files"] = [int(f) for f in files]
+    payload["input_type"] = scan_input_type(file_types, payload.get("input_type"))
     if captured_at is not None:
         payload["captured_at"] = int(captured_at)
     if strategy == "auto":

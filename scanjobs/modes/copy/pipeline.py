@@ -100,6 +100,7 @@ class ScanPipeline:
                 scan.provided_values,
                 store=self.store,
                 files=target_files,
+                file_types=[ref.file_type for ref in scan.files],
                 strategy=self.job.copy.strategy,
                 captured_at=self.captured_at,
                 translated=translated if isinstance(translated, dict) else None,

@@ -84,15 +84,11 @@ class DownloadRun:
         part: Path | None = None
         try:
             self.state.record_intent(ItemKind.IMAGE, key, "download", attempt=True)
-            meta = api.file_meta(image.ref.file_id, slot=self.slots)
             fd, part_name = _mkstemp(out)
             part = Path(part_name)
             with os.fdopen(fd, "wb") as fh:
-                result = api.download(
-                    meta.url,
-                    cast(BinaryIO, failpoints.FirstWrite(fh)),
-                    expected_size=meta.size,
-                    slot=self.slots,
+                meta, result = api.download_file(
+                    image.ref.file_id, cast(BinaryIO, failpoints.FirstWrite(fh)), slot=self.slots
                 )
                 fh.flush()
                 os.fsync(fh.fileno())

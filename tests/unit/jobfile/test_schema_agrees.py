@@ -62,6 +62,7 @@ COMPANIONS: dict[tuple[str, ...], tuple[str, ...]] = {
 UNREACHABLE = {
     ("instances", "*", "password"): "a secret is a ${VAR} reference, never 1 character long",
     ("instances", "*", "db", "password"): "a secret is a ${VAR} reference, never 1 character long",
+    ("instances", "*", "token"): "a secret is a ${VAR} reference, never 1 character long",
 }
 
 Path_ = tuple[str, ...]

@@ -23,7 +23,7 @@ LITERALS: list[Any] = [
     [str(SECRET)],
     {str(SECRET): 1},
 ]
-PLACES = [("password",), ("db", "password"), ("username",)]
+PLACES = [("password",), ("db", "password"), ("username",), ("token",)]  # token: issue 13, point 3
 
 
 def _instance(place: tuple[str, ...], value: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from scanjobs.modes.copy.payload import (
     DROPPED_ALWAYS,
+    INPUT_TYPES,
     MAPPING_HINTS,
     HintIds,
     Untranslatable,
@@ -26,7 +27,15 @@ from scanjobs.modes.copy.payload import (
 from scanjobs.platform.db import MappingNames, ResolvedIds
 
 # The fields build_payload decides itself; every other field of the source's payload is kept.
-DECIDED = {*DROPPED_ALWAYS, *MAPPING_HINTS, "store_planogram_id", "store", "files", "captured_at"}
+DECIDED = {
+    *DROPPED_ALWAYS,
+    *MAPPING_HINTS,
+    "store_planogram_id",
+    "store",
+    "files",
+    "captured_at",
+    "input_type",
+}
 
 # What a jsonb column gives back: JSON values (no NaN or infinity: PostgreSQL's jsonb refuses them).
 json_scalars = st.one_of(
@@ -50,6 +59,10 @@ stored = st.one_of(
     st.builds(lambda p, junk: {**p, "_raw_data": junk}, payload_dicts, json_scalars),
 )
 ids = st.integers(min_value=1, max_value=2**31 - 1)
+# A source file's type as the scanfile table holds it: the platform's words, or anything else.
+any_file_type = st.one_of(st.none(), st.sampled_from(INPUT_TYPES), st.text(max_size=8))
+file_type_lists = st.lists(any_file_type, max_size=5)
+captured = st.one_of(st.none(), ids)
 strategies = st.sampled_from(["auto", "mapped"])
 translations = st.fixed_dictionaries(
     {}, optional={"store_planogram": ids, "section_id": ids, "category_id": ids}
@@ -66,11 +79,12 @@ def the_payload(stored_values: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in stored_values.items() if k != "_raw_data"}
 
 
-@given(stored, ids, st.lists(ids, max_size=5), strategies, st.one_of(st.none(), ids), translations)
+@given(stored, ids, st.lists(ids, max_size=5), file_type_lists, strategies, captured, translations)
 def test_the_payload_names_the_target_and_carries_no_source_server_fields(
     stored_values: dict[str, Any] | None,
     store: int,
     files: list[int],
+    file_types: list[str | None],
     strategy: str,
     captured_at: int | None,
     translated: dict[str, int],
@@ -80,12 +94,18 @@ def test_the_payload_names_the_target_and_carries_no_source_server_fields(
         stored_values,
         store=store,
         files=files,
+        file_types=file_types,
         strategy=strategy,
         captured_at=captured_at,
         translated=translated,
     )
     assert stored_values == before  # the source's record is not touched
     assert payload["store"] == store and payload["files"] == files
+    # issue 13, point 8: always an input_type the platform knows, the files' own when they agree
+    assert payload["input_type"] in INPUT_TYPES
+    kinds = {t if t in INPUT_TYPES else "image" for t in file_types}
+    if len(kinds) == 1:
+        assert payload["input_type"] == kinds.pop()
     assert not set(DROPPED_ALWAYS) & set(payload)
     assert "store_planogram_id" not in payload and "replace_id" not in payload
     source = the_payload(stored_values)
@@ -107,11 +127,12 @@ def test_the_payload_names_the_target_and_carries_no_source_server_fields(
         assert payload.get("aisle") == source.get("aisle")  # a text, meaningful on any instance
 
 
-@given(stored, ids, st.lists(ids, max_size=5), strategies, st.one_of(st.none(), ids), translations)
+@given(stored, ids, st.lists(ids, max_size=5), file_type_lists, strategies, captured, translations)
 def test_building_the_payload_again_from_it_changes_nothing(
     stored_values: dict[str, Any] | None,
     store: int,
     files: list[int],
+    file_types: list[str | None],
     strategy: str,
     captured_at: int | None,
     translated: dict[str, int],
@@ -119,6 +140,7 @@ def test_building_the_payload_again_from_it_changes_nothing(
     args: dict[str, Any] = {
         "store": store,
         "files": files,
+        "file_types": file_types,
         "strategy": strategy,
         "captured_at": captured_at,
         "translated": translated,
