@@ -153,7 +153,8 @@ async def _finish(conn: psycopg.AsyncConnection[Any], inst: Instance, scan_id: i
     # that every comment of the analysis occurs.
     base = truth.pre_compliance if truth and truth.pre_compliance is not None else _rate(rng, 30, 90)
     pre = round(min(100.0, max(0.0, base + rng.uniform(-12, 8))), 1)
-    day: dt.date = created.date()
+    # The platform's day of a scan, whatever time zone this session reads timestamps in.
+    day: dt.date = created.astimezone(dt.timezone.utc).date()
     # A day's row of a store POG is the same whichever scan of that day comes first.
     day_random = day_rng(inst.seed, inst.name, store_id, section.planogram_id, day)
     day_pre = _rate(day_random, 30, 90)
@@ -214,7 +215,7 @@ async def _finish(conn: psycopg.AsyncConnection[Any], inst: Instance, scan_id: i
                 _rate(rng),
                 pre,
                 Jsonb(rates),
-                created,
+                day,
             ),
         )
     await conn.execute(

@@ -98,7 +98,8 @@ CREATE TABLE planograms_compliance_planogramcompliancereport (
     sequence_compliance_rate double precision NULL,
     initial_pre_compliance double precision NULL,
     compliance_rates jsonb NULL,
-    scan_created_date timestamptz NOT NULL,
+    -- a date on the platform: the legacy join compares it with the daily compliance row's date
+    scan_created_date date NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
 

@@ -175,7 +175,7 @@ def seed_source(
                     sec.name,
                     payload["aisle"],
                     *_report_values(rng),
-                    created,
+                    created.date(),
                 ),
             )
         cur.execute(

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+import pandas as pd
 import psycopg
 import pytest
 import yaml
 
 from scanjobs.cli import main
 from scanjobs.errors import ExitCode
+from scanjobs.platform.db import PlatformDB
 from scanjobs.report.rules import Comment
 from scanjobs.sandbox import Sandbox
 from scanjobs.sandboxjobs import write_sandbox_instances
@@ -474,3 +476,42 @@ def test_unknown_ids_are_said_at_once(sandbox: Sandbox, copied: CopyRun) -> None
     assert [r for r in rows if r["source_scan_id"] == str(s1)] == [
         r for r in copied.rows if r["source_scan_id"] == str(s1)
     ]
+
+
+# -- the report's day (issue 13, point 12) --------------------------------------------------------
+
+REPORT_DAY_SQL = """
+SELECT r.id, c.pre_compliance
+FROM planograms_compliance_planogramcompliancereport r
+LEFT JOIN planograms_compliance_storeplanogramcompliance c
+       ON c.store_planogram_id = r.store_planogram_id AND c.date = r.scan_created_date
+WHERE r.realogram_id IN (SELECT active_realogram_id FROM realograms_implementation_scan WHERE id = ANY(%s))
+"""
+
+
+def test_the_reports_day_is_a_date_whatever_the_sessions_time_zone(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 13, point 12: the platform's `scan_created_date` is a date, compared with the daily
+    compliance row's date. The sandbox held a timestamp, so the day a report joined to depended on
+    the reading session's time zone: a session 14 hours ahead of UTC read the next day's POG %
+    for a scan made after 10:00 UTC."""
+    ids = sandbox.info["source_scan_ids"]
+    with psycopg.connect(**sandbox.db("source")) as conn:
+        kind = conn.execute(
+            "SELECT data_type FROM information_schema.columns"
+            " WHERE table_name = 'planograms_compliance_planogramcompliancereport'"
+            " AND column_name = 'scan_created_date'"
+        ).fetchone()
+        expected = dict(conn.execute(REPORT_DAY_SQL, (ids,)).fetchall())
+    monkeypatch.setenv("PGTZ", "Pacific/Kiritimati")  # UTC+14: libpq sets the session's TimeZone
+    inst = sandbox.info["instances"]["source"]["db"]
+    with PlatformDB(inst["host"], inst["port"], inst["dbname"], inst["user"], inst["password"]) as db:
+        details = db.scan_details(ids)
+    got = {
+        int(r.report_id): (None if pd.isna(r.pre_pog_pct) else float(r.pre_pog_pct))
+        for r in details.itertuples()
+        if not pd.isna(r.report_id)
+    }
+    assert got == expected
+    assert kind == ("date",)
