@@ -23,6 +23,8 @@ from scanjobs.sandbox.tables import TABLES
 
 log = logging.getLogger("scanjobs.sandbox")
 
+RECALCULATED = 0.25  # the share of processed scans recalculated once: an inactive older report first
+
 
 @dataclass(frozen=True)
 class Section:
@@ -87,6 +89,14 @@ def scan_rng(seed: int, instance: str, store_id: int, checksums: list[str], scan
     return random.Random(f"processing {seed} {instance} store {store_id} {content}")
 
 
+def outcome_rng(seed: int, instance: str, checksums: list[str], scan_id: int) -> random.Random:
+    """The random source of how a scan's processing turns out besides the MA's mapping (was it
+    recalculated): a function of the scan's content alone, so a copy of one source scan turns out
+    the same in any store."""
+    content = ",".join(sorted(checksums)) if checksums else f"scan {scan_id}"
+    return random.Random(f"outcome {seed} {instance} {content}")
+
+
 def day_rng(seed: int, instance: str, store_id: int, planogram_id: int, day: dt.date) -> random.Random:
     """The random source of a store POG's compliance row of one day: whichever scan is processed
     first on that day writes the same row."""
@@ -113,6 +123,67 @@ async def process_scan(inst: Instance, scan_id: int) -> None:
             await conn.execute(f"UPDATE {TABLES['scan']} SET status = 'failed' WHERE id = %s", (scan_id,))
 
 
+async def _store_planogram(conn: psycopg.AsyncConnection[Any], store_id: int, planogram_id: int) -> int:
+    """The store POG of a planogram in a store, made when the store has none."""
+    cur = await conn.execute(
+        f"SELECT id FROM {TABLES['planogramstore']} WHERE store_id = %s AND planogram_id = %s"
+        " ORDER BY id LIMIT 1",
+        (store_id, planogram_id),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        cur = await conn.execute(
+            f"INSERT INTO {TABLES['planogramstore']} (planogram_id, store_id) VALUES (%s, %s) RETURNING id",
+            (planogram_id, store_id),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+    return int(row[0])
+
+
+async def _report(
+    conn: psycopg.AsyncConnection[Any],
+    rng: random.Random,
+    realogram: int,
+    store_pog: int,
+    sec: Section,
+    payload: dict[str, Any],
+    pre: float,
+    day: dt.date,
+    *,
+    active: bool,
+) -> None:
+    """One compliance report of a realogram for a section."""
+    rates = {
+        "osa": rng.randint(60, 100),
+        "correct": rng.randint(5, 80),
+        "wandering": rng.randint(0, 9),
+        "missing": rng.randint(0, 15),
+        "empty": rng.randint(0, 6),
+    }
+    await conn.execute(
+        f"INSERT INTO {TABLES['report']} (realogram_id, store_planogram_id, planogram_id,"
+        " section_id, section_name, aisle_name, compliance_rate, facing_compliance_rate,"
+        " sequence_compliance_rate, initial_pre_compliance, compliance_rates,"
+        " scan_created_date, is_last_active) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            realogram,
+            store_pog,
+            sec.planogram_id,
+            sec.id,
+            sec.name,
+            payload.get("aisle"),
+            _rate(rng),
+            _rate(rng),
+            _rate(rng),
+            pre,
+            Jsonb(rates),
+            day,
+            active,
+        ),
+    )
+
+
 async def _finish(conn: psycopg.AsyncConnection[Any], inst: Instance, scan_id: int) -> None:
     cur = await conn.execute(
         f"SELECT store_id, created_at, provided_values FROM {TABLES['scan']} WHERE id = %s",
@@ -134,20 +205,7 @@ async def _finish(conn: psycopg.AsyncConnection[Any], inst: Instance, scan_id: i
     hint = next((s for s in sections if s.id == payload.get("section_id")), None)
     section, map_by = choose_section(rng, sections, truth, hint, inst.config.ma_accuracy)
 
-    cur = await conn.execute(
-        f"SELECT id FROM {TABLES['planogramstore']} WHERE store_id = %s AND planogram_id = %s"
-        " ORDER BY id LIMIT 1",
-        (store_id, section.planogram_id),
-    )
-    row = await cur.fetchone()
-    if row is None:
-        cur = await conn.execute(
-            f"INSERT INTO {TABLES['planogramstore']} (planogram_id, store_id) VALUES (%s, %s) RETURNING id",
-            (section.planogram_id, store_id),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-    store_pog = int(row[0])
+    store_pog = await _store_planogram(conn, store_id, section.planogram_id)
 
     # The scan's own pre POG % lies around the source's (higher a good part of the time), so
     # that every comment of the analysis occurs.
@@ -190,34 +248,16 @@ async def _finish(conn: psycopg.AsyncConnection[Any], inst: Instance, scan_id: i
     siblings = [s for s in sections if s.planogram_id == section.planogram_id and s != section]
     if siblings and rng.random() < 0.3:
         reported.append(rng.choice(siblings))
+    outcome = outcome_rng(inst.seed, inst.name, checksums, scan_id)
+    elsewhere = [s for s in sections if s not in reported]
+    if outcome.random() < RECALCULATED and elsewhere:
+        # The version before a recalculation mapped the scan elsewhere, and stays in the table
+        # inactive: a reader of every version would show a section the platform no longer reports.
+        older = outcome.choice(elsewhere)
+        older_pog = await _store_planogram(conn, store_id, older.planogram_id)
+        await _report(conn, outcome, realogram[0], older_pog, older, payload, pre, day, active=False)
     for sec in reported:
-        rates = {
-            "osa": rng.randint(60, 100),
-            "correct": rng.randint(5, 80),
-            "wandering": rng.randint(0, 9),
-            "missing": rng.randint(0, 15),
-            "empty": rng.randint(0, 6),
-        }
-        await conn.execute(
-            f"INSERT INTO {TABLES['report']} (realogram_id, store_planogram_id, planogram_id,"
-            " section_id, section_name, aisle_name, compliance_rate, facing_compliance_rate,"
-            " sequence_compliance_rate, initial_pre_compliance, compliance_rates,"
-            " scan_created_date) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                realogram[0],
-                store_pog,
-                sec.planogram_id,
-                sec.id,
-                sec.name,
-                payload.get("aisle"),
-                _rate(rng),
-                _rate(rng),
-                _rate(rng),
-                pre,
-                Jsonb(rates),
-                day,
-            ),
-        )
+        await _report(conn, rng, realogram[0], store_pog, sec, payload, pre, day, active=True)
     await conn.execute(
         f"INSERT INTO {TABLES['mlog']} (store_planogram_id, scan_created_date, data) VALUES (%s, %s, %s)",
         (store_pog, created, Jsonb({str(scan_id): {"map_by": map_by}})),

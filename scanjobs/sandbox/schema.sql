@@ -100,6 +100,8 @@ CREATE TABLE planograms_compliance_planogramcompliancereport (
     compliance_rates jsonb NULL,
     -- a date on the platform: the legacy join compares it with the daily compliance row's date
     scan_created_date date NOT NULL,
+    -- a recalculated scan keeps its older reports, no longer active
+    is_last_active boolean NOT NULL DEFAULT true,
     created_at timestamptz NOT NULL DEFAULT now()
 );
 

@@ -8,6 +8,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,9 @@ FIELDS = {
 }
 NULLABLE_NUMBERS = [f for f, kind in FIELDS.items() if kind in ("int", "float")]
 
-# One row per compliance report of the scan's active realogram. The planogram comes from the
-# store POG; every per-report value is a scalar subquery so nothing can multiply the rows.
+# One row per active compliance report of the scan's active realogram (a recalculated scan keeps
+# its older reports, inactive). The planogram comes from the store POG; every per-report value is
+# a scalar subquery so nothing can multiply the rows.
 REPORTS_SQL = """
 SELECT s.id AS scan_id, r.id AS report_id, r.store_planogram_id,
        (SELECT p.name FROM planograms_implementation_planogramstore ps
@@ -66,7 +68,8 @@ SELECT s.id AS scan_id, r.id AS report_id, r.store_planogram_id,
        (r.compliance_rates ->> 'correct')::int AS ok, (r.compliance_rates ->> 'wandering')::int AS wandering,
        (r.compliance_rates ->> 'missing')::int AS oos, (r.compliance_rates ->> 'empty')::int AS hole
 FROM realograms_implementation_scan s
-JOIN planograms_compliance_planogramcompliancereport r ON r.realogram_id = s.active_realogram_id
+JOIN planograms_compliance_planogramcompliancereport r
+  ON r.realogram_id = s.active_realogram_id AND r.is_last_active
 LEFT JOIN planograms_compliance_storeplanogramcompliance c
        ON c.store_planogram_id = r.store_planogram_id AND c.date = r.scan_created_date::date
 WHERE s.id = ANY(%s)
@@ -76,7 +79,13 @@ PROCESSED_SQL = """
 SELECT s.id FROM realograms_implementation_scan s
 WHERE s.id = ANY(%s) AND s.status = 'done'
   AND EXISTS (SELECT 1 FROM planograms_compliance_planogramcompliancereport r
-               WHERE r.realogram_id = s.active_realogram_id)
+               WHERE r.realogram_id = s.active_realogram_id AND r.is_last_active)
+"""
+# Scans whose active realogram also holds reports of an older calculation.
+RECALCULATED_SQL = """
+SELECT DISTINCT s.id FROM realograms_implementation_scan s
+JOIN planograms_compliance_planogramcompliancereport r ON r.realogram_id = s.active_realogram_id
+WHERE s.id = ANY(%s) AND NOT r.is_last_active
 """
 BAYS_SQL = """
 SELECT s.id, (SELECT count(*) FROM realograms_implementation_realogrambay b
@@ -308,6 +317,63 @@ def test_every_row_follows_the_rules_on_independent_data(sandbox: Sandbox, copie
     assert set(RULE_COMMENTS) <= set(counts), counts
 
 
+def test_only_active_reports_are_compared(sandbox: Sandbox, copied: CopyRun) -> None:
+    """issue 13, point 11: a recalculated scan keeps its older reports, inactive; the analysis
+    read them too, as reports the scan did not have. Both sides hold recalculated scans here, and
+    the rows are those of the active reports (the independent SQL above reads only those)."""
+    for instance, ids in (
+        ("source", [s for s, _ in copied.pairs]),
+        ("target", [t for _, t in copied.pairs if t is not None]),
+    ):
+        with psycopg.connect(**sandbox.db(instance)) as conn:
+            recalculated = {r[0] for r in conn.execute(RECALCULATED_SQL, (ids,)).fetchall()}
+        assert recalculated, f"no recalculated {instance} scan: the test would show nothing"
+    assert_rows_match(copied.rows, expected_rows(sandbox, copied.pairs))
+    details = read_csv(copied.out / "source_scandetails.csv")
+    reports = fetch_reports(sandbox, "source", [s for s, _ in copied.pairs])
+    assert {int(r["report_id"]) for r in details if r["report_id"]} == {
+        r["report_id"] for rows in reports.values() for r in rows
+    }
+    inst = sandbox.info["instances"]["source"]["db"]
+    with PlatformDB(inst["host"], inst["port"], inst["dbname"], inst["user"], inst["password"]) as db:
+        counts = {i: s.report_count for i, s in db.processing_status(list(reports)).items()}
+    assert counts == {i: len(rows) for i, rows in reports.items()}
+
+
+def test_a_report_table_without_is_last_active_is_read_whole(sandbox: Sandbox) -> None:
+    """issue 13, point 11: `is_last_active` is assumed, not confirmed: where the report table has
+    no such column, the queries still run and every report counts. A temporary table of that
+    shape (without the column) stands in for the platform's in this session."""
+    report = "planograms_compliance_planogramcompliancereport"
+    ids = sandbox.info["source_scan_ids"]
+    sql_dir = resources.files("scanjobs.platform") / "sql"
+    with psycopg.connect(**sandbox.db("source"), row_factory=psycopg.rows.dict_row) as conn:
+        columns = [
+            r["column_name"]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+                " AND column_name <> 'is_last_active' ORDER BY ordinal_position",
+                (report,),
+            ).fetchall()
+        ]
+        count = (
+            f"SELECT s.id, count(r.id) AS n FROM realograms_implementation_scan s LEFT JOIN {report} r"
+            " ON r.realogram_id = s.active_realogram_id AND ({}) WHERE s.id = ANY(%s) GROUP BY s.id"
+        )
+        every = {r["id"]: r["n"] for r in conn.execute(count.format("true"), (ids,)).fetchall()}
+        active = {r["id"]: r["n"] for r in conn.execute(count.format("r.is_last_active"), (ids,)).fetchall()}
+        assert every != active  # the sandbox holds inactive reports, which now count
+        conn.execute(f"CREATE TEMP TABLE {report} AS SELECT {', '.join(columns)} FROM public.{report}")
+        status = conn.execute((sql_dir / "processing_status.sql").read_text(), {"ids": ids}).fetchall()
+        details = conn.execute((sql_dir / "scan_details.sql").read_text(), {"ids": ids}).fetchall()
+        names = conn.execute((sql_dir / "download_info.sql").read_text(), {"ids": ids}).fetchall()
+    assert {r["id"]: r["report_count"] for r in status} == every
+    assert Counter(r["scan_id"] for r in details if r["report_id"] is not None) == {
+        i: n for i, n in every.items() if n
+    }
+    assert len(names) == len(ids)
+
+
 def test_excel_fills_header_filter_and_summary(copied: CopyRun) -> None:
     wb = openpyxl.load_workbook(copied.out / "analysis_with_comments.xlsx")
     assert wb.sheetnames[:2] == ["Analysis", "Summary"]
@@ -486,6 +552,7 @@ FROM planograms_compliance_planogramcompliancereport r
 LEFT JOIN planograms_compliance_storeplanogramcompliance c
        ON c.store_planogram_id = r.store_planogram_id AND c.date = r.scan_created_date
 WHERE r.realogram_id IN (SELECT active_realogram_id FROM realograms_implementation_scan WHERE id = ANY(%s))
+  AND r.is_last_active
 """
 
 
