@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from scanjobs.sandbox.tables import TABLES
+from scanjobs.sandbox.tables import TABLES, ScanStatus
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -90,7 +90,7 @@ async def create_scan(conn: Conn, payload: dict[str, Any], uid: str | None) -> d
     """Insert the scan, its files in order and the uid's answer in one statement; the summary."""
     cur = await conn.execute(
         f"WITH s AS (INSERT INTO {TABLES['scan']} (store_id, status, has_report, selected_category_id,"
-        " provided_values) VALUES (%(store)s, 'pending', false, %(category)s, %(raw)s)"
+        " provided_values) VALUES (%(store)s, %(status)s, false, %(category)s, %(raw)s)"
         " RETURNING id, status, store_id),"
         f" f AS (INSERT INTO {TABLES['scanfile']} (scan_id, file_id, file_type)"
         " SELECT s.id, fu.id, fu.input_type FROM s"
@@ -100,6 +100,7 @@ async def create_scan(conn: Conn, payload: dict[str, Any], uid: str | None) -> d
         " SELECT s.id, s.status, s.store_id, ARRAY(SELECT file_id FROM f ORDER BY id) FROM s",
         {
             "store": payload["store"],
+            "status": ScanStatus.CREATED,
             "category": payload.get("category_id"),
             "raw": Jsonb({"_raw_data": payload}),
             "files": payload["files"],
@@ -176,6 +177,7 @@ async def rename_section(conn: Conn, section_id: int, name: str) -> int:
 async def unfinished_scans(conn: Conn) -> list[int]:
     """Scans created but not processed when the sandbox last stopped (kept data only)."""
     cur = await conn.execute(
-        f"SELECT id FROM {TABLES['scan']} WHERE status IN ('pending', 'processing') ORDER BY id"
+        f"SELECT id FROM {TABLES['scan']} WHERE status = ANY(%s) ORDER BY id",
+        ([ScanStatus.CREATED, ScanStatus.IN_PROGRESS],),
     )
     return [int(r[0]) for r in await cur.fetchall()]

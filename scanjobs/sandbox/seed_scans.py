@@ -22,7 +22,7 @@ from scanjobs.sandbox.seed_master import (
     insert_master,
     rate,
 )
-from scanjobs.sandbox.tables import TABLES, Ids
+from scanjobs.sandbox.tables import TABLES, Ids, ScanStatus
 
 MAP_BY = ["barcode", "majority", "section_hint", "price_tag", "neighbour"]
 RECALCULATED = 0.25  # the share of seeded scans recalculated once: an inactive older report first
@@ -146,8 +146,17 @@ def seed_source(
         cur.execute(
             f"INSERT INTO {TABLES['scan']} (id, store_id, created_at, updated_at, status,"
             " has_report, selected_category_id, active_realogram_id, provided_values)"
-            " VALUES (%s, %s, %s, %s, 'done', true, %s, %s, %s)",
-            (scan_id, store_id, created, created, payload["category_id"], realogram, Jsonb(values)),
+            " VALUES (%s, %s, %s, %s, %s, true, %s, %s, %s)",
+            (
+                scan_id,
+                store_id,
+                created,
+                created,
+                ScanStatus.DONE,
+                payload["category_id"],
+                realogram,
+                Jsonb(values),
+            ),
         )
         for fid in file_ids:
             cur.execute(

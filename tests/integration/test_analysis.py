@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import math
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -75,12 +78,10 @@ LEFT JOIN planograms_compliance_storeplanogramcompliance c
 WHERE s.id = ANY(%s)
 ORDER BY s.id, r.id
 """
-PROCESSED_SQL = """
-SELECT s.id FROM realograms_implementation_scan s
-WHERE s.id = ANY(%s) AND s.status = 'done'
-  AND EXISTS (SELECT 1 FROM planograms_compliance_planogramcompliancereport r
-               WHERE r.realogram_id = s.active_realogram_id AND r.is_last_active)
-"""
+STATUS_SQL = "SELECT id, status FROM realograms_implementation_scan WHERE id = ANY(%s)"
+# The platform's statuses (its client's list); finished ones end processing, for good.
+STATUSES = {"action created", "in progress", "done", "error", "interrupted"}
+FAILED = {"error", "interrupted"}
 # Scans whose active realogram also holds reports of an older calculation.
 RECALCULATED_SQL = """
 SELECT DISTINCT s.id FROM realograms_implementation_scan s
@@ -170,9 +171,9 @@ def fetch_reports(sb: Sandbox, instance: str, ids: list[int]) -> dict[int, list[
     return out
 
 
-def fetch_processed(sb: Sandbox, ids: list[int]) -> set[int]:
+def fetch_statuses(sb: Sandbox, ids: list[int]) -> dict[int, str]:
     with psycopg.connect(**sb.db("target")) as conn:
-        return {r[0] for r in conn.execute(PROCESSED_SQL, (ids,)).fetchall()}
+        return dict(conn.execute(STATUS_SQL, (ids,)).fetchall())
 
 
 def rule(source: dict[str, Any], target: dict[str, Any]) -> str:
@@ -224,7 +225,9 @@ def existing(sb: Sandbox, instance: str, ids: list[int]) -> set[int]:
 def expected_rows(sb: Sandbox, pairs: list[tuple[int, int | None]]) -> list[Expected]:
     src_reports = fetch_reports(sb, "source", [s for s, _ in pairs])
     target_ids = [t for _, t in pairs if t is not None]
-    processed = fetch_processed(sb, target_ids)
+    statuses = fetch_statuses(sb, target_ids)
+    # a done scan's reports are final, none included; a failed scan's are never read
+    processed = {t for t, status in statuses.items() if status == "done"}
     tgt_reports = fetch_reports(sb, "target", sorted(processed))
     sources, targets = existing(sb, "source", [s for s, _ in pairs]), existing(sb, "target", target_ids)
     rows: list[Expected] = []
@@ -234,13 +237,14 @@ def expected_rows(sb: Sandbox, pairs: list[tuple[int, int | None]]) -> list[Expe
             rows.append(Expected(s_id, t_id, None, None, "Source Scan Not Found"))
             continue
         if t_id is None or t_id not in processed:
-            comment = (
-                "Not Copied"
-                if t_id is None
-                else "Target Scan Not Found"
-                if t_id not in targets
-                else "Target Not Processed"
-            )
+            if t_id is None:
+                comment = "Not Copied"
+            elif t_id not in targets:
+                comment = "Target Scan Not Found"
+            elif statuses[t_id] in FAILED:
+                comment = f"Target Processing Failed ({statuses[t_id]})"
+            else:
+                comment = "Target Not Processed"
             alone: list[dict[str, Any] | None] = [*src] or [None]
             rows += [Expected(s_id, t_id, s, None, comment) for s in alone]
             continue
@@ -374,6 +378,57 @@ def test_a_report_table_without_is_last_active_is_read_whole(sandbox: Sandbox) -
     assert len(names) == len(ids)
 
 
+def test_failed_and_reportless_targets_get_their_own_comments(sandbox: Sandbox, copied: CopyRun) -> None:
+    """issue 13, point 2: the sandbox ends some scans in `error` and some `done` without a report
+    (the same scans for a seed). The copy's wait ended with them (every copy is finished), and
+    their rows say so: "Target Processing Failed (error)", "Target Report Missing"."""
+    targets = [t for _, t in copied.pairs if t is not None]
+    statuses = fetch_statuses(sandbox, targets)
+    assert set(statuses.values()) <= STATUSES - {"action created", "in progress"}, statuses
+    reports = fetch_reports(sandbox, "target", targets)
+    failed = {t for t, status in statuses.items() if status == "error"}
+    reportless = {t for t, status in statuses.items() if status == "done" and not reports[t]}
+    assert failed and reportless, statuses
+    by_target: dict[int, set[str]] = {}
+    for row in copied.rows:
+        by_target.setdefault(int(row["target_scan_id"]), set()).add(row["comment"])
+    assert all(by_target[t] == {"Target Processing Failed (error)"} for t in failed), by_target
+    assert all(by_target[t] <= {"Target Report Missing", "No Report on Either Side"} for t in reportless)
+    assert {"Target Report Missing"} <= set().union(*(by_target[t] for t in reportless))
+    assert not [r for r in copied.rows if r["comment"] == "Target Not Processed"]
+
+
+def test_a_failed_target_ends_the_wait_at_once(sandbox: Sandbox, copied: CopyRun) -> None:
+    """issue 13, point 2: a target scan that ended in `error` kept the wait going for the whole
+    `wait_for_processing` (an hour here). Finished is done, error or interrupted: one look at
+    the statuses ends the wait."""
+    statuses = fetch_statuses(sandbox, [t for _, t in copied.pairs if t is not None])
+    pairs = [(s, t) for s, t in copied.pairs if t is not None and statuses[t] == "error"]
+    assert pairs
+    folder = copied.folder / "failed-targets"
+    folder.mkdir()
+    with open(folder / "pairs.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["Source_Scan_ID", "Target_Scan_ID"])
+        writer.writerows(pairs)
+    job = analyze_job(folder, sandbox, "analyze", {"pairs": "pairs.csv"})
+    spec = yaml.safe_load(job.read_text())
+    spec["analysis"]["wait_for_processing"] = "1h"
+    job.write_text(yaml.safe_dump(spec))
+    done = subprocess.run(
+        [sys.executable, "-m", "scanjobs", "run", str(job), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [e["processed"] for e in events if e["event"] == "waiting"] == [len(pairs)]
+    rows = read_csv(folder / "out-analyze" / "analysis_with_comments.csv")
+    assert {r["comment"] for r in rows} == {"Target Processing Failed (error)"}
+    assert_rows_match(rows, expected_rows(sandbox, pairs))
+
+
 def test_excel_fills_header_filter_and_summary(copied: CopyRun) -> None:
     wb = openpyxl.load_workbook(copied.out / "analysis_with_comments.xlsx")
     assert wb.sheetnames[:2] == ["Analysis", "Summary"]
@@ -422,9 +477,11 @@ def test_null_stays_null(sandbox: Sandbox, copied: CopyRun) -> None:
 
 
 def test_bays_are_counted_not_joined(sandbox: Sandbox, copied: CopyRun) -> None:
+    targets = [t for _, t in copied.pairs if t is not None]
+    statuses = fetch_statuses(sandbox, targets)
     for instance, ids in (
         ("source", [s for s, _ in copied.pairs]),
-        ("target", [t for _, t in copied.pairs if t is not None]),
+        ("target", [t for t in targets if statuses[t] == "done"]),  # a failed scan's are not read
     ):
         with psycopg.connect(**sandbox.db(instance)) as conn:
             bays = dict(conn.execute(BAYS_SQL, (ids,)).fetchall())
@@ -514,9 +571,6 @@ def test_unknown_ids_are_said_at_once(sandbox: Sandbox, copied: CopyRun) -> None
     """Issue 12, point 18: a target id that does not exist waited out the whole
     wait_for_processing as "Target Not Processed"; a source id that does not exist became
     "Source Report Missing". Each is said as such, without waiting."""
-    import subprocess
-    import sys
-
     (s1, t1), (s2, _), (_, t3) = copied.pairs[:3]
     unknown_target, unknown_source = 99_999_991, 99_999_992
     folder = copied.folder / "unknown-ids"
