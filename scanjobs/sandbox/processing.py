@@ -115,7 +115,8 @@ async def process_scan(inst: Instance, scan_id: int) -> None:
         await asyncio.sleep(inst.config.processing_delay / 2)
         async with inst.pool.connection() as conn:
             await conn.execute(
-                f"UPDATE {TABLES['scan']} SET status = %s, updated_at = now() WHERE id = %s",
+                f"UPDATE {TABLES['scan']} SET status = %s, updated_at = now(),"
+                " processing_start_time = now() WHERE id = %s",
                 (ScanStatus.IN_PROGRESS, scan_id),
             )
         await asyncio.sleep(inst.config.processing_delay / 2)
@@ -298,7 +299,7 @@ async def _end(
     """Processing ended: its status, and what it made (the realogram, whether it has reports)."""
     await conn.execute(
         f"UPDATE {TABLES['scan']} SET status = %s, has_report = %s, updated_at = now(),"
-        " active_realogram_id = %s, selected_category_id = COALESCE(selected_category_id, %s)"
-        " WHERE id = %s",
+        " processing_finish_time = now(), active_realogram_id = %s,"
+        " selected_category_id = COALESCE(selected_category_id, %s) WHERE id = %s",
         (status, reported, realogram, category, scan_id),
     )

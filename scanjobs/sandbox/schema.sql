@@ -4,6 +4,7 @@
 CREATE TABLE master_data_implementation_store (
     id bigserial PRIMARY KEY,
     name varchar(255) NOT NULL,
+    custom_id varchar(64) NULL,  -- the retailer's store number (the scan detail's store.custom_id)
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
@@ -62,7 +63,10 @@ CREATE TABLE realograms_implementation_scan (
     has_report boolean NOT NULL DEFAULT false,
     selected_category_id bigint NULL REFERENCES master_data_implementation_category (id),
     active_realogram_id bigint NULL,
-    provided_values jsonb NOT NULL DEFAULT '{}'::jsonb
+    provided_values jsonb NOT NULL DEFAULT '{}'::jsonb,
+    processing_start_time timestamptz NULL,
+    processing_finish_time timestamptz NULL,
+    last_requeue timestamptz NULL
 );
 
 CREATE TABLE realograms_implementation_scanfile (

@@ -26,6 +26,8 @@ from scanjobs.sandbox.tables import TABLES, Ids, ScanStatus
 
 MAP_BY = ["barcode", "majority", "section_hint", "price_tag", "neighbour"]
 RECALCULATED = 0.25  # the share of seeded scans recalculated once: an inactive older report first
+# When a seeded scan's processing started and finished, after its creation.
+PROCESSING_STARTED, PROCESSING_FINISHED = dt.timedelta(seconds=20), dt.timedelta(seconds=80)
 
 
 @dataclass(frozen=True)
@@ -145,8 +147,9 @@ def seed_source(
         values = payload if flat_values else {"_raw_data": payload}
         cur.execute(
             f"INSERT INTO {TABLES['scan']} (id, store_id, created_at, updated_at, status,"
-            " has_report, selected_category_id, active_realogram_id, provided_values)"
-            " VALUES (%s, %s, %s, %s, %s, true, %s, %s, %s)",
+            " has_report, selected_category_id, active_realogram_id, provided_values,"
+            " processing_start_time, processing_finish_time)"
+            " VALUES (%s, %s, %s, %s, %s, true, %s, %s, %s, %s, %s)",
             (
                 scan_id,
                 store_id,
@@ -156,6 +159,8 @@ def seed_source(
                 payload["category_id"],
                 realogram,
                 Jsonb(values),
+                created + PROCESSING_STARTED,
+                created + PROCESSING_FINISHED,
             ),
         )
         for fid in file_ids:
