@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import Enum
 from functools import cache
 from importlib import resources
 from types import TracebackType
@@ -27,6 +28,7 @@ __all__ = [
     "MappingNames",
     "ResolvedIds",
     "ScanProcessing",
+    "ScanStatus",
     "DownloadInfo",
     "FoundUpload",
     "SCAN_DETAIL_COLUMNS",
@@ -83,16 +85,41 @@ class ResolvedIds:
     categories: dict[str, int]
 
 
+class ScanStatus(str, Enum):
+    """A scan's processing status, in the platform's words (its client's list)."""
+
+    CREATED = "action created"
+    IN_PROGRESS = "in progress"
+    DONE = "done"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+
+_FAILED = frozenset({ScanStatus.ERROR.value, ScanStatus.INTERRUPTED.value})
+
+
 @dataclass(frozen=True, slots=True)
 class ScanProcessing:
-    """Where a scan is in processing: its status and its active realogram's report count."""
+    """Where a scan is in processing: its status as the platform wrote it (any text: a word
+    this list lacks is not finished) and its active realogram's active report count."""
 
     status: str
     report_count: int
 
     @property
     def processed(self) -> bool:
-        return self.status == "done" and self.report_count > 0
+        """Done: its reports are final, and it may have none (the platform's has_report false)."""
+        return self.status == ScanStatus.DONE.value
+
+    @property
+    def failed(self) -> bool:
+        """Ended in error or interrupted: it will have no reports."""
+        return self.status in _FAILED
+
+    @property
+    def finished(self) -> bool:
+        """Done, error or interrupted (the platform client's own test): nothing more will come."""
+        return self.processed or self.failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +423,8 @@ class PlatformDB:
     # -- processing and analysis -----------------------------------------------------------------
 
     def processing_status(self, scan_ids: Sequence[int]) -> dict[int, ScanProcessing]:
-        """Status and report count per existing scan; `.processed` says it can be analysed."""
+        """Status and active report count per existing scan; `.finished` says nothing more will
+        come, `.processed` that its reports are final, `.failed` that it will have none."""
         wanted = _unique(scan_ids)
         if not wanted:
             return {}

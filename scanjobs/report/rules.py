@@ -78,10 +78,13 @@ class Comment(Enum):
     grey ones say why there is nothing to compare, instead of borrowing another row's data:
     SOURCE_NOT_FOUND and TARGET_NOT_FOUND (a pair names a scan id its instance does not have),
     NOT_COPIED (the source scan has no target scan), TARGET_NOT_PROCESSED (the target scan
-    exists but is not processed yet, so its reports are not final and are not read),
-    NO_TARGET_REPORT (a source report the processed target has no counterpart for),
-    NO_SOURCE_REPORT (a target report with no source counterpart: the MA mapped an extra
-    section), NO_REPORTS (neither scan has any compliance report).
+    exists but its processing has not finished, so its reports are not final and are not read),
+    TARGET_ERROR and TARGET_INTERRUPTED (the target's processing ended in `error` or
+    `interrupted`: it has no reports, and waiting will not bring any; see `processing_failed`),
+    NO_TARGET_REPORT (a source report the done target has no counterpart for, every one of them
+    when the target is done without a report), NO_SOURCE_REPORT (a target report with no source
+    counterpart: the MA mapped an extra section), NO_REPORTS (neither scan has any compliance
+    report).
     """
 
     WRONG_POG = ("Wrong POG Name Mapping", "FFCCCC")
@@ -93,6 +96,8 @@ class Comment(Enum):
     SOURCE_NOT_FOUND = ("Source Scan Not Found", "D9D9D9")
     TARGET_NOT_FOUND = ("Target Scan Not Found", "D9D9D9")
     TARGET_NOT_PROCESSED = ("Target Not Processed", "D9D9D9")
+    TARGET_ERROR = ("Target Processing Failed (error)", "D9D9D9")
+    TARGET_INTERRUPTED = ("Target Processing Failed (interrupted)", "D9D9D9")
     NO_TARGET_REPORT = ("Target Report Missing", "D9D9D9")
     NO_SOURCE_REPORT = ("Source Report Missing", "D9D9D9")
     NO_REPORTS = ("No Report on Either Side", "D9D9D9")
@@ -111,6 +116,14 @@ class Comment(Enum):
             if comment.text == text:
                 return comment
         raise ValueError(f"unknown comment: {text!r}")
+
+    @classmethod
+    def processing_failed(cls, status: str) -> Comment:
+        """The comment of a target whose processing ended in `status` (`error`, `interrupted`)."""
+        for comment in (cls.TARGET_ERROR, cls.TARGET_INTERRUPTED):
+            if comment.text == f"Target Processing Failed ({status})":
+                return comment
+        raise ValueError(f"{status!r} is not a failed processing status")
 
 
 def _is_null(value: object) -> bool:
@@ -149,7 +162,7 @@ def comment_for(source: Mapping[str, object], target: Mapping[str, object]) -> C
 # ---------------------------------------------------------------------------------------------
 # Vectorised analysis
 
-_COPIED, _NOT_COPIED, _NOT_PROCESSED = "copied", "not_copied", "not_processed"
+_COPIED, _NOT_COPIED, _NOT_PROCESSED, _FAILED = "copied", "not_copied", "not_processed", "failed"
 _NO_SOURCE, _NO_TARGET = "source_not_found", "target_not_found"
 
 
@@ -187,6 +200,7 @@ def _pair_frame(
     processed_targets: Collection[int],
     unknown_sources: Collection[int],
     unknown_targets: Collection[int],
+    failed_targets: Mapping[int, str],
 ) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
@@ -196,16 +210,21 @@ def _pair_frame(
         }
     )
     processed = frame["target_scan_id"].isin(list(processed_targets)).to_numpy(dtype=bool)
+    failed = frame["target_scan_id"].isin(list(failed_targets)).to_numpy(dtype=bool)
     frame["state"] = np.select(
         [
             frame["source_scan_id"].isin(list(unknown_sources)).to_numpy(dtype=bool),
             frame["target_scan_id"].isna().to_numpy(dtype=bool),
             frame["target_scan_id"].isin(list(unknown_targets)).to_numpy(dtype=bool),
+            failed,
             processed,
         ],
-        [_NO_SOURCE, _NOT_COPIED, _NO_TARGET, _COPIED],
+        [_NO_SOURCE, _NOT_COPIED, _NO_TARGET, _FAILED, _COPIED],
         default=_NOT_PROCESSED,
     ).astype(object)
+    # The comment of a failed pair names its status; ValueError for a status that is no failure.
+    texts = {int(t): Comment.processing_failed(status).text for t, status in failed_targets.items()}
+    frame["failure"] = frame["target_scan_id"].astype(object).map(texts)
     return frame
 
 
@@ -294,6 +313,7 @@ def _comments(rows: pd.DataFrame) -> np.ndarray:
         state == _NO_SOURCE,
         state == _NOT_COPIED,
         state == _NO_TARGET,
+        state == _FAILED,
         state == _NOT_PROCESSED,
         ~has_s & ~has_t,
         ~has_t,
@@ -307,6 +327,7 @@ def _comments(rows: pd.DataFrame) -> np.ndarray:
         Comment.SOURCE_NOT_FOUND.text,
         Comment.NOT_COPIED.text,
         Comment.TARGET_NOT_FOUND.text,
+        rows["failure"].to_numpy(dtype=object),
         Comment.TARGET_NOT_PROCESSED.text,
         Comment.NO_REPORTS.text,
         Comment.NO_TARGET_REPORT.text,
@@ -316,7 +337,8 @@ def _comments(rows: pd.DataFrame) -> np.ndarray:
         Comment.TARGET_ADDITIONAL.text,
         Comment.HIGHER_POG.text,
     ]
-    return np.select(conditions, choices, default=Comment.NO_ISSUES.text).astype(object)
+    comments: np.ndarray = np.select(conditions, choices, default=Comment.NO_ISSUES.text).astype(object)
+    return comments
 
 
 def build_analysis(
@@ -326,16 +348,22 @@ def build_analysis(
     processed_targets: Collection[int],
     unknown_sources: Collection[int] = (),
     unknown_targets: Collection[int] = (),
+    *,
+    failed_targets: Mapping[int, str] | None = None,
 ) -> pd.DataFrame:
     """One row per compared report, in `ANALYSIS_COLUMNS` order, commented by the rules.
+
+    `processed_targets` are the done target scans, whose reports are final (maybe none);
+    `failed_targets` maps the target scans whose processing ended in `error` or `interrupted` to
+    that status. A target in neither is still being processed.
 
     Inside a pair, source reports match target reports by exact section name first, then
     the remaining ones by report_id order. Rows follow `pairs`, then source report order;
     target reports with no source counterpart come last in their pair. Only a pair's own
-    scans are ever read: a not-copied or not-processed pair gets its source rows with empty
-    target columns, a pair with no report on either side gets one row.
+    scans are ever read: a not-copied, not-processed or failed pair gets its source rows with
+    empty target columns, a pair with no report on either side gets one row.
     """
-    plan = _pair_frame(pairs, processed_targets, unknown_sources, unknown_targets)
+    plan = _pair_frame(pairs, processed_targets, unknown_sources, unknown_targets, failed_targets or {})
     source = _normalise(source_details)
     target = _normalise(target_details)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -16,7 +17,7 @@ import secrets
 import time
 import uuid
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
@@ -42,6 +43,13 @@ def _safe_name(name: str) -> str:
     """A storage file name from an uploaded name: no directories, only tame characters."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     return re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "upload"
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    """A time as Django REST framework writes it: ISO 8601, UTC as `Z`."""
+    if value is None:
+        return None
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _storage_name(original: str, ctype: str) -> str:
@@ -313,8 +321,9 @@ class Handlers:
                 if not await queries.claim_request(conn, uid):
                     scan_id = await queries.claimed_scan(conn, uid)
                     if scan_id is None:
+                        # the platform's client reads a 424's `error`
                         return web.json_response(
-                            {"detail": "Another request is already processing"}, status=424
+                            {"error": "Another request is already processing"}, status=424
                         )
                     return web.json_response(await queries.scan_summary(conn, scan_id), status=201)
         try:
@@ -335,15 +344,38 @@ class Handlers:
         return web.json_response(body, status=201)
 
     async def action_detail(self, request: web.Request) -> web.Response:
+        """A scan as the platform's client reads it (its renderers and copy commands)."""
         self._auth(request)
         raw = request.match_info["id"]
         if not raw.isdigit():
             return not_found()
         async with self.inst.pool.connection() as conn:
-            body = await queries.scan_summary(conn, int(raw), detail=True)
-        if body is None:
+            scan = await queries.scan_detail(conn, int(raw))
+        if scan is None:
             return not_found()
-        return web.json_response(body)
+        payload: dict[str, Any] = scan["payload"] if isinstance(scan["payload"], dict) else {}
+        store = {"id": scan["store_id"], "custom_id": scan["custom_id"], "name": scan["store_name"]}
+        return web.json_response(
+            {
+                "id": scan["id"],
+                "status": scan["status"],
+                "store": store,
+                "store_id": scan["store_id"],
+                "store_name": scan["store_name"],
+                "input_type": payload.get("input_type", "image"),
+                "inputs": [
+                    {"id": file_id, "file": self._storage_url(rel)} for file_id, rel in scan["inputs"]
+                ],
+                "created": _time(scan["created"]),
+                "user": {"id": self.inst.user_id, "username": self.inst.username},
+                "store_planogram_id": payload.get("store_planogram") or scan["mapped_store_planogram"],
+                "aisle": payload.get("aisle"),
+                "section": payload.get("section"),
+                "processing_start_time": _time(scan["processing_start_time"]),
+                "processing_finish_time": _time(scan["processing_finish_time"]),
+                "last_requeue": _time(scan["last_requeue"]),
+            }
+        )
 
     # Test controls under /_sandbox/: never faulted nor counted (see faults.py).
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from scanjobs.sandbox.tables import TABLES
+from scanjobs.sandbox.tables import TABLES, ScanStatus
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -90,7 +91,7 @@ async def create_scan(conn: Conn, payload: dict[str, Any], uid: str | None) -> d
     """Insert the scan, its files in order and the uid's answer in one statement; the summary."""
     cur = await conn.execute(
         f"WITH s AS (INSERT INTO {TABLES['scan']} (store_id, status, has_report, selected_category_id,"
-        " provided_values) VALUES (%(store)s, 'pending', false, %(category)s, %(raw)s)"
+        " provided_values) VALUES (%(store)s, %(status)s, false, %(category)s, %(raw)s)"
         " RETURNING id, status, store_id),"
         f" f AS (INSERT INTO {TABLES['scanfile']} (scan_id, file_id, file_type)"
         " SELECT s.id, fu.id, fu.input_type FROM s"
@@ -100,6 +101,7 @@ async def create_scan(conn: Conn, payload: dict[str, Any], uid: str | None) -> d
         " SELECT s.id, s.status, s.store_id, ARRAY(SELECT file_id FROM f ORDER BY id) FROM s",
         {
             "store": payload["store"],
+            "status": ScanStatus.CREATED,
             "category": payload.get("category_id"),
             "raw": Jsonb({"_raw_data": payload}),
             "files": payload["files"],
@@ -111,10 +113,11 @@ async def create_scan(conn: Conn, payload: dict[str, Any], uid: str | None) -> d
     return {"id": row[0], "status": row[1], "store": row[2], "files": list(row[3])}
 
 
-async def scan_summary(conn: Conn, scan_id: int, detail: bool = False) -> dict[str, Any] | None:
-    """A scan as the platform answers it (with created_at and has_report in `detail`), or None."""
+async def scan_summary(conn: Conn, scan_id: int) -> dict[str, Any] | None:
+    """A scan as the create call answers it (a replayed uid too), or None; the detail is
+    `scan_detail`."""
     cur = await conn.execute(
-        "SELECT id, status, store_id, created_at, has_report,"
+        "SELECT id, status, store_id,"
         f" ARRAY(SELECT file_id FROM {TABLES['scanfile']} WHERE scan_id = s.id ORDER BY id)"
         f" FROM {TABLES['scan']} s WHERE id = %s",
         (scan_id,),
@@ -122,17 +125,37 @@ async def scan_summary(conn: Conn, scan_id: int, detail: bool = False) -> dict[s
     row = await cur.fetchone()
     if row is None:
         return None
-    body = {"id": row[0], "status": row[1], "store": row[2], "files": list(row[5])}
-    if detail:
-        body.update(created_at=row[3].isoformat(), has_report=row[4])
-    return body
+    return {"id": row[0], "status": row[1], "store": row[2], "files": list(row[3])}
+
+
+async def scan_detail(conn: Conn, scan_id: int) -> dict[str, Any] | None:
+    """What the scan detail tells of a scan (handlers.py shapes it as the platform does), or None.
+
+    `inputs` are [file id, storage path] in the scan's order; `mapped_store_planogram` is the
+    store POG its first active report was mapped to.
+    """
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT s.id, s.status, s.store_id, st.name AS store_name, st.custom_id,"
+            " s.created_at AS created, s.processing_start_time, s.processing_finish_time,"
+            " s.last_requeue, COALESCE(s.provided_values -> '_raw_data', s.provided_values) AS payload,"
+            " COALESCE((SELECT jsonb_agg(jsonb_build_array(f.id, f.file) ORDER BY sf.id)"
+            f"  FROM {TABLES['scanfile']} sf JOIN {TABLES['file']} f ON f.id = sf.file_id"
+            "  WHERE sf.scan_id = s.id), '[]'::jsonb) AS inputs,"
+            f" (SELECT r.store_planogram_id FROM {TABLES['report']} r"
+            "  WHERE r.realogram_id = s.active_realogram_id AND r.is_last_active"
+            "  ORDER BY r.id LIMIT 1) AS mapped_store_planogram"
+            f" FROM {TABLES['scan']} s JOIN {TABLES['store']} st ON st.id = s.store_id WHERE s.id = %s",
+            (scan_id,),
+        )
+        return await cur.fetchone()
 
 
 async def copy_store(conn: Conn, template: int) -> int:
     """A new empty store with the template's store POGs and their daily compliance."""
     cur = await conn.execute(
-        f"INSERT INTO {TABLES['store']} (name) SELECT 'QA Copy Target ' || nextval("
-        f"pg_get_serial_sequence('{TABLES['store']}', 'id')) RETURNING id"
+        f"INSERT INTO {TABLES['store']} (name, custom_id) SELECT 'QA Copy Target ' || n.id, 'QA' || n.id"
+        f" FROM (SELECT nextval(pg_get_serial_sequence('{TABLES['store']}', 'id')) AS id) n RETURNING id"
     )
     row = await cur.fetchone()
     assert row is not None
@@ -176,6 +199,7 @@ async def rename_section(conn: Conn, section_id: int, name: str) -> int:
 async def unfinished_scans(conn: Conn) -> list[int]:
     """Scans created but not processed when the sandbox last stopped (kept data only)."""
     cur = await conn.execute(
-        f"SELECT id FROM {TABLES['scan']} WHERE status IN ('pending', 'processing') ORDER BY id"
+        f"SELECT id FROM {TABLES['scan']} WHERE status = ANY(%s) ORDER BY id",
+        ([ScanStatus.CREATED, ScanStatus.IN_PROGRESS],),
     )
     return [int(r[0]) for r in await cur.fetchall()]

@@ -4,6 +4,7 @@
 CREATE TABLE master_data_implementation_store (
     id bigserial PRIMARY KEY,
     name varchar(255) NOT NULL,
+    custom_id varchar(64) NULL,  -- the retailer's store number (the scan detail's store.custom_id)
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
@@ -62,7 +63,10 @@ CREATE TABLE realograms_implementation_scan (
     has_report boolean NOT NULL DEFAULT false,
     selected_category_id bigint NULL REFERENCES master_data_implementation_category (id),
     active_realogram_id bigint NULL,
-    provided_values jsonb NOT NULL DEFAULT '{}'::jsonb
+    provided_values jsonb NOT NULL DEFAULT '{}'::jsonb,
+    processing_start_time timestamptz NULL,
+    processing_finish_time timestamptz NULL,
+    last_requeue timestamptz NULL
 );
 
 CREATE TABLE realograms_implementation_scanfile (
@@ -98,7 +102,10 @@ CREATE TABLE planograms_compliance_planogramcompliancereport (
     sequence_compliance_rate double precision NULL,
     initial_pre_compliance double precision NULL,
     compliance_rates jsonb NULL,
-    scan_created_date timestamptz NOT NULL,
+    -- a date on the platform: the legacy join compares it with the daily compliance row's date
+    scan_created_date date NOT NULL,
+    -- a recalculated scan keeps its older reports, no longer active
+    is_last_active boolean NOT NULL DEFAULT true,
     created_at timestamptz NOT NULL DEFAULT now()
 );
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,12 @@ class InstanceMaster:
     store_pogs: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
+def store_number(name: str, store_id: int) -> str:
+    """A store's custom_id (the retailer's number): the number in its name, else QA and its id."""
+    found = re.search(r"\d+", name)
+    return found.group() if found else f"QA{store_id}"
+
+
 def rate(rng: random.Random, low: float = 35.0, high: float = 98.0) -> float:
     """A percentage with one decimal, uniform in [low, high]."""
     return round(rng.uniform(low, high), 1)
@@ -130,7 +137,10 @@ def insert_master(
     m = InstanceMaster()
     for name in spec.stores + ([extra_store] if extra_store else []):
         m.stores[name] = ids.take("store")
-        cur.execute(f"INSERT INTO {TABLES['store']} (id, name) VALUES (%s, %s)", (m.stores[name], name))
+        cur.execute(
+            f"INSERT INTO {TABLES['store']} (id, name, custom_id) VALUES (%s, %s, %s)",
+            (m.stores[name], name, store_number(name, m.stores[name])),
+        )
     for name in spec.categories:
         m.categories[name] = ids.take("category")
         cur.execute(

@@ -13,10 +13,21 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from scanjobs.sandbox.images import write_image
-from scanjobs.sandbox.seed_master import HISTORY_DAYS, InstanceMaster, MasterSpec, insert_master, rate
-from scanjobs.sandbox.tables import TABLES, Ids
+from scanjobs.sandbox.seed_master import (
+    HISTORY_DAYS,
+    InstanceMaster,
+    MasterSpec,
+    PlanogramSpec,
+    SectionSpec,
+    insert_master,
+    rate,
+)
+from scanjobs.sandbox.tables import TABLES, Ids, ScanStatus
 
 MAP_BY = ["barcode", "majority", "section_hint", "price_tag", "neighbour"]
+RECALCULATED = 0.25  # the share of seeded scans recalculated once: an inactive older report first
+# When a seeded scan's processing started and finished, after its creation.
+PROCESSING_STARTED, PROCESSING_FINISHED = dt.timedelta(seconds=20), dt.timedelta(seconds=80)
 
 
 @dataclass(frozen=True)
@@ -136,9 +147,21 @@ def seed_source(
         values = payload if flat_values else {"_raw_data": payload}
         cur.execute(
             f"INSERT INTO {TABLES['scan']} (id, store_id, created_at, updated_at, status,"
-            " has_report, selected_category_id, active_realogram_id, provided_values)"
-            " VALUES (%s, %s, %s, %s, 'done', true, %s, %s, %s)",
-            (scan_id, store_id, created, created, payload["category_id"], realogram, Jsonb(values)),
+            " has_report, selected_category_id, active_realogram_id, provided_values,"
+            " processing_start_time, processing_finish_time)"
+            " VALUES (%s, %s, %s, %s, %s, true, %s, %s, %s, %s, %s)",
+            (
+                scan_id,
+                store_id,
+                created,
+                created,
+                ScanStatus.DONE,
+                payload["category_id"],
+                realogram,
+                Jsonb(values),
+                created + PROCESSING_STARTED,
+                created + PROCESSING_FINISHED,
+            ),
         )
         for fid in file_ids:
             cur.execute(
@@ -159,25 +182,38 @@ def seed_source(
         others = [s for s in pog.sections if s != section]
         if others and rng.random() < 0.35:
             sections.append(rng.choice(others))
-        for sec in sections:
+
+        def report(source: random.Random, planogram: PlanogramSpec, sec: SectionSpec, active: bool) -> None:
+            pog_of = m.planograms[planogram.name]
             cur.execute(
                 f"INSERT INTO {TABLES['report']} (id, realogram_id, store_planogram_id,"
                 " planogram_id, section_id, section_name, aisle_name, compliance_rate,"
                 " facing_compliance_rate, sequence_compliance_rate, initial_pre_compliance,"
-                " compliance_rates, scan_created_date)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " compliance_rates, scan_created_date, is_last_active)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     ids.take("report"),
                     realogram,
-                    store_pog,
-                    pog_id,
-                    m.sections[(pog.name, sec.name)],
+                    m.store_pogs[(store_id, pog_of)],
+                    pog_of,
+                    m.sections[(planogram.name, sec.name)],
                     sec.name,
                     payload["aisle"],
-                    *_report_values(rng),
-                    created,
+                    *_report_values(source),
+                    created.date(),
+                    active,
                 ),
             )
+
+        # Its own random source: every other value stays what this seed has always given.
+        recalc = random.Random(f"recalculated {seed} {scan_id}")
+        if recalc.random() < RECALCULATED:
+            # The version before the recalculation mapped the scan elsewhere: a reader of every
+            # version would show a section the platform no longer reports.
+            older = [(p, s) for p in spec.planograms for s in p.sections if (p, s) != (pog, section)]
+            report(recalc, *recalc.choice(older), active=False)
+        for sec in sections:
+            report(rng, pog, sec, active=True)
         cur.execute(
             f"INSERT INTO {TABLES['mlog']} (id, store_planogram_id, scan_created_date, data)"
             " VALUES (%s, %s, %s, %s)",

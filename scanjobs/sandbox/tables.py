@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 import psycopg
+
+
+class ScanStatus(str, Enum):
+    """A scan's processing status, in the platform's words (its client's list). Finished means
+    done, error or interrupted; only a done scan has a realogram, and maybe reports. A str, so
+    psycopg sends its value."""
+
+    CREATED = "action created"
+    IN_PROGRESS = "in progress"
+    DONE = "done"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
 
 # Id offsets per instance: the target has the same names under different ids, so code that
 # forgets to translate ids by name fails loudly instead of passing by accident.

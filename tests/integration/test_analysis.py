@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import math
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import openpyxl
+import pandas as pd
 import psycopg
 import pytest
 import yaml
 
 from scanjobs.cli import main
 from scanjobs.errors import ExitCode
+from scanjobs.platform.db import PlatformDB
 from scanjobs.report.rules import Comment
 from scanjobs.sandbox import Sandbox
 from scanjobs.sandboxjobs import write_sandbox_instances
@@ -46,8 +52,9 @@ FIELDS = {
 }
 NULLABLE_NUMBERS = [f for f, kind in FIELDS.items() if kind in ("int", "float")]
 
-# One row per compliance report of the scan's active realogram. The planogram comes from the
-# store POG; every per-report value is a scalar subquery so nothing can multiply the rows.
+# One row per active compliance report of the scan's active realogram (a recalculated scan keeps
+# its older reports, inactive). The planogram comes from the store POG; every per-report value is
+# a scalar subquery so nothing can multiply the rows.
 REPORTS_SQL = """
 SELECT s.id AS scan_id, r.id AS report_id, r.store_planogram_id,
        (SELECT p.name FROM planograms_implementation_planogramstore ps
@@ -63,17 +70,22 @@ SELECT s.id AS scan_id, r.id AS report_id, r.store_planogram_id,
        (r.compliance_rates ->> 'correct')::int AS ok, (r.compliance_rates ->> 'wandering')::int AS wandering,
        (r.compliance_rates ->> 'missing')::int AS oos, (r.compliance_rates ->> 'empty')::int AS hole
 FROM realograms_implementation_scan s
-JOIN planograms_compliance_planogramcompliancereport r ON r.realogram_id = s.active_realogram_id
+JOIN planograms_compliance_planogramcompliancereport r
+  ON r.realogram_id = s.active_realogram_id AND r.is_last_active
 LEFT JOIN planograms_compliance_storeplanogramcompliance c
        ON c.store_planogram_id = r.store_planogram_id AND c.date = r.scan_created_date::date
 WHERE s.id = ANY(%s)
 ORDER BY s.id, r.id
 """
-PROCESSED_SQL = """
-SELECT s.id FROM realograms_implementation_scan s
-WHERE s.id = ANY(%s) AND s.status = 'done'
-  AND EXISTS (SELECT 1 FROM planograms_compliance_planogramcompliancereport r
-               WHERE r.realogram_id = s.active_realogram_id)
+STATUS_SQL = "SELECT id, status FROM realograms_implementation_scan WHERE id = ANY(%s)"
+# The platform's statuses (its client's list); finished ones end processing, for good.
+STATUSES = {"action created", "in progress", "done", "error", "interrupted"}
+FAILED = {"error", "interrupted"}
+# Scans whose active realogram also holds reports of an older calculation.
+RECALCULATED_SQL = """
+SELECT DISTINCT s.id FROM realograms_implementation_scan s
+JOIN planograms_compliance_planogramcompliancereport r ON r.realogram_id = s.active_realogram_id
+WHERE s.id = ANY(%s) AND NOT r.is_last_active
 """
 BAYS_SQL = """
 SELECT s.id, (SELECT count(*) FROM realograms_implementation_realogrambay b
@@ -158,9 +170,9 @@ def fetch_reports(sb: Sandbox, instance: str, ids: list[int]) -> dict[int, list[
     return out
 
 
-def fetch_processed(sb: Sandbox, ids: list[int]) -> set[int]:
+def fetch_statuses(sb: Sandbox, ids: list[int]) -> dict[int, str]:
     with psycopg.connect(**sb.db("target")) as conn:
-        return {r[0] for r in conn.execute(PROCESSED_SQL, (ids,)).fetchall()}
+        return dict(conn.execute(STATUS_SQL, (ids,)).fetchall())
 
 
 def rule(source: dict[str, Any], target: dict[str, Any]) -> str:
@@ -212,7 +224,9 @@ def existing(sb: Sandbox, instance: str, ids: list[int]) -> set[int]:
 def expected_rows(sb: Sandbox, pairs: list[tuple[int, int | None]]) -> list[Expected]:
     src_reports = fetch_reports(sb, "source", [s for s, _ in pairs])
     target_ids = [t for _, t in pairs if t is not None]
-    processed = fetch_processed(sb, target_ids)
+    statuses = fetch_statuses(sb, target_ids)
+    # a done scan's reports are final, none included; a failed scan's are never read
+    processed = {t for t, status in statuses.items() if status == "done"}
     tgt_reports = fetch_reports(sb, "target", sorted(processed))
     sources, targets = existing(sb, "source", [s for s, _ in pairs]), existing(sb, "target", target_ids)
     rows: list[Expected] = []
@@ -222,13 +236,14 @@ def expected_rows(sb: Sandbox, pairs: list[tuple[int, int | None]]) -> list[Expe
             rows.append(Expected(s_id, t_id, None, None, "Source Scan Not Found"))
             continue
         if t_id is None or t_id not in processed:
-            comment = (
-                "Not Copied"
-                if t_id is None
-                else "Target Scan Not Found"
-                if t_id not in targets
-                else "Target Not Processed"
-            )
+            if t_id is None:
+                comment = "Not Copied"
+            elif t_id not in targets:
+                comment = "Target Scan Not Found"
+            elif statuses[t_id] in FAILED:
+                comment = f"Target Processing Failed ({statuses[t_id]})"
+            else:
+                comment = "Target Not Processed"
             alone: list[dict[str, Any] | None] = [*src] or [None]
             rows += [Expected(s_id, t_id, s, None, comment) for s in alone]
             continue
@@ -305,6 +320,114 @@ def test_every_row_follows_the_rules_on_independent_data(sandbox: Sandbox, copie
     assert set(RULE_COMMENTS) <= set(counts), counts
 
 
+def test_only_active_reports_are_compared(sandbox: Sandbox, copied: CopyRun) -> None:
+    """issue 13, point 11: a recalculated scan keeps its older reports, inactive; the analysis
+    read them too, as reports the scan did not have. Both sides hold recalculated scans here, and
+    the rows are those of the active reports (the independent SQL above reads only those)."""
+    for instance, ids in (
+        ("source", [s for s, _ in copied.pairs]),
+        ("target", [t for _, t in copied.pairs if t is not None]),
+    ):
+        with psycopg.connect(**sandbox.db(instance)) as conn:
+            recalculated = {r[0] for r in conn.execute(RECALCULATED_SQL, (ids,)).fetchall()}
+        assert recalculated, f"no recalculated {instance} scan: the test would show nothing"
+    assert_rows_match(copied.rows, expected_rows(sandbox, copied.pairs))
+    details = read_csv(copied.out / "source_scandetails.csv")
+    reports = fetch_reports(sandbox, "source", [s for s, _ in copied.pairs])
+    assert {int(r["report_id"]) for r in details if r["report_id"]} == {
+        r["report_id"] for rows in reports.values() for r in rows
+    }
+    inst = sandbox.info["instances"]["source"]["db"]
+    with PlatformDB(inst["host"], inst["port"], inst["dbname"], inst["user"], inst["password"]) as db:
+        counts = {i: s.report_count for i, s in db.processing_status(list(reports)).items()}
+    assert counts == {i: len(rows) for i, rows in reports.items()}
+
+
+def test_a_report_table_without_is_last_active_is_read_whole(sandbox: Sandbox) -> None:
+    """issue 13, point 11: `is_last_active` is assumed, not confirmed: where the report table has
+    no such column, the queries still run and every report counts. A temporary table of that
+    shape (without the column) stands in for the platform's in this session."""
+    report = "planograms_compliance_planogramcompliancereport"
+    ids = sandbox.info["source_scan_ids"]
+    sql_dir = resources.files("scanjobs.platform") / "sql"
+    with psycopg.connect(**sandbox.db("source"), row_factory=psycopg.rows.dict_row) as conn:
+        columns = [
+            r["column_name"]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+                " AND column_name <> 'is_last_active' ORDER BY ordinal_position",
+                (report,),
+            ).fetchall()
+        ]
+        count = (
+            f"SELECT s.id, count(r.id) AS n FROM realograms_implementation_scan s LEFT JOIN {report} r"
+            " ON r.realogram_id = s.active_realogram_id AND ({}) WHERE s.id = ANY(%s) GROUP BY s.id"
+        )
+        every = {r["id"]: r["n"] for r in conn.execute(count.format("true"), (ids,)).fetchall()}
+        active = {r["id"]: r["n"] for r in conn.execute(count.format("r.is_last_active"), (ids,)).fetchall()}
+        assert every != active  # the sandbox holds inactive reports, which now count
+        conn.execute(f"CREATE TEMP TABLE {report} AS SELECT {', '.join(columns)} FROM public.{report}")
+        status = conn.execute((sql_dir / "processing_status.sql").read_text(), {"ids": ids}).fetchall()
+        details = conn.execute((sql_dir / "scan_details.sql").read_text(), {"ids": ids}).fetchall()
+        names = conn.execute((sql_dir / "download_info.sql").read_text(), {"ids": ids}).fetchall()
+    assert {r["id"]: r["report_count"] for r in status} == every
+    assert Counter(r["scan_id"] for r in details if r["report_id"] is not None) == {
+        i: n for i, n in every.items() if n
+    }
+    assert len(names) == len(ids)
+
+
+def test_failed_and_reportless_targets_get_their_own_comments(sandbox: Sandbox, copied: CopyRun) -> None:
+    """issue 13, point 2: the sandbox ends some scans in `error` and some `done` without a report
+    (the same scans for a seed). The copy's wait ended with them (every copy is finished), and
+    their rows say so: "Target Processing Failed (error)", "Target Report Missing"."""
+    targets = [t for _, t in copied.pairs if t is not None]
+    statuses = fetch_statuses(sandbox, targets)
+    assert set(statuses.values()) <= STATUSES - {"action created", "in progress"}, statuses
+    reports = fetch_reports(sandbox, "target", targets)
+    failed = {t for t, status in statuses.items() if status == "error"}
+    reportless = {t for t, status in statuses.items() if status == "done" and not reports[t]}
+    assert failed and reportless, statuses
+    by_target: dict[int, set[str]] = {}
+    for row in copied.rows:
+        by_target.setdefault(int(row["target_scan_id"]), set()).add(row["comment"])
+    assert all(by_target[t] == {"Target Processing Failed (error)"} for t in failed), by_target
+    assert all(by_target[t] <= {"Target Report Missing", "No Report on Either Side"} for t in reportless)
+    assert {"Target Report Missing"} <= set().union(*(by_target[t] for t in reportless))
+    assert not [r for r in copied.rows if r["comment"] == "Target Not Processed"]
+
+
+def test_a_failed_target_ends_the_wait_at_once(sandbox: Sandbox, copied: CopyRun) -> None:
+    """issue 13, point 2: a target scan that ended in `error` kept the wait going for the whole
+    `wait_for_processing` (an hour here). Finished is done, error or interrupted: one look at
+    the statuses ends the wait."""
+    statuses = fetch_statuses(sandbox, [t for _, t in copied.pairs if t is not None])
+    pairs = [(s, t) for s, t in copied.pairs if t is not None and statuses[t] == "error"]
+    assert pairs
+    folder = copied.folder / "failed-targets"
+    folder.mkdir()
+    with open(folder / "pairs.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["Source_Scan_ID", "Target_Scan_ID"])
+        writer.writerows(pairs)
+    job = analyze_job(folder, sandbox, "analyze", {"pairs": "pairs.csv"})
+    spec = yaml.safe_load(job.read_text())
+    spec["analysis"]["wait_for_processing"] = "1h"
+    job.write_text(yaml.safe_dump(spec))
+    done = subprocess.run(
+        [sys.executable, "-m", "scanjobs", "run", str(job), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [e["processed"] for e in events if e["event"] == "waiting"] == [len(pairs)]
+    rows = read_csv(folder / "out-analyze" / "analysis_with_comments.csv")
+    assert {r["comment"] for r in rows} == {"Target Processing Failed (error)"}
+    assert_rows_match(rows, expected_rows(sandbox, pairs))
+
+
 def test_excel_fills_header_filter_and_summary(copied: CopyRun) -> None:
     wb = openpyxl.load_workbook(copied.out / "analysis_with_comments.xlsx")
     assert wb.sheetnames[:2] == ["Analysis", "Summary"]
@@ -353,9 +476,11 @@ def test_null_stays_null(sandbox: Sandbox, copied: CopyRun) -> None:
 
 
 def test_bays_are_counted_not_joined(sandbox: Sandbox, copied: CopyRun) -> None:
+    targets = [t for _, t in copied.pairs if t is not None]
+    statuses = fetch_statuses(sandbox, targets)
     for instance, ids in (
         ("source", [s for s, _ in copied.pairs]),
-        ("target", [t for _, t in copied.pairs if t is not None]),
+        ("target", [t for t in targets if statuses[t] == "done"]),  # a failed scan's are not read
     ):
         with psycopg.connect(**sandbox.db(instance)) as conn:
             bays = dict(conn.execute(BAYS_SQL, (ids,)).fetchall())
@@ -443,9 +568,6 @@ def test_unknown_ids_are_said_at_once(sandbox: Sandbox, copied: CopyRun) -> None
     """Issue 12, point 18: a target id that does not exist waited out the whole
     wait_for_processing as "Target Not Processed"; a source id that does not exist became
     "Source Report Missing". Each is said as such, without waiting."""
-    import subprocess
-    import sys
-
     (s1, t1), (s2, _), (_, t3) = copied.pairs[:3]
     unknown_target, unknown_source = 99_999_991, 99_999_992
     folder = copied.folder / "unknown-ids"
@@ -471,3 +593,43 @@ def test_unknown_ids_are_said_at_once(sandbox: Sandbox, copied: CopyRun) -> None
     assert [r for r in rows if r["source_scan_id"] == str(s1)] == [
         r for r in copied.rows if r["source_scan_id"] == str(s1)
     ]
+
+
+# -- the report's day (issue 13, point 12) --------------------------------------------------------
+
+REPORT_DAY_SQL = """
+SELECT r.id, c.pre_compliance
+FROM planograms_compliance_planogramcompliancereport r
+LEFT JOIN planograms_compliance_storeplanogramcompliance c
+       ON c.store_planogram_id = r.store_planogram_id AND c.date = r.scan_created_date
+WHERE r.realogram_id IN (SELECT active_realogram_id FROM realograms_implementation_scan WHERE id = ANY(%s))
+  AND r.is_last_active
+"""
+
+
+def test_the_reports_day_is_a_date_whatever_the_sessions_time_zone(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 13, point 12: the platform's `scan_created_date` is a date, compared with the daily
+    compliance row's date. The sandbox held a timestamp, so the day a report joined to depended on
+    the reading session's time zone: a session 14 hours ahead of UTC read the next day's POG %
+    for a scan made after 10:00 UTC."""
+    ids = sandbox.info["source_scan_ids"]
+    with psycopg.connect(**sandbox.db("source")) as conn:
+        kind = conn.execute(
+            "SELECT data_type FROM information_schema.columns"
+            " WHERE table_name = 'planograms_compliance_planogramcompliancereport'"
+            " AND column_name = 'scan_created_date'"
+        ).fetchone()
+        expected = dict(conn.execute(REPORT_DAY_SQL, (ids,)).fetchall())
+    monkeypatch.setenv("PGTZ", "Pacific/Kiritimati")  # UTC+14: libpq sets the session's TimeZone
+    inst = sandbox.info["instances"]["source"]["db"]
+    with PlatformDB(inst["host"], inst["port"], inst["dbname"], inst["user"], inst["password"]) as db:
+        details = db.scan_details(ids)
+    got = {
+        int(r.report_id): (None if pd.isna(r.pre_pog_pct) else float(r.pre_pog_pct))
+        for r in details.itertuples()
+        if not pd.isna(r.report_id)
+    }
+    assert got == expected
+    assert kind == ("date",)

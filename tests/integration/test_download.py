@@ -64,7 +64,7 @@ def source_truth(sb: Sandbox, ids: list[int]) -> dict[int, dict[str, Any]]:
             section = conn.execute(
                 "SELECT r.section_name FROM realograms_implementation_scan s "
                 "JOIN planograms_compliance_planogramcompliancereport r "
-                "ON r.realogram_id = s.active_realogram_id "
+                "ON r.realogram_id = s.active_realogram_id AND r.is_last_active "  # issue 13, point 11
                 "WHERE s.id = %s ORDER BY r.id LIMIT 1",
                 (scan_id,),
             ).fetchone()

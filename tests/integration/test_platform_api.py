@@ -111,7 +111,7 @@ def test_upload_then_create_is_idempotent_by_request_uid(
     assert target.create_scan({"store": store, "files": [new_file]}, uid) == scan_id
     assert sandbox.stats("target")["scans_created"] == created_before + 1
     detail = target.scan_detail(scan_id)
-    assert detail["id"] == scan_id and detail["files"] == [new_file]
+    assert detail["id"] == scan_id and [i["id"] for i in detail["inputs"]] == [new_file]  # issue 13, point 7
     copied = target.file_meta(new_file)
     with io.BytesIO() as back:
         assert target.download(copied.url, back).sha256 == got.sha256

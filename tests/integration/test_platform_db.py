@@ -161,7 +161,8 @@ def test_scan_details_one_row_per_report_and_nulls_kept(
         src_info,
         "SELECT s.id, count(r.id) FROM realograms_implementation_scan s"
         " LEFT JOIN planograms_compliance_planogramcompliancereport r"
-        " ON r.realogram_id = s.active_realogram_id WHERE s.id = ANY(%s) GROUP BY s.id",
+        " ON r.realogram_id = s.active_realogram_id AND r.is_last_active"  # issue 13, point 11
+        " WHERE s.id = ANY(%s) GROUP BY s.id",
         (ids,),
     ))  # fmt: skip
     bays = dict(_raw(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -27,6 +29,9 @@ from scanjobs.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 TRANSIENT = {424, 429, 502, 503}
+# The platform's processing statuses, in the order a scan goes through them (its client's list).
+STATUSES = ("action created", "in progress", "done", "error", "interrupted")
+FINISHED = {"done", "error", "interrupted"}
 
 
 def token(sb: Sandbox, instance: str) -> dict[str, str]:
@@ -208,15 +213,25 @@ def test_upload_create_and_process(sandbox: Sandbox, auth: dict[str, dict[str, s
     )
     assert r.status_code == 201, r.text
     created = r.json()
-    assert created["status"] == "pending" and created["files"] == new_ids
+    assert created["status"] == "action created" and created["files"] == new_ids
     url = f"{sandbox.target_api}/api/v4/processing/actions/{created['id']}/"
+    seen = [created["status"]]
 
-    def done() -> bool:
-        return bool(requests.get(url, headers=auth["target"], timeout=10).json()["status"] == "done")
+    def finished() -> bool:
+        status = requests.get(url, headers=auth["target"], timeout=10).json()["status"]
+        if status != seen[-1]:
+            seen.append(status)
+        return status in FINISHED
 
-    wait_for(done)
+    wait_for(finished)
+    # issue 13, point 2: the platform's words, in its order (a poll may miss `in progress`)
+    assert seen in (["action created", "in progress", "done"], ["action created", "done"]), seen
     detail = requests.get(url, headers=auth["target"], timeout=10).json()
-    assert detail["has_report"] is True and detail["store"] == store and detail["created_at"]
+    _assert_platform_detail(sandbox, "target", detail)
+    assert detail["store_id"] == store and [i["id"] for i in detail["inputs"]] == new_ids
+    assert detail["input_type"] == "image" and detail["aisle"] is None and detail["section"] is None
+    assert query(sandbox, "target", "SELECT has_report FROM realograms_implementation_scan WHERE id = %s",
+                 created["id"]) == [(True,)]  # fmt: skip
     rows = query(
         sandbox,
         "target",
@@ -235,6 +250,7 @@ def test_upload_create_and_process(sandbox: Sandbox, auth: dict[str, dict[str, s
     values, section, store_pog, file_type, bays, mlog = rows[0]
     assert values == {"_raw_data": payload} and section and file_type == "image" and bays >= 1
     assert mlog[str(created["id"])]["map_by"]
+    assert detail["store_planogram_id"] == store_pog  # the MA's, as the payload gave none
     assert (
         query(
             sandbox,
@@ -244,6 +260,60 @@ def test_upload_create_and_process(sandbox: Sandbox, auth: dict[str, dict[str, s
         )[0][0]
         == store
     )
+
+
+def _when(text: str) -> dt.datetime:
+    """A detail's time as the platform writes it (ISO 8601, UTC as `Z`)."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _assert_platform_detail(sb: Sandbox, instance: str, detail: dict[str, Any]) -> None:
+    """issue 13, point 7: a scan detail has the fields the platform's client reads, shaped as it
+    reads them: `store` an object, `inputs` [{id, file}] whose links give the bytes, `created`,
+    `user.username`, processing times around the processing, `last_requeue`."""
+    row = query(
+        sb,
+        instance,
+        "SELECT s.status, s.store_id, st.custom_id, s.created_at,"
+        " ARRAY(SELECT file_id FROM realograms_implementation_scanfile WHERE scan_id = s.id ORDER BY id)"
+        " FROM realograms_implementation_scan s"
+        " JOIN master_data_implementation_store st ON st.id = s.store_id WHERE s.id = %s",
+        detail["id"],
+    )[0]
+    status, store, custom_id, created, files = row
+    assert detail["status"] == status and detail["store_id"] == store
+    assert detail["store"]["id"] == store and detail["store"]["custom_id"] == custom_id and custom_id
+    assert _when(detail["created"]) == created
+    assert detail["user"]["username"] == sb.info["instances"][instance]["username"]
+    assert [i["id"] for i in detail["inputs"]] == files
+    for item in detail["inputs"]:
+        data = requests.get(item["file"], timeout=10)
+        size = query(
+            sb, instance, "SELECT size FROM master_data_implementation_fileupload WHERE id = %s", item["id"]
+        )
+        assert data.status_code == 200 and [(len(data.content),)] == size
+    start, finish = detail["processing_start_time"], detail["processing_finish_time"]
+    assert status in FINISHED and start is not None and finish is not None
+    assert created <= _when(start) <= _when(finish)
+    assert "last_requeue" in detail and detail["last_requeue"] is None
+    assert {"store_planogram_id", "aisle", "section"} <= set(detail)
+
+
+def test_seeded_scan_detail_answers_like_the_platform(
+    sandbox: Sandbox, auth: dict[str, dict[str, str]]
+) -> None:
+    """issue 13, point 7: the detail of a seeded scan, with its create payload's aisle and store POG."""
+    for scan in (*sandbox.info["source_scan_ids"][:3], *sandbox.info["empty_scan_ids"]):
+        r = requests.get(
+            f"{sandbox.source_api}/api/v4/processing/actions/{scan}/", headers=auth["source"], timeout=10
+        )
+        assert r.status_code == 200, r.text
+        detail = r.json()
+        _assert_platform_detail(sandbox, "source", detail)
+        values = "SELECT provided_values FROM realograms_implementation_scan WHERE id = %s"
+        raw = query(sandbox, "source", values, scan)[0][0]
+        raw = raw.get("_raw_data", raw)
+        assert detail["aisle"] == raw["aisle"] and detail["store_planogram_id"] == raw["store_planogram"]
 
 
 def test_bad_requests_name_the_field(sandbox: Sandbox, auth: dict[str, dict[str, str]]) -> None:
@@ -309,7 +379,8 @@ def test_same_uid_gives_one_scan(sandbox: Sandbox, auth: dict[str, dict[str, str
     ids = {body["id"] for status, body in results if status in (200, 201)}
     assert len(ids) == 1 and all(s in (200, 201, 424) for s, _ in results), results
     busy = [body for status, body in results if status == 424]
-    assert all(b == {"detail": "Another request is already processing"} for b in busy)
+    # issue 13, point 7: the platform's client reads a 424's `error`
+    assert all(b == {"error": "Another request is already processing"} for b in busy)
     count = query(
         sandbox, "target", "SELECT count(*) FROM realograms_implementation_scan WHERE store_id = %s", store
     )[0][0]
@@ -405,6 +476,65 @@ def test_retrying_client_copies_everything_at_5_percent(
         sandbox, "target", "SELECT count(*) FROM realograms_implementation_scan WHERE store_id = %s", store
     )[0][0]
     assert count == len(scans)
+
+
+ENDINGS_SQL = """
+SELECT s.status, s.has_report, s.active_realogram_id IS NOT NULL,
+       (SELECT count(*) FROM planograms_compliance_planogramcompliancereport r
+         WHERE r.realogram_id = s.active_realogram_id AND r.is_last_active)
+FROM realograms_implementation_scan s WHERE s.id = ANY(%s) ORDER BY s.id
+"""
+
+
+def _copy_every_scan(sb: Sandbox) -> list[int]:
+    """Each source scan's first file uploaded to a new target store, and a scan made of it."""
+    source, target = token(sb, "source"), token(sb, "target")
+    store = sb.new_target_store()
+    made = []
+    for scan in sb.info["source_scan_ids"]:
+        meta = requests.get(
+            f"{sb.source_api}/api/v1/master-data/file-upload/{source_files(sb, scan)[0]}/",
+            headers=source,
+            timeout=10,
+        ).json()
+        r = upload(sb, target, requests.get(meta["file"], timeout=10).content, store=str(store))
+        assert r.status_code == 201, r.text
+        r = requests.post(
+            f"{sb.target_api}/api/v4/processing/actions/",
+            json={"store": store, "files": [r.json()["id"]], "input_type": "image"},
+            headers=target,
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
+        made.append(r.json()["id"])
+    return made
+
+
+def _all_finished(sb: Sandbox, scan_ids: list[int]) -> bool:
+    return all(row[0] in FINISHED for row in query(sb, "target", ENDINGS_SQL, scan_ids))
+
+
+def test_processing_ends_the_platforms_ways_the_same_for_a_seed(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    """issue 13, point 2: as on the platform, some scans end in `error` (no realogram) and some
+    `done` without a report (has_report false); which ones is a matter of the seed and the scan's
+    images, so two sandboxes of one seed end the same copies the same ways."""
+    endings = []
+    for _ in range(2):
+        sb = sandbox_factory(scans=24, files_per_scan=1, processing_delay=0.1, seed=12)
+        made = _copy_every_scan(sb)
+        wait_for(functools.partial(_all_finished, sb, made))
+        endings.append(query(sb, "target", ENDINGS_SQL, made))
+    assert endings[0] == endings[1]
+    kinds = Counter(
+        "error" if status == "error" else "reportless" if reports == 0 else "reported"
+        for status, _, _, reports in endings[0]
+    )
+    assert kinds["error"] and kinds["reportless"] and kinds["reported"], kinds
+    for status, has_report, realogram, reports in endings[0]:
+        assert status in ("done", "error")
+        assert has_report == (reports > 0) and realogram == (status == "done")
 
 
 def _fingerprint(sb: Sandbox) -> list[tuple[Any, ...]]:

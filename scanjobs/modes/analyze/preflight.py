@@ -21,8 +21,13 @@ def preflight_analyze(job: AnalyzeJob, pairs: Sequence[tuple[int, int | None]]) 
     target_db = pf.database(job.target.instance)
     if target_db is not None:
         status = target_db.processing_status(copied)
-        done = sum(1 for s in status.values() if s.processed)
-        pf.note(f"{done} of {len(copied)} target scan(s) processed so far")
+        finished = sum(1 for s in status.values() if s.finished)
+        failed = sum(1 for s in status.values() if s.failed)
+        reportless = sum(1 for s in status.values() if s.processed and s.report_count == 0)
+        pf.note(
+            f"{finished} of {len(copied)} target scan(s) processed so far"
+            f" ({failed} failed, {reportless} done without a report)"
+        )
         target_db.close()
     pf.report.would = f"a run would compare {len(pairs)} pair(s) and write the reports into {job.output}"
     return pf.report

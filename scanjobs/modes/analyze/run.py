@@ -16,7 +16,7 @@ from scanjobs.jobfile.model import AnalyzeJob, CopyJob
 from scanjobs.jobfile.scanlist import read_pairs_csv
 from scanjobs.modes.base import RunContext, RunResult, StopSignal
 from scanjobs.modes.resources import Stopwatch, open_db
-from scanjobs.platform.db import PlatformDB
+from scanjobs.platform.db import PlatformDB, ScanProcessing
 from scanjobs.state import ItemKind, StateStore, Status
 
 __all__ = [
@@ -42,29 +42,45 @@ def pairs_from_state(state: StateStore) -> list[tuple[int, int | None]]:
 
 def wait_for_processing(
     target_db: PlatformDB, target_ids: Sequence[int], timeout: float, events: Events, stop: StopSignal
-) -> set[int]:
-    """Poll (with backoff, up to `timeout`) until every target scan is processed; the processed set."""
+) -> dict[int, ScanProcessing]:
+    """Poll (with backoff, up to `timeout`) until every target scan is finished (done, error or
+    interrupted: a failed scan will not come right by waiting); the finished ones' final state."""
     clock = Stopwatch()
     delay = 1.0
     wanted = set(target_ids)
-    processed: set[int] = set()
+    finished: dict[int, ScanProcessing] = {}
     while True:
-        status = target_db.processing_status(sorted(wanted - processed))
-        processed |= {scan_id for scan_id, s in status.items() if s.processed}
-        events.emit("waiting", processed=len(processed), total=len(wanted), elapsed=round(clock.elapsed, 1))
+        status = target_db.processing_status(sorted(wanted - set(finished)))
+        finished.update((scan_id, s) for scan_id, s in status.items() if s.finished)
+        # "processed" counts the finished scans, failed ones included: processing is over for them
+        events.emit("waiting", processed=len(finished), total=len(wanted), elapsed=round(clock.elapsed, 1))
         remaining = timeout - clock.elapsed
-        if processed >= wanted or remaining <= 0 or stop.requested:
+        if len(finished) >= len(wanted) or remaining <= 0 or stop.requested:
             break
         stop.wait(min(delay, remaining))
         delay = min(delay * 1.5, 15.0)
-    missing = len(wanted - processed)
+    missing = len(wanted - set(finished))
     if missing:
         events.emit(
             "warning",
             message=f"{missing} target scan(s) not processed after "
             f"{clock.elapsed:.0f}s: reported as 'Target Not Processed' (rerun later to analyse them)",
         )
-    return processed
+    failed = sorted({s.status for s in finished.values() if s.failed})
+    if failed:
+        count = sum(1 for s in finished.values() if s.failed)
+        events.emit(
+            "warning",
+            message=f"{count} target scan(s) ended in {' or '.join(failed)}: reported as "
+            "'Target Processing Failed (<status>)'",
+        )
+    reportless = sum(1 for s in finished.values() if s.processed and s.report_count == 0)
+    if reportless:
+        events.emit(
+            "warning",
+            message=f"{reportless} target scan(s) done without a report: reported as 'Target Report Missing'",
+        )
+    return finished
 
 
 def analyze_pairs(
@@ -93,11 +109,19 @@ def analyze_pairs(
             )
     absent = set(unknown_targets)
     target_ids = [t for _, t in pairs if t is not None and t not in absent]
-    processed = wait_for_processing(target_db, target_ids, job.analysis.wait_for_processing, events, stop)
+    finished = wait_for_processing(target_db, target_ids, job.analysis.wait_for_processing, events, stop)
+    processed = {scan_id for scan_id, s in finished.items() if s.processed}
+    failed = {scan_id: s.status for scan_id, s in finished.items() if s.failed}
     source_details = source_db.scan_details([s for s, _ in pairs])
     target_details = target_db.scan_details(sorted(processed))
     analysis = build_analysis(
-        source_details, target_details, list(pairs), processed, unknown_sources, unknown_targets
+        source_details,
+        target_details,
+        list(pairs),
+        processed,
+        unknown_sources,
+        unknown_targets,
+        failed_targets=failed,
     )
     paths = write_reports(job.output, source_details, target_details, analysis)
     counts = summary_counts(analysis)
@@ -112,7 +136,7 @@ def analyze_pairs(
     events.emit("summary", text=text, comments=counts, rows=len(analysis))
     return {
         "comments": counts,
-        "unprocessed": len(set(target_ids) - processed),
+        "unprocessed": len(set(target_ids) - set(finished)),
         "excel": str(paths.analysis_xlsx),
     }
 

@@ -1,9 +1,11 @@
--- What a downloaded file is named after: the first report's section, the store POG id of the
--- create payload (_raw_data first, then top level), and the files in source order.
+-- What a downloaded file is named after: the first active report's section, the store POG id
+-- of the create payload (_raw_data first, then top level), and the files in source order.
 SELECT s.id,
        (SELECT r.section_name
         FROM planograms_compliance_planogramcompliancereport AS r
         WHERE r.realogram_id = s.active_realogram_id
+          -- only the last calculation (see scan_details.sql)
+          AND COALESCE((to_jsonb(r) ->> 'is_last_active')::boolean, true)
         ORDER BY r.id
         LIMIT 1) AS section_name,
        COALESCE(

@@ -1,6 +1,6 @@
--- One row per (scan, compliance report of its active realogram); a scan without reports gives
--- one row with NULL report columns. Everything else is looked up per row (lateral, LIMIT 1 or
--- an aggregate), so bays, products or logs can never multiply the rows.
+-- One row per (scan, active compliance report of its active realogram); a scan without reports
+-- gives one row with NULL report columns. Everything else is looked up per row (lateral, LIMIT 1
+-- or an aggregate), so bays, products or logs can never multiply the rows.
 SELECT s.id AS scan_id,
        s.status AS scan_status,
        r.id AS report_id,
@@ -39,6 +39,10 @@ LEFT JOIN LATERAL (
 ) AS bays ON true
 LEFT JOIN planograms_compliance_planogramcompliancereport AS r
     ON r.realogram_id = s.active_realogram_id
+    -- A recalculated scan keeps its older reports, inactive: only the last calculation counts.
+    -- The column is assumed, not confirmed: to_jsonb reads it where the table has it, and gives
+    -- NULL (every report active) where it does not, so one query serves both.
+    AND COALESCE((to_jsonb(r) ->> 'is_last_active')::boolean, true)
 LEFT JOIN planograms_implementation_planogramstore AS ps ON ps.id = r.store_planogram_id
 LEFT JOIN planograms_implementation_planogram AS p
     ON p.id = COALESCE(r.planogram_id, ps.planogram_id)

@@ -305,3 +305,44 @@ def test_vectorised_comments_agree_with_comment_for() -> None:
     out = analyse(source, target, pairs, {t for _, t in pairs})
     for row, s, t in zip(out.itertuples(), source, target, strict=True):
         assert row.comment == comment_for(s, t).text
+
+
+# --- how processing ended (issue 13, point 2) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["error", "interrupted"])
+def test_failed_target_processing_says_so_and_reads_no_target_data(status: str) -> None:
+    """issue 13, point 2: a target scan that ended in `error` or `interrupted` was "Target Not
+    Processed", as if it might still come; it gets its own grey comment with the status."""
+    source = [rep(1, 1, section="A"), rep(1, 2, section="B"), rep(2, 3, section="C")]
+    target = [rep(11, 5, section="A"), rep(12, 6, section="C")]  # what a failed scan left is not read
+    out = build_analysis(
+        frame(*source), frame(*target), [(1, 11), (2, 12)], {12}, failed_targets={11: status}
+    )
+    failed = Comment.processing_failed(status)
+    assert failed.text == f"Target Processing Failed ({status})" and failed.fill == "D9D9D9"
+    assert list(out["comment"]) == [failed.text, failed.text, Comment.NO_ISSUES.text]
+    assert list(out["source_section_name"]) == ["A", "B", "C"]
+    assert out["target_section_name"].iloc[:2].isna().all()
+    assert list(out["target_scan_id"]) == [11, 11, 12]
+
+
+def test_failed_target_without_source_reports_has_one_row() -> None:
+    """issue 13, point 2: the pair still gets its row when the source scan has no report."""
+    out = build_analysis(frame(no_report(1)), frame(), [(1, 11)], set(), failed_targets={11: "error"})
+    assert list(out["comment"]) == ["Target Processing Failed (error)"]
+
+
+def test_done_target_without_reports_is_target_report_missing() -> None:
+    """issue 13, point 2: a `done` target scan without a report (has_report false) is finished:
+    each source report says "Target Report Missing"."""
+    out = analyse([rep(1, 1, section="A"), rep(1, 2, section="B")], [no_report(11)], [(1, 11)], {11})
+    assert list(out["comment"]) == [Comment.NO_TARGET_REPORT.text] * 2
+    assert Comment.NO_TARGET_REPORT.text == "Target Report Missing"
+
+
+def test_only_failure_statuses_have_a_failure_comment() -> None:
+    """issue 13, point 2: the platform's finished statuses are done, error and interrupted."""
+    for status in ("done", "in progress", "action created", "failed", ""):
+        with pytest.raises(ValueError, match="not a failed processing status"):
+            Comment.processing_failed(status)
