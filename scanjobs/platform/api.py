@@ -36,11 +36,15 @@ class FileMeta:
 
 @dataclass(frozen=True, slots=True)
 class DownloadResult:
-    """What download() wrote: byte count, sha256 hex of the bytes, and the Content-Type."""
+    """What download() wrote: byte count, sha256 and MD5 hex of the bytes, and the Content-Type.
+
+    MD5 is the platform's own checksum of a file (its client's `hash_file`), sent with an upload.
+    """
 
     bytes: int
     sha256: str
     content_type: str | None
+    md5: str
 
 
 def _strip_query(url: str) -> str:
@@ -103,11 +107,13 @@ class PlatformAPI(ApiSession):
                     raise RetryableFailure(f"the answer has {declared} bytes, the file {expected_size}")
                 expected = expected_size if declared is None else declared
                 digest = hashlib.sha256()
+                md5 = hashlib.md5(usedforsecurity=False)  # a checksum, not security
                 count = 0
                 try:
                     for chunk in response.iter_content(CHUNK_SIZE, max_bytes=expected):
                         dest.write(chunk)
                         digest.update(chunk)
+                        md5.update(chunk)
                         count += len(chunk)
                 except TransportError as exc:
                     raise RetryableFailure(exc.reason) from exc
@@ -119,6 +125,7 @@ class PlatformAPI(ApiSession):
                     bytes=count,
                     sha256=digest.hexdigest(),
                     content_type=response.headers.get("Content-Type"),
+                    md5=md5.hexdigest(),
                 )
 
         parts = urlsplit(url)
@@ -153,6 +160,9 @@ class PlatformAPI(ApiSession):
         on_stored: Callable[[int], None] | None = None,
     ) -> int:
         """Multipart POST /api/v4/processing/upload/, streamed from `fileobj`; the new file id.
+
+        `checksum` is the MD5 hex of the bytes, as the platform's client sends it (and the
+        platform checks it): DownloadResult.md5 of the source file.
 
         Not idempotent: retried only when the platform cannot have stored it: a failure before
         the whole body was sent, or a 424/429/503. Once the body was sent, a lost or late answer

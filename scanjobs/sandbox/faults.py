@@ -62,6 +62,7 @@ class Stats:
     faults_injected: int = 0
     scans_created: int = 0
     files_uploaded: int = 0
+    checksums_verified: int = 0  # uploads stored whose `checksum` was given (and matched)
 
     def as_dict(self) -> dict[str, Any]:
         rows = [
@@ -74,11 +75,12 @@ class Stats:
             "faults_injected": self.faults_injected,
             "scans_created": self.scans_created,
             "files_uploaded": self.files_uploaded,
+            "checksums_verified": self.checksums_verified,
         }
 
     def reset(self) -> None:
         self.requests.clear()
-        self.faults_injected = self.scans_created = self.files_uploaded = 0
+        self.faults_injected = self.scans_created = self.files_uploaded = self.checksums_verified = 0
 
 
 def _route(request: web.Request) -> str:

@@ -30,7 +30,11 @@ def not_found() -> web.Response:
 
 
 def validate_upload(fields: dict[str, str], filename: str | None, checksum: str) -> web.Response | None:
-    """The checks that need no database (the store's existence is checked by the insert)."""
+    """The checks that need no database (the store's existence is checked by the insert).
+
+    `checksum` is the MD5 hex of the bytes received, what the platform's client sends (an
+    upload without one is accepted: the legacy scripts sent none).
+    """
     if filename is None:
         return error("file", "No file was submitted.")
     input_type = fields.get("input_type")

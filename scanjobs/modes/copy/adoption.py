@@ -20,7 +20,7 @@ from scanjobs.events import Events
 from scanjobs.platform.db import FoundUpload, PlatformDB
 from scanjobs.state import ItemKind, ItemRecord, StateStore, Status
 
-__all__ = ["unsettled_uploads", "match_uploads", "adopt_uploads"]
+__all__ = ["unsettled_uploads", "intent_checksum", "match_uploads", "adopt_uploads"]
 
 # Seconds a file's creation time may lie outside the window its intent allows, besides the
 # measured uncertainty of the clock offset. EARLY: before our intent's timestamp (the platform's
@@ -29,6 +29,13 @@ __all__ = ["unsettled_uploads", "match_uploads", "adopt_uploads"]
 # LATE: after the attempt's time limits (the request's way to the server and back).
 EARLY = 0.5
 LATE = 2.0
+
+
+def intent_checksum(record: ItemRecord) -> str | None:
+    """The checksum an upload intent sent: MD5 hex (the platform's), or the SHA-256 hex that
+    scanjobs sent before issue 13, so that a state of an earlier version still resumes."""
+    value = record.data.get("md5") or record.data.get("sha256")
+    return str(value) if value else None
 
 
 def unsettled_uploads(records: Sequence[ItemRecord]) -> list[ItemRecord]:
@@ -40,7 +47,7 @@ def unsettled_uploads(records: Sequence[ItemRecord]) -> list[ItemRecord]:
         for r in records
         if r.step == "upload"
         and r.status in (Status.RUNNING, Status.FAILED)
-        and r.data.get("sha256")
+        and intent_checksum(r)
         and r.error_class != "PermanentError"  # the platform refused it: it made nothing
     ]
 
@@ -73,7 +80,7 @@ def match_uploads(
             f.id
             for f in found
             if f.id not in taken
-            and (f.checksum, f.name) == (str(rec.data["sha256"]), str(rec.data.get("name")))
+            and (f.checksum, f.name) == (intent_checksum(rec), str(rec.data.get("name")))
             and sent - early <= f.created <= last
         }
     claims: dict[int, int] = {}
@@ -111,7 +118,7 @@ def adopt_uploads(
         offset, uncertainty = target_db.clock_offset()
         started = min(float(r.data.get("upload_started") or 0) for r in unsettled)
         since = datetime.fromtimestamp(max(0.0, started + offset - EARLY - uncertainty), tz=timezone.utc)
-        found = target_db.unclaimed_uploads(store, [str(r.data["sha256"]) for r in unsettled], since)
+        found = target_db.unclaimed_uploads(store, [str(intent_checksum(r)) for r in unsettled], since)
     except PlatformError as exc:
         events.emit(
             "warning",

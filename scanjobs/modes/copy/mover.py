@@ -94,7 +94,7 @@ class FileMover:
         self.events.emit("advance", step="download")
         name = meta.original_filename or f"{ref.file_id}.jpg"
         try:
-            self.uploads.submit(self._upload, ref, spool, name, result.sha256, result.content_type, future)
+            self.uploads.submit(self._upload, ref, spool, name, result.md5, result.content_type, future)
         except BaseException as exc:  # the pool is shut down: the run is ending
             spool.close()
             self._fail(ref, "upload", exc, future)
@@ -104,7 +104,7 @@ class FileMover:
         ref: ScanFileRef,
         spool: BinaryIO,
         name: str,
-        sha256: str,
+        md5: str,
         content_type: str | None,
         future: Future[int],
     ) -> None:
@@ -114,14 +114,21 @@ class FileMover:
 
         def record_intent() -> None:
             # The intent, before each attempt's POST and inside its request slot: a rerun after a
-            # kill looks for this upload on the target (by store, bytes, name and the time it was
+            # kill looks for this upload on the target (by store, MD5, name and the time it was
             # sent: adoption.py) instead of uploading the file a second time, and no intent is
-            # recorded for an upload still waiting its turn.
+            # recorded for an upload still waiting its turn. `sha256: None` drops the checksum an
+            # earlier scanjobs recorded (a merge patch), so the intent names one, this attempt's.
             self.state.record_intent(
                 ItemKind.FILE,
                 key,
                 "upload",
-                data={"sha256": sha256, "name": name, "bytes": size, "upload_started": round(time.time(), 3)},
+                data={
+                    "md5": md5,
+                    "sha256": None,
+                    "name": name,
+                    "bytes": size,
+                    "upload_started": round(time.time(), 3),
+                },
                 ensure=ref.file_id,
             )
 
@@ -132,7 +139,7 @@ class FileMover:
                 key,
                 "upload",
                 target_id=target_id,
-                data={"sha256": sha256},
+                data={"md5": md5},
                 attempt=True,
                 ensure=ref.file_id,
             )
@@ -145,7 +152,7 @@ class FileMover:
                     name,
                     input_type=input_type,
                     store=self.store,
-                    checksum=sha256,
+                    checksum=md5,
                     content_type=content_type,
                     slot=self.upload_slots,
                     before_send=record_intent,

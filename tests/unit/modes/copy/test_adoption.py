@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scanjobs.errors import PlatformError
-from scanjobs.modes.copy.adoption import adopt_uploads, match_uploads, unsettled_uploads
+from scanjobs.modes.copy.adoption import adopt_uploads, intent_checksum, match_uploads, unsettled_uploads
 from scanjobs.platform.db import FoundUpload
 from scanjobs.state import ItemKind, ItemRecord, StateStore
 
@@ -23,8 +23,9 @@ def upload_record(
     error: str | None = None,
     step: str = "upload",
     target: int | None = None,
+    algorithm: str = "md5",
 ) -> ItemRecord:
-    data = {"sha256": sha, "name": name, "upload_started": SENT} if sha else {}
+    data = {algorithm: sha, "name": name, "upload_started": SENT} if sha else {}
     return ItemRecord("file", key, 1, step, status, int(key), target, None, 1, error, None, data, 0.0)
 
 
@@ -126,15 +127,41 @@ class Collect:
         self.events.append((event, fields))
 
 
+def test_an_intent_of_an_earlier_version_names_its_sha256_and_a_new_one_its_md5() -> None:
+    """Issue 13, point 1: the checksum is MD5 now; a state of an earlier scanjobs recorded SHA-256
+    (what it sent, and what the platform then stored), and must still resume."""
+    old = upload_record("1", "running", "5ha", algorithm="sha256")
+    new = upload_record("2", "running", "3d5")
+    assert [r.key for r in unsettled_uploads([old, new])] == ["1", "2"]
+    assert (intent_checksum(old), intent_checksum(new)) == ("5ha", "3d5")
+    assert match([old, new], [found(11, "5ha"), found(12, "3d5")]) == ({"1": 11, "2": 12}, [])
+
+
+def test_a_new_intent_replaces_the_checksum_an_earlier_version_recorded(tmp_path: Path) -> None:
+    """Issue 13, point 1: an attempt of this version after one of an earlier version leaves one
+    checksum in the intent, the MD5 it sent (the mover's merge patch drops the old `sha256`)."""
+    state = StateStore.open(tmp_path / "s.sqlite", fingerprint="f")
+    state.add_items("file", [("1", 1)])
+    state.record_intent(ItemKind.FILE, "1", "upload", data={"sha256": "5ha", "name": "a.jpg"})
+    state.record_intent(ItemKind.FILE, "1", "upload", data={"md5": "3d5", "sha256": None, "name": "a.jpg"})
+    record = state.get("file", "1")
+    assert record is not None and record.data == {"md5": "3d5", "name": "a.jpg"}
+    assert intent_checksum(record) == "3d5"
+    state.close()
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "sha256"])
 @pytest.mark.parametrize("searchable", [True, False])
-def test_adopt_uploads_records_found_files_or_says_it_cannot(tmp_path: Path, searchable: bool) -> None:
+def test_adopt_uploads_records_found_files_or_says_it_cannot(
+    tmp_path: Path, searchable: bool, algorithm: str
+) -> None:
     state = StateStore.open(tmp_path / "s.sqlite", fingerprint="f")
     state.add_items("file", [("1", 1), ("2", 2)])
     state.record_intent(
         ItemKind.FILE,
         "1",
         "upload",
-        data={"sha256": "aa", "name": "a.jpg", "upload_started": SENT},
+        data={algorithm: "aa", "name": "a.jpg", "upload_started": SENT},
     )
     db, events = FakeTargetDB([found(77, "aa")] if searchable else None), Collect()
     assert adopt_uploads(state, db, 9, {1, 2}, lambda _size: 15.0, events) == (1 if searchable else 0)  # type: ignore[arg-type]
