@@ -155,14 +155,18 @@ class PlatformAPI(ApiSession):
         store: int | None = None,
         checksum: str | None = None,
         content_type: str | None = None,
+        request_uid: str | None = None,
         slot: Slot | None = None,
         before_send: Callable[[], None] | None = None,
         on_stored: Callable[[int], None] | None = None,
     ) -> int:
         """Multipart POST /api/v4/processing/upload/, streamed from `fileobj`; the new file id.
 
-        `checksum` is the MD5 hex of the bytes, as the platform's client sends it (and the
-        platform checks it): DownloadResult.md5 of the source file.
+        `checksum` is the MD5 hex of the bytes, what the platform's client sends
+        (DownloadResult.md5 of the source file). `request_uid` goes out as
+        REB-CLIENT-REQUEST-UID, as the client sends one with every POST; that the platform
+        answers a repeated uid with the file it stored first is not confirmed, so it changes
+        nothing below: an upload sent whole is still never sent again by this call.
 
         Not idempotent: retried only when the platform cannot have stored it: a failure before
         the whole body was sent, or a 424/429/503. Once the body was sent, a lost or late answer
@@ -186,6 +190,7 @@ class PlatformAPI(ApiSession):
             "POST",
             "/api/v4/processing/upload/",
             idempotent=False,
+            headers=None if request_uid is None else {"REB-CLIENT-REQUEST-UID": request_uid},
             body_factory=body,
             slot=slot,
             before_send=before_send,

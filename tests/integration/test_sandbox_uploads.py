@@ -1,9 +1,11 @@
-"""The sandbox's uploads as the platform's client sends them: an MD5 checksum (issue 13, point 1)."""
+"""The sandbox's uploads as the platform's client sends them: an MD5 checksum and a request uid (issue 13)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import uuid
 from typing import Any
 
 import pytest
@@ -71,3 +73,63 @@ def test_seeded_files_carry_the_md5_of_their_bytes(sandbox: Sandbox) -> None:
             f"{inst['api_url']}/api/v1/master-data/file-upload/{file_id}/", headers=headers, timeout=10
         ).json()
         assert hashlib.md5(requests.get(meta["file"], timeout=10).content).hexdigest() == checksum
+
+
+def upload_with_uid(
+    sb: Sandbox, auth: dict[str, str], data: bytes, uid: str, **form: Any
+) -> requests.Response:
+    return upload(sb, {**auth, "REB-CLIENT-REQUEST-UID": uid}, data, **form)
+
+
+def test_an_upload_uid_answers_the_first_file_again(sandbox: Sandbox, auth: dict[str, str]) -> None:
+    """Issue 13, point 4: the client sends REB-CLIENT-REQUEST-UID with every POST, uploads too;
+    the sandbox honours it as it does a create's: the same uid gives the file it stored first."""
+    data = b"\xff\xd8\xff\xe0" + os.urandom(300)
+    uid = str(uuid.uuid4())
+    sandbox.reset_stats()
+    first = upload_with_uid(sandbox, auth, data, uid, checksum=hashlib.md5(data).hexdigest())
+    again = upload_with_uid(sandbox, auth, data + b"more", uid)
+    assert first.status_code == 201 and again.status_code == 201, (first.text, again.text)
+    assert again.json() == first.json()
+    assert sandbox.stats("target")["files_uploaded"] == 1
+    other = upload_with_uid(sandbox, auth, data, str(uuid.uuid4()))
+    plain = [upload(sandbox, auth, data).json()["id"] for _ in range(2)]
+    assert len({first.json()["id"], other.json()["id"], *plain}) == 4
+    # a refused upload is not remembered: its uid may be sent again, right this time
+    refused = str(uuid.uuid4())
+    assert upload_with_uid(sandbox, auth, data, refused, checksum="0" * 32).status_code == 400
+    assert upload_with_uid(sandbox, auth, data, refused).status_code == 201
+
+
+def test_one_upload_uid_sent_at_once_stores_one_file(sandbox: Sandbox, auth: dict[str, str]) -> None:
+    """Issue 13, point 4: while the first request with a uid runs, the others get 424."""
+    data = b"\xff\xd8\xff\xe0" + os.urandom(3 * 1024**2)  # long enough to be in flight together
+    uid = str(uuid.uuid4())
+    barrier = threading.Barrier(6)
+    results: list[tuple[int, Any]] = []
+
+    def send() -> None:
+        barrier.wait()
+        r = upload_with_uid(sandbox, auth, data, uid)
+        results.append((r.status_code, r.json()))
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert all(status in (201, 424) for status, _ in results), results
+    assert len({body["id"] for status, body in results if status == 201}) == 1, results
+
+
+@pytest.mark.parametrize("path", ["/api/v4/processing/upload/", "/api/v4/processing/actions/"])
+def test_a_uid_too_long_to_remember_is_a_400(sandbox: Sandbox, auth: dict[str, str], path: str) -> None:
+    """Hostile input: a uid the sandbox cannot keep is refused, not a 500 (nor forgotten)."""
+    file_id = upload(sandbox, auth, b"\xff\xd8\xff\xe0").json()["id"]
+    headers = {**auth, "REB-CLIENT-REQUEST-UID": "u" * 300}
+    if path.endswith("upload/"):
+        r = upload(sandbox, headers, b"\xff\xd8\xff\xe0")
+    else:
+        payload = {"store": sandbox.info["target_store_id"], "files": [file_id], "input_type": "image"}
+        r = requests.post(f"{sandbox.target_api}{path}", json=payload, headers=headers, timeout=10)
+    assert r.status_code == 400 and "REB-CLIENT-REQUEST-UID" in r.text, r.text

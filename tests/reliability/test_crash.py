@@ -79,9 +79,9 @@ def rerun_until_done(job: Path, attempts: int = 3) -> None:
 def assert_exactly_once(sb: Sandbox, job: Path, store: int, scan_ids: list[int]) -> None:
     """N target scans, one per source scan, no duplicate; each source file uploaded once.
 
-    Uploads have no idempotency key, so a kill between the platform accepting an upload and
-    scanjobs recording it leaves a file the rerun must find and adopt (an upload intent is
-    recorded before each POST), not upload again.
+    Nothing confirms that the platform honours an upload's uid, so a kill between the platform
+    accepting an upload and scanjobs recording it leaves a file the rerun must find and adopt (an
+    upload intent is recorded before each POST), not upload again.
     """
     mapping = assert_copied(sb, job, store, scan_ids)
     files = distinct_files(sb, scan_ids)

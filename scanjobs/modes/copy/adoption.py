@@ -1,13 +1,15 @@
 """Upload adoption: a file an earlier run uploaded without recording it is found and used, not sent again.
 
-The platform has no idempotency key for uploads, so a kill between its answer and our record
-would upload the file a second time. An upload intent (checksum, name and the time of the
-attempt) is recorded before each POST; the next run looks for such files in the target store:
-same bytes and name, used by no scan, and created while that attempt could have been on the
-wire, by the platform's clock (its offset from ours is measured). Another job may have sent the
-same bytes to the same store: a file is adopted only when it is the one candidate of one intent
-in that window; in doubt the file is uploaded again, and the unclaimed orphan harms nothing.
-Where the file table cannot be searched like that, it says so and uploads again.
+An upload carries a request uid, but nothing confirms that the platform honours it for uploads
+(or remembers it long), so a kill between its answer and our record could upload the file a
+second time. An upload intent (checksum, name and the time of the attempt) is recorded before
+each POST; the next run looks for such files in the target store: same bytes and name, used by
+no scan, and created while that attempt could have been on the wire, by the platform's clock (its
+offset from ours is measured). Another job may have sent the same bytes to the same store: a
+file is adopted only when it is the one candidate of one intent in that window; in doubt the
+file is uploaded again (with the same uid: a platform that remembers it answers the first file),
+and an unclaimed orphan harms nothing. Where the file table cannot be searched like that, it
+says so and uploads again.
 """
 
 from __future__ import annotations

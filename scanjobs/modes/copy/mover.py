@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from tempfile import SpooledTemporaryFile
 from typing import BinaryIO, cast
@@ -35,8 +36,10 @@ class FileMover:
         workers_download: int,
         workers_upload: int,
         events: Events,
+        uid_for: Callable[[int], str],
     ) -> None:
         self.state, self.source, self.target, self.store, self.events = state, source, target, store, events
+        self.uid_for = uid_for  # a source file id -> its upload's REB-CLIENT-REQUEST-UID
         self.download_slots, self.downloads = request_workers(workers_download, "download")
         self.upload_slots, self.uploads = request_workers(workers_upload, "upload")
         self.moves: dict[int, Future[int]] = {}
@@ -110,6 +113,8 @@ class FileMover:
     ) -> None:
         input_type = ref.file_type if ref.file_type in INPUT_TYPES else "image"
         key = str(ref.file_id)
+        # derived, so a rerun after a crash sends the same uid (the platform may remember it)
+        uid = self.uid_for(ref.file_id)
         size = spool.seek(0, os.SEEK_END)  # an attempt's time limit, hence adoption's window, grows with it
 
         def record_intent() -> None:
@@ -122,6 +127,7 @@ class FileMover:
                 ItemKind.FILE,
                 key,
                 "upload",
+                request_uid=uid,
                 data={
                     "md5": md5,
                     "sha256": None,
@@ -154,6 +160,7 @@ class FileMover:
                     store=self.store,
                     checksum=md5,
                     content_type=content_type,
+                    request_uid=uid,
                     slot=self.upload_slots,
                     before_send=record_intent,
                     on_stored=record_stored,

@@ -14,7 +14,7 @@ from scanjobs.modes.copy.adoption import adopt_uploads
 from scanjobs.modes.copy.mover import FileMover
 from scanjobs.modes.copy.payload import Untranslatable, hint_ids, translate_hints
 from scanjobs.modes.copy.pipeline import ScanPipeline, Translation
-from scanjobs.modes.copy.plan import CopyPlan, plan_copy, request_uid
+from scanjobs.modes.copy.plan import CopyPlan, plan_copy, request_uid, upload_uid
 from scanjobs.modes.outcome import Tally, summary_tail, warn_not_found
 from scanjobs.modes.resources import Stopwatch, open_api, open_db, select_scan_ids, write_csv
 from scanjobs.platform.db import PlatformDB, SourceScan
@@ -136,7 +136,16 @@ class CopyRun:
         try:
             # an attempt's file is created while it is on the wire: within its wall-clock limit
             adopt_uploads(state, target_db, self.store, files, target.timeouts.limit, events)
-            mover = FileMover(state, source, target, self.store, w.download, w.upload, events)
+            mover = FileMover(
+                state,
+                source,
+                target,
+                self.store,
+                w.download,
+                w.upload,
+                events,
+                uid_for=lambda file_id: upload_uid(epoch, fingerprint, source_api, file_id),
+            )
             try:
                 pipeline = ScanPipeline(
                     job,
