@@ -33,6 +33,9 @@ class RuntimeConfig:
     processing_delay: float = 2.0
     ma_accuracy: float = 0.9
     hang_seconds: float = 15.0
+    # Seconds a request uid is remembered once answered (negative: for ever). Nothing public says
+    # how long the platform remembers one: a client must not count on a replay long after.
+    forget_uids_after: float = -1.0
     # The scripted faults (counts of the next requests to take each; see SCRIPTED_*):
     upload_stored_then_reset: float = 0  # the upload is stored, then the connection drops unanswered
     upload_stored_then_502: float = 0  # the upload is stored, then a proxy answers 502

@@ -200,7 +200,8 @@ class Handlers:
                 # Like a create's (the platform's client sends a uid with every POST): the same
                 # uid again answers the file stored the first time, the body sent again unread.
                 async with inst.pool.connection() as conn:
-                    if not await queries.claim_request(conn, "upload", uid):
+                    forget = inst.config.forget_uids_after
+                    if not await queries.claim_request(conn, "upload", uid, forget):
                         file_id = await queries.claimed_answer(conn, "upload", uid)
                         row = None if file_id is None else await queries.file_row(conn, file_id)
                         return busy() if row is None else self._uploaded(*row)
@@ -281,7 +282,7 @@ class Handlers:
             return invalid
         if uid:
             async with inst.pool.connection() as conn:
-                if not await queries.claim_request(conn, "create", uid):
+                if not await queries.claim_request(conn, "create", uid, inst.config.forget_uids_after):
                     scan_id = await queries.claimed_answer(conn, "create", uid)
                     if scan_id is None:
                         return busy()

@@ -68,10 +68,19 @@ async def delete_file(conn: Conn, file_id: int) -> None:
     await conn.execute(f"DELETE FROM {TABLES['file']} WHERE id = %s", (file_id,))
 
 
-async def claim_request(conn: Conn, endpoint: str, uid: str) -> bool:
+async def claim_request(conn: Conn, endpoint: str, uid: str, forget_after: float) -> bool:
     """Claim a client request uid at an endpoint ('create' or 'upload'); False when it was
     claimed before. The primary key makes the claim atomic across concurrent requests.
+
+    A claim answered `forget_after` seconds ago or more (negative: never) is forgotten first; one
+    whose request still runs never is (the platform holds the uid while it works: 424).
     """
+    if forget_after >= 0:
+        await conn.execute(
+            "DELETE FROM sandbox_client_request WHERE endpoint = %s AND uid = %s"
+            " AND settled_at <= now() - make_interval(secs => %s)",
+            (endpoint, uid, forget_after),
+        )
     cur = await conn.execute(
         "INSERT INTO sandbox_client_request (endpoint, uid) VALUES (%s, %s)"
         " ON CONFLICT DO NOTHING RETURNING uid",

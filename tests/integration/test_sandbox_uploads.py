@@ -6,6 +6,7 @@ import hashlib
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -133,3 +134,34 @@ def test_a_uid_too_long_to_remember_is_a_400(sandbox: Sandbox, auth: dict[str, s
         payload = {"store": sandbox.info["target_store_id"], "files": [file_id], "input_type": "image"}
         r = requests.post(f"{sandbox.target_api}{path}", json=payload, headers=headers, timeout=10)
     assert r.status_code == 400 and "REB-CLIENT-REQUEST-UID" in r.text, r.text
+
+
+@pytest.fixture
+def forgetful(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The shared sandbox forgetting every uid once answered; remembering again afterwards."""
+    sandbox.configure(forget_uids_after=0)
+    try:
+        yield sandbox
+    finally:
+        sandbox.configure(forget_uids_after=-1)
+
+
+def test_a_forgotten_uid_makes_a_second_scan_and_file(forgetful: Sandbox, auth: dict[str, str]) -> None:
+    """Issue 13, point 5: nothing says how long the platform remembers a uid; the sandbox can
+    forget them (`forget_uids_after` seconds after the answer), so that tests can see a client
+    that relies on an old uid make duplicates."""
+    data = b"\xff\xd8\xff\xe0" + os.urandom(100)
+    uid = str(uuid.uuid4())
+    files = [upload_with_uid(forgetful, auth, data, uid).json()["id"] for _ in range(2)]
+    assert files[0] != files[1]
+    url = f"{forgetful.target_api}/api/v4/processing/actions/"
+    payload = {"store": forgetful.info["target_store_id"], "files": files[:1], "input_type": "image"}
+    headers = {**auth, "REB-CLIENT-REQUEST-UID": uid}
+    scans = [requests.post(url, json=payload, headers=headers, timeout=10).json()["id"] for _ in range(2)]
+    assert scans[0] != scans[1]
+    forgetful.configure(forget_uids_after=-1)  # negative: remembered for ever (the default)
+    uid = str(uuid.uuid4())
+    headers = {**auth, "REB-CLIENT-REQUEST-UID": uid}
+    scans = [requests.post(url, json=payload, headers=headers, timeout=10).json()["id"] for _ in range(2)]
+    assert scans[0] == scans[1]
+    assert len({upload_with_uid(forgetful, auth, data, uid).json()["id"] for _ in range(2)}) == 1
