@@ -102,7 +102,7 @@ def uploads_in_store(sb: Sandbox, store: int) -> int:
 
 
 def scan_files(sb: Sandbox, instance: str, scan_ids: Sequence[int]) -> dict[int, list[tuple[int, str, int]]]:
-    """{scan id: [(file id, sha256, size)] in the scan's file order}."""
+    """{scan id: [(file id, checksum (MD5 hex), size)] in the scan's file order}."""
     rows = query(
         sb,
         instance,

@@ -36,11 +36,15 @@ class FileMeta:
 
 @dataclass(frozen=True, slots=True)
 class DownloadResult:
-    """What download() wrote: byte count, sha256 hex of the bytes, and the Content-Type."""
+    """What download() wrote: byte count, sha256 and MD5 hex of the bytes, and the Content-Type.
+
+    MD5 is the platform's own checksum of a file (its client's `hash_file`), sent with an upload.
+    """
 
     bytes: int
     sha256: str
     content_type: str | None
+    md5: str
 
 
 # What storage answers to a link it will not honour: an S3 or Azure link past its expiry (403),
@@ -129,11 +133,13 @@ class PlatformAPI(ApiSession):
                     raise RetryableFailure(f"the answer has {declared} bytes, the file {expected_size}")
                 expected = expected_size if declared is None else declared
                 digest = hashlib.sha256()
+                md5 = hashlib.md5(usedforsecurity=False)  # a checksum, not security
                 count = 0
                 try:
                     for chunk in response.iter_content(CHUNK_SIZE, max_bytes=expected):
                         dest.write(chunk)
                         digest.update(chunk)
+                        md5.update(chunk)
                         count += len(chunk)
                 except TransportError as exc:
                     raise RetryableFailure(exc.reason) from exc
@@ -145,6 +151,7 @@ class PlatformAPI(ApiSession):
                     bytes=count,
                     sha256=digest.hexdigest(),
                     content_type=response.headers.get("Content-Type"),
+                    md5=md5.hexdigest(),
                 )
 
         parts = urlsplit(url)
@@ -174,11 +181,18 @@ class PlatformAPI(ApiSession):
         store: int | None = None,
         checksum: str | None = None,
         content_type: str | None = None,
+        request_uid: str | None = None,
         slot: Slot | None = None,
         before_send: Callable[[], None] | None = None,
         on_stored: Callable[[int], None] | None = None,
     ) -> int:
         """Multipart POST /api/v4/processing/upload/, streamed from `fileobj`; the new file id.
+
+        `checksum` is the MD5 hex of the bytes, what the platform's client sends
+        (DownloadResult.md5 of the source file). `request_uid` goes out as
+        REB-CLIENT-REQUEST-UID, as the client sends one with every POST; that the platform
+        answers a repeated uid with the file it stored first is not confirmed, so it changes
+        nothing below: an upload sent whole is still never sent again by this call.
 
         Not idempotent: retried only when the platform cannot have stored it: a failure before
         the whole body was sent, or a 424/429/503. Once the body was sent, a lost or late answer
@@ -202,6 +216,7 @@ class PlatformAPI(ApiSession):
             "POST",
             "/api/v4/processing/upload/",
             idempotent=False,
+            headers=None if request_uid is None else {"REB-CLIENT-REQUEST-UID": request_uid},
             body_factory=body,
             slot=slot,
             before_send=before_send,

@@ -31,6 +31,7 @@ __all__ = [
     "ScanStatus",
     "DownloadInfo",
     "FoundUpload",
+    "FoundScan",
     "SCAN_DETAIL_COLUMNS",
 ]
 
@@ -139,6 +140,14 @@ class FoundUpload:
     checksum: str
     name: str
     created: float  # epoch seconds, by the platform's clock
+
+
+@dataclass(frozen=True, slots=True)
+class FoundScan:
+    """A scan on the target that uses some given files: a candidate for create adoption."""
+
+    id: int
+    files: tuple[int, ...]  # all its files, in order
 
 
 @cache
@@ -348,6 +357,14 @@ class PlatformDB:
             FoundUpload(int(r["id"]), str(r["checksum"]), str(r["original_filename"]), float(r["created"]))
             for r in rows
         ]
+
+    def scans_using_files(self, store_id: int, file_ids: Sequence[int]) -> list[FoundScan]:
+        """The scans of `store_id` that use any of `file_ids`, by id, each with all its files."""
+        wanted = _unique(file_ids)
+        if not wanted:
+            return []
+        rows = self._query("scans_using_files", {"store_id": int(store_id), "file_ids": wanted})
+        return [FoundScan(int(r["id"]), tuple(int(f) for f in r["files"])) for r in rows]
 
     def clock_offset(self) -> tuple[float, float]:
         """How far the database's clock is ahead of ours (seconds), and the uncertainty of that

@@ -33,6 +33,9 @@ class RuntimeConfig:
     processing_delay: float = 2.0
     ma_accuracy: float = 0.9
     hang_seconds: float = 15.0
+    # Seconds a request uid is remembered once answered (negative: for ever). Nothing public says
+    # how long the platform remembers one: a client must not count on a replay long after.
+    forget_uids_after: float = -1.0
     # The scripted faults (counts of the next requests to take each; see SCRIPTED_*):
     upload_stored_then_reset: float = 0  # the upload is stored, then the connection drops unanswered
     upload_stored_then_502: float = 0  # the upload is stored, then a proxy answers 502
@@ -65,6 +68,7 @@ class Stats:
     faults_injected: int = 0
     scans_created: int = 0
     files_uploaded: int = 0
+    checksums_verified: int = 0  # uploads stored whose `checksum` was given (and matched)
 
     def as_dict(self) -> dict[str, Any]:
         rows = [
@@ -77,11 +81,12 @@ class Stats:
             "faults_injected": self.faults_injected,
             "scans_created": self.scans_created,
             "files_uploaded": self.files_uploaded,
+            "checksums_verified": self.checksums_verified,
         }
 
     def reset(self) -> None:
         self.requests.clear()
-        self.faults_injected = self.scans_created = self.files_uploaded = 0
+        self.faults_injected = self.scans_created = self.files_uploaded = self.checksums_verified = 0
 
 
 def _route(request: web.Request) -> str:

@@ -26,7 +26,15 @@ from scanjobs.sandbox import queries
 from scanjobs.sandbox.images import sniff_content_type
 from scanjobs.sandbox.instance import Instance, MemoryStorage
 from scanjobs.sandbox.multipart import FormReader, MultipartError, boundary_of
-from scanjobs.sandbox.validation import error, invalid_pk, not_found, validate_action, validate_upload
+from scanjobs.sandbox.validation import (
+    busy,
+    error,
+    invalid_pk,
+    not_found,
+    request_uid,
+    validate_action,
+    validate_upload,
+)
 
 _SMALL_FILE = 1 << 20  # files up to this size are held in memory (uploads, storage answers); larger stream
 _LINK_DATE = "%Y%m%dT%H%M%SZ"  # X-Amz-Date, as in an S3 presigned link
@@ -68,7 +76,8 @@ class _Incoming:
         self.tmp = tmp
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
-        self.digest = hashlib.sha256()
+        # the platform's checksum (its client's `hash_file`): MD5 hex of the bytes, not security
+        self.digest = hashlib.md5(usedforsecurity=False)
         self.size = 0
         self.held = bytearray()
         self.spill: BinaryIO | None = None
@@ -263,43 +272,75 @@ class Handlers:
             invalid = validate_upload(incoming.fields, incoming.filename, checksum)
             if invalid is not None:
                 return invalid
-            assert incoming.filename is not None
-            original = incoming.filename.replace("\\", "/").rsplit("/", 1)[-1]
-            ctype = sniff_content_type(bytes(incoming.held[:8])) or "application/octet-stream"
-            input_type = incoming.fields["input_type"]
-            store = incoming.fields.get("store") or None
-            async with inst.pool.connection() as conn:
-                row = await queries.insert_file(
-                    conn,
-                    name=_storage_name(original, ctype),
-                    original=original,
-                    input_type=input_type,
-                    ctype=ctype,
-                    size=incoming.size,
-                    checksum=checksum,
-                    store=store,
-                )
-                if row is None:
-                    return invalid_pk("store", store)
-                file_id, rel = row
-                try:
-                    incoming.keep(inst.memory, rel, inst.storage / rel)
-                except BaseException:
-                    await queries.delete_file(conn, file_id)
-                    raise
-            inst.stats.files_uploaded += 1
-            return web.json_response(
-                {
-                    "id": file_id,
-                    "file": self._storage_url(rel),
-                    "original_filename": original,
-                    "input_type": input_type,
-                    "size": incoming.size,
-                },
-                status=201,
-            )
+            uid, invalid = request_uid(request.headers)
+            if invalid is not None:
+                return invalid
+            if uid is not None:
+                # Like a create's (the platform's client sends a uid with every POST): the same
+                # uid again answers the file stored the first time, the body sent again unread.
+                async with inst.pool.connection() as conn:
+                    forget = inst.config.forget_uids_after
+                    if not await queries.claim_request(conn, "upload", uid, forget):
+                        file_id = await queries.claimed_answer(conn, "upload", uid)
+                        row = None if file_id is None else await queries.file_row(conn, file_id)
+                        return busy() if row is None else self._uploaded(*row)
+            try:
+                return await self._store_upload(incoming, checksum, uid)
+            except BaseException:
+                if uid is not None:
+                    async with inst.pool.connection() as conn:
+                        await queries.release_request(conn, "upload", uid)
+                raise
         finally:
             incoming.discard()
+
+    async def _store_upload(self, incoming: _Incoming, checksum: str, uid: str | None) -> web.Response:
+        """Keep a valid upload: its file row (settling `uid`'s claim) and its bytes."""
+        inst = self.inst
+        assert incoming.filename is not None
+        original = incoming.filename.replace("\\", "/").rsplit("/", 1)[-1]
+        ctype = sniff_content_type(bytes(incoming.held[:8])) or "application/octet-stream"
+        input_type = incoming.fields["input_type"]
+        store = incoming.fields.get("store") or None
+        async with inst.pool.connection() as conn:
+            row = await queries.insert_file(
+                conn,
+                name=_storage_name(original, ctype),
+                original=original,
+                input_type=input_type,
+                ctype=ctype,
+                size=incoming.size,
+                checksum=checksum,
+                store=store,
+                uid=uid,
+            )
+            if row is None:
+                if uid is not None:
+                    await queries.release_request(conn, "upload", uid)
+                return invalid_pk("store", store)
+            file_id, rel = row
+            try:
+                incoming.keep(inst.memory, rel, inst.storage / rel)
+            except BaseException:
+                await queries.delete_file(conn, file_id)
+                raise
+        inst.stats.files_uploaded += 1
+        if incoming.fields.get("checksum"):
+            inst.stats.checksums_verified += 1
+        return self._uploaded(file_id, rel, original, input_type, incoming.size)
+
+    def _uploaded(self, file_id: int, rel: str, original: str, input_type: str, size: int) -> web.Response:
+        """The platform's answer to an upload (the same again to a repeated uid)."""
+        return web.json_response(
+            {
+                "id": file_id,
+                "file": self._storage_url(rel),
+                "original_filename": original,
+                "input_type": input_type,
+                "size": size,
+            },
+            status=201,
+        )
 
     async def create_action(self, request: web.Request) -> web.Response:
         inst = self.inst
@@ -315,16 +356,15 @@ class Handlers:
         invalid = await validate_action(inst.pool, payload)
         if invalid is not None:
             return invalid
-        uid = request.headers.get("REB-CLIENT-REQUEST-UID")
+        uid, invalid = request_uid(request.headers)
+        if invalid is not None:
+            return invalid
         if uid:
             async with inst.pool.connection() as conn:
-                if not await queries.claim_request(conn, uid):
-                    scan_id = await queries.claimed_scan(conn, uid)
+                if not await queries.claim_request(conn, "create", uid, inst.config.forget_uids_after):
+                    scan_id = await queries.claimed_answer(conn, "create", uid)
                     if scan_id is None:
-                        # the platform's client reads a 424's `error`
-                        return web.json_response(
-                            {"error": "Another request is already processing"}, status=424
-                        )
+                        return busy()
                     return web.json_response(await queries.scan_summary(conn, scan_id), status=201)
         try:
             await asyncio.sleep(0.02)  # the real platform does work here; widens the race
@@ -333,7 +373,7 @@ class Handlers:
         except BaseException:
             if uid:
                 async with inst.pool.connection() as conn:
-                    await queries.release_request(conn, uid)
+                    await queries.release_request(conn, "create", uid)
             raise
         scan_id = body["id"]
         inst.stats.scans_created += 1

@@ -120,7 +120,8 @@ class Sandbox:
         requests.post(f"{self.source_api}/_sandbox/stats/reset", timeout=10).raise_for_status()
 
     def configure(self, **runtime: float) -> dict[str, Any]:
-        """Change fault_rate, latency_ms, processing_delay, ma_accuracy or hang_seconds live."""
+        """Change the runtime config live (faults.RuntimeConfig: fault_rate, latency_ms,
+        processing_delay, ma_accuracy, hang_seconds, forget_uids_after, the scripted faults)."""
         response = requests.post(f"{self.source_api}/_sandbox/config", json=runtime, timeout=10)
         response.raise_for_status()
         return dict(response.json())

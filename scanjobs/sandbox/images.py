@@ -125,7 +125,10 @@ def _padding(kind: str, total: int) -> Iterator[bytes]:
 def write_image(
     path: Path, kind: str, rng: random.Random, comment: str, size: int | None = None
 ) -> tuple[int, str]:
-    """Write a PNG or JPEG to `path` (padded to `size` bytes if given); return (size, sha256)."""
+    """Write a PNG or JPEG to `path` (padded to `size` bytes if given); return (size, MD5 hex).
+
+    MD5 is the platform's file checksum (its client's `hash_file`), kept in the file table.
+    """
     build = png_parts if kind == "png" else jpeg_parts
     state = rng.getstate()
     head, tail = build(rng, comment)
@@ -138,7 +141,7 @@ def write_image(
             rng.setstate(state)
             head, tail = build(rng, comment + " " * pad)
             pad = size - len(head) - len(tail)
-    digest = hashlib.sha256()
+    digest = hashlib.md5(usedforsecurity=False)
     written = 0
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:

@@ -25,6 +25,7 @@ class SandboxOptions:
     link_lifetime: float = 3600.0
     keep_data: bool = False
     new_ports: bool = False
+    forget_uids_after: float | None = None  # None: request uids are remembered for ever
 
     def to_argv(self) -> list[str]:
         """The `up` arguments that reproduce these options."""
@@ -52,6 +53,13 @@ def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds (0 or more)")
     return value
 
 
@@ -119,6 +127,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=3600.0,
         help="seconds a signed storage link is good for; an expired one answers 403 (3600)",
+    )
+    parser.add_argument(
+        "--forget-uids-after",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="forget a REB-CLIENT-REQUEST-UID this long after answering it, as a platform may "
+        "(default: never)",
     )
 
 

@@ -32,20 +32,26 @@ async def insert_file(
     size: int,
     checksum: str,
     store: str | None,
+    uid: str | None,
 ) -> tuple[int, str] | None:
     """A new file row's (id, storage path), or None when `store` names no store.
 
-    One round trip: the id, its storage path, and the store's existence check.
+    One round trip: the id, its storage path, the store's existence check, and the answer of
+    the request uid `uid` (claimed by claim_request) when there is one.
     """
     cur = await conn.execute(
-        f"INSERT INTO {TABLES['file']} (id, file, original_filename, input_type,"
+        f"WITH f AS (INSERT INTO {TABLES['file']} (id, file, original_filename, input_type,"
         " content_type, size, checksum, store_id)"
         " SELECT n.id, 'uploads/' || n.id || '-' || %(name)s, %(original)s, %(input_type)s,"
         " %(ctype)s, %(size)s, %(checksum)s, %(store)s::bigint"
         f" FROM (SELECT nextval(pg_get_serial_sequence('{TABLES['file']}', 'id')) AS id) n"
         f" WHERE %(store)s::bigint IS NULL OR EXISTS (SELECT 1 FROM {TABLES['store']}"
-        " WHERE id = %(store)s::bigint) RETURNING id, file",
+        " WHERE id = %(store)s::bigint) RETURNING id, file),"
+        " c AS (UPDATE sandbox_client_request SET made_id = f.id, settled_at = now() FROM f"
+        " WHERE endpoint = 'upload' AND uid = %(uid)s)"
+        " SELECT id, file FROM f",
         {
+            "uid": uid,
             "name": name,
             "original": original,
             "input_type": input_type,
@@ -63,28 +69,39 @@ async def delete_file(conn: Conn, file_id: int) -> None:
     await conn.execute(f"DELETE FROM {TABLES['file']} WHERE id = %s", (file_id,))
 
 
-async def claim_request(conn: Conn, uid: str) -> bool:
-    """Claim a client request uid; False when it was claimed before.
+async def claim_request(conn: Conn, endpoint: str, uid: str, forget_after: float) -> bool:
+    """Claim a client request uid at an endpoint ('create' or 'upload'); False when it was
+    claimed before. The primary key makes the claim atomic across concurrent requests.
 
-    The primary key makes the claim atomic across concurrent requests.
+    A claim answered `forget_after` seconds ago or more (negative: never) is forgotten first; one
+    whose request still runs never is (the platform holds the uid while it works: 424).
     """
+    if forget_after >= 0:
+        await conn.execute(
+            "DELETE FROM sandbox_client_request WHERE endpoint = %s AND uid = %s"
+            " AND settled_at <= now() - make_interval(secs => %s)",
+            (endpoint, uid, forget_after),
+        )
     cur = await conn.execute(
-        "INSERT INTO sandbox_client_request (uid) VALUES (%s) ON CONFLICT DO NOTHING RETURNING uid",
-        (uid,),
+        "INSERT INTO sandbox_client_request (endpoint, uid) VALUES (%s, %s)"
+        " ON CONFLICT DO NOTHING RETURNING uid",
+        (endpoint, uid),
     )
     return await cur.fetchone() is not None
 
 
-async def claimed_scan(conn: Conn, uid: str) -> int | None:
-    """The scan created under a claimed uid; None while its request is still running."""
-    cur = await conn.execute("SELECT scan_id FROM sandbox_client_request WHERE uid = %s", (uid,))
+async def claimed_answer(conn: Conn, endpoint: str, uid: str) -> int | None:
+    """The scan or file made under a claimed uid; None while its request is still running."""
+    cur = await conn.execute(
+        "SELECT made_id FROM sandbox_client_request WHERE endpoint = %s AND uid = %s", (endpoint, uid)
+    )
     row = await cur.fetchone()
     return None if row is None else row[0]
 
 
-async def release_request(conn: Conn, uid: str) -> None:
-    """Forget a claim whose request failed, so that a retry may create the scan."""
-    await conn.execute("DELETE FROM sandbox_client_request WHERE uid = %s", (uid,))
+async def release_request(conn: Conn, endpoint: str, uid: str) -> None:
+    """Forget a claim whose request failed, so that a retry may make what it asks for."""
+    await conn.execute("DELETE FROM sandbox_client_request WHERE endpoint = %s AND uid = %s", (endpoint, uid))
 
 
 async def create_scan(conn: Conn, payload: dict[str, Any], uid: str | None) -> dict[str, Any]:
@@ -97,7 +114,8 @@ async def create_scan(conn: Conn, payload: dict[str, Any], uid: str | None) -> d
         " SELECT s.id, fu.id, fu.input_type FROM s"
         " CROSS JOIN unnest(%(files)s::bigint[]) WITH ORDINALITY AS u(file_id, n)"
         f" JOIN {TABLES['file']} fu ON fu.id = u.file_id ORDER BY u.n RETURNING id, file_id),"
-        " c AS (UPDATE sandbox_client_request SET scan_id = (SELECT id FROM s) WHERE uid = %(uid)s)"
+        " c AS (UPDATE sandbox_client_request SET made_id = s.id, settled_at = now() FROM s"
+        " WHERE endpoint = 'create' AND uid = %(uid)s)"
         " SELECT s.id, s.status, s.store_id, ARRAY(SELECT file_id FROM f ORDER BY id) FROM s",
         {
             "store": payload["store"],

@@ -131,9 +131,14 @@ CREATE TABLE planograms_compliance_majorityv2log (
     data jsonb NOT NULL DEFAULT '{}'::jsonb
 );
 
--- Idempotency of scan creation: REB-CLIENT-REQUEST-UID -> scan (NULL while in flight).
+-- Idempotency of creates and uploads: REB-CLIENT-REQUEST-UID, per endpoint ('create' or
+-- 'upload'), -> the scan or file its first request made (NULL while that request runs), and when
+-- it was answered (from then on the uid may be forgotten: RuntimeConfig.forget_uids_after).
 CREATE TABLE sandbox_client_request (
-    uid varchar(128) PRIMARY KEY,
-    scan_id bigint NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    endpoint varchar(20) NOT NULL,
+    uid varchar(128) NOT NULL,
+    made_id bigint NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    settled_at timestamptz NULL,
+    PRIMARY KEY (endpoint, uid)
 );

@@ -153,6 +153,7 @@ async def _serve_locked(options: SandboxOptions, folder: SandboxFolder, stop: as
             ma_accuracy=options.ma_accuracy,
             hang_seconds=options.hang_seconds,
             link_lifetime=options.link_lifetime,
+            forget_uids_after=-1.0 if options.forget_uids_after is None else options.forget_uids_after,
         )
         info: dict[str, Any] = {"instances": {}}
         for n, name in enumerate(INSTANCES):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -10,6 +11,8 @@ from scanjobs.sandbox.instance import Pool
 from scanjobs.sandbox.tables import TABLES
 
 INPUT_TYPES = ("image", "video", "keyframe")
+UID_HEADER = "REB-CLIENT-REQUEST-UID"
+_UID = re.compile(r"[\x21-\x7e]{1,128}")  # what the uid memory keeps (a uuid is 36 of these)
 NOT_FOUND = {"detail": "Not found."}
 _REFERENCES = (("category_id", "category"), ("section_id", "section"), ("store_planogram", "planogramstore"))
 
@@ -29,8 +32,27 @@ def not_found() -> web.Response:
     return web.json_response(NOT_FOUND, status=404)
 
 
+def busy() -> web.Response:
+    """The platform's 424: the first request with this uid is still being processed (the
+    platform's client reads its `error`)."""
+    return web.json_response({"error": "Another request is already processing"}, status=424)
+
+
+def request_uid(headers: Any) -> tuple[str | None, web.Response | None]:
+    """The request's REB-CLIENT-REQUEST-UID (None without one), or the 400 for a uid the sandbox
+    cannot keep: what the platform does with such a uid is unknown, a 500 would be wrong."""
+    uid = headers.get(UID_HEADER) or None
+    if uid is not None and not _UID.fullmatch(uid):
+        return None, error(UID_HEADER, "Expected at most 128 printable ASCII characters, such as a UUID.")
+    return uid, None
+
+
 def validate_upload(fields: dict[str, str], filename: str | None, checksum: str) -> web.Response | None:
-    """The checks that need no database (the store's existence is checked by the insert)."""
+    """The checks that need no database (the store's existence is checked by the insert).
+
+    `checksum` is the MD5 hex of the bytes received, what the platform's client sends (an
+    upload without one is accepted: the legacy scripts sent none).
+    """
     if filename is None:
         return error("file", "No file was submitted.")
     input_type = fields.get("input_type")

@@ -48,4 +48,4 @@ def test_a_storage_answer_cut_short_is_fetched_again(scripted: Sandbox, tmp_path
     reports = ("manifest.csv", "failures.csv", OWNER_MARKER)
     images = [p for p in (tmp_path / "images").iterdir() if p.name not in reports]
     assert len(images) == 9
-    assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in images} == checksums
+    assert {hashlib.md5(p.read_bytes()).hexdigest() for p in images} == checksums

@@ -87,7 +87,7 @@ def test_download_every_file_of_a_scan_matches_the_stored_checksum(
         with tempfile.TemporaryFile() as dest:
             result = source.download(meta.url, dest)
             assert dest.tell() == result.bytes
-        assert result.sha256 == _checksum(sandbox, ref.file_id)
+        assert result.md5 == _checksum(sandbox, ref.file_id)
         if meta.size is not None:
             assert result.bytes == meta.size
         assert result.content_type in ("image/png", "image/jpeg")
@@ -103,7 +103,7 @@ def test_upload_then_create_is_idempotent_by_request_uid(
         got = source.download(meta.url, buf)
         new_file = target.upload(
             buf, meta.original_filename or "image", input_type=ref.file_type or "image",
-            store=store, checksum=got.sha256, content_type=got.content_type,
+            store=store, checksum=got.md5, content_type=got.content_type,
         )  # fmt: skip
     created_before = sandbox.stats("target")["scans_created"]
     uid = str(uuid.uuid4())
@@ -164,7 +164,7 @@ def test_idempotent_calls_survive_faults_from_many_threads(sandbox: Any, source_
 
         def fetch(file_id: int) -> str:
             with tempfile.TemporaryFile() as dest:
-                return src.download(src.file_meta(file_id).url, dest).sha256
+                return src.download(src.file_meta(file_id).url, dest).md5
 
         def create(uid: str) -> int:
             return tgt.create_scan({"store": store, "files": [new_file]}, uid)
@@ -229,7 +229,7 @@ def test_a_download_of_the_wrong_length_is_retried(
     with io.BytesIO() as dest:
         result = source.download(meta.url, dest, expected_size=meta.size)
         assert dest.getvalue() == data
-    assert result.bytes == size and result.sha256 == _checksum(scripted, file_id)
+    assert result.bytes == size and result.md5 == _checksum(scripted, file_id)
     assert scripted.configure()[fault] == 0, "the fault was not served"
 
 

@@ -15,7 +15,7 @@ from copy_support import (
     scan_files,
     write_copy_job,
 )
-from test_crash import KILLED, SEQUENTIAL
+from test_crash import KILLED, SEQUENTIAL, UID_MEMORY
 
 from scanjobs.sandbox import Sandbox
 
@@ -26,12 +26,17 @@ def uploaded_ids(sb: Sandbox, store: int) -> set[int]:
     return {int(r[0]) for r in query(sb, "target", f"SELECT id FROM {FILE} WHERE store_id = %s", store)}
 
 
+@pytest.mark.parametrize("memory", list(UID_MEMORY))
 @pytest.mark.parametrize("failpoint", ["after_upload:1", "after_upload:2", "mid_state_write:2"])
 @pytest.mark.parametrize("rerun_first", ["a", "b"])
 def test_each_job_keeps_its_own_uploads(
-    sandbox: Sandbox, tmp_path: Path, failpoint: str, rerun_first: str
+    request: pytest.FixtureRequest, tmp_path: Path, failpoint: str, rerun_first: str, memory: str
 ) -> None:
-    """Issue 12, point 4: adoption took the other job's file (same bytes, same name, same store)."""
+    """Issue 12, point 4: adoption took the other job's file (same bytes, same name, same store).
+
+    Issue 13, point 4: an upload sent again in doubt carries its uid; a sandbox that remembers it
+    answers the job's own file, one that forgot stores another: neither is the other job's."""
+    sandbox: Sandbox = request.getfixturevalue(UID_MEMORY[memory])
     scan_ids = sandbox.info["source_scan_ids"][:2]
     store = sandbox.new_target_store()
     jobs = {}
@@ -69,3 +74,6 @@ def test_each_job_keeps_its_own_uploads(
         )
         == 4
     )
+    if memory == "uids remembered":  # an upload sent again in doubt got its first file back
+        distinct = {f for fs in scan_files(sandbox, "source", scan_ids).values() for f, _, _ in fs}
+        assert len(uploaded_ids(sandbox, store)) == 2 * len(distinct), "an upload was stored twice"

@@ -1,26 +1,44 @@
-"""Upload adoption: a file an earlier run uploaded without recording it is found and used, not sent again.
+"""Adoption: a file or scan an earlier run made without recording it is found and used, not made again.
 
-The platform has no idempotency key for uploads, so a kill between its answer and our record
-would upload the file a second time. An upload intent (checksum, name and the time of the
-attempt) is recorded before each POST; the next run looks for such files in the target store:
-same bytes and name, used by no scan, and created while that attempt could have been on the
-wire, by the platform's clock (its offset from ours is measured). Another job may have sent the
-same bytes to the same store: a file is adopted only when it is the one candidate of one intent
-in that window; in doubt the file is uploaded again, and the unclaimed orphan harms nothing.
-Where the file table cannot be searched like that, it says so and uploads again.
+An upload carries a request uid, but nothing confirms that the platform honours it for uploads
+(or remembers it long), so a kill between its answer and our record could upload the file a
+second time. An upload intent (checksum, name and the time of the attempt) is recorded before
+each POST; the next run looks for such files in the target store: same bytes and name, used by
+no scan, and created while that attempt could have been on the wire, by the platform's clock (its
+offset from ours is measured). Another job may have sent the same bytes to the same store: a
+file is adopted only when it is the one candidate of one intent in that window; in doubt the
+file is uploaded again (with the same uid: a platform that remembers it answers the first file),
+and an unclaimed orphan harms nothing. Where the file table cannot be searched like that, it
+says so and uploads again.
+
+A create carries a request uid too, and the platform returns the first scan to a repeated uid,
+but nobody says for how long it remembers one. So before a create that a crash left unsettled
+(its uid recorded, no target id) is sent again, the next run looks in the target store for a
+scan made of exactly the files this copy uploaded for it: those files belong to this copy alone
+(each upload is its own file), so such a scan is the one that create made. In doubt (two
+unsettled creates of the same files) the create is sent again with its uid.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
 from scanjobs.errors import PlatformError
 from scanjobs.events import Events
-from scanjobs.platform.db import FoundUpload, PlatformDB
+from scanjobs.platform.db import FoundScan, FoundUpload, PlatformDB, SourceScan
 from scanjobs.state import ItemKind, ItemRecord, StateStore, Status
 
-__all__ = ["unsettled_uploads", "match_uploads", "adopt_uploads"]
+__all__ = [
+    "unsettled_uploads",
+    "intent_checksum",
+    "match_uploads",
+    "adopt_uploads",
+    "unsettled_creates",
+    "match_creates",
+    "adopt_creates",
+]
 
 # Seconds a file's creation time may lie outside the window its intent allows, besides the
 # measured uncertainty of the clock offset. EARLY: before our intent's timestamp (the platform's
@@ -29,6 +47,13 @@ __all__ = ["unsettled_uploads", "match_uploads", "adopt_uploads"]
 # LATE: after the attempt's time limits (the request's way to the server and back).
 EARLY = 0.5
 LATE = 2.0
+
+
+def intent_checksum(record: ItemRecord) -> str | None:
+    """The checksum an upload intent sent: MD5 hex (the platform's), or the SHA-256 hex that
+    scanjobs sent before issue 13, so that a state of an earlier version still resumes."""
+    value = record.data.get("md5") or record.data.get("sha256")
+    return str(value) if value else None
 
 
 def unsettled_uploads(records: Sequence[ItemRecord]) -> list[ItemRecord]:
@@ -40,7 +65,7 @@ def unsettled_uploads(records: Sequence[ItemRecord]) -> list[ItemRecord]:
         for r in records
         if r.step == "upload"
         and r.status in (Status.RUNNING, Status.FAILED)
-        and r.data.get("sha256")
+        and intent_checksum(r)
         and r.error_class != "PermanentError"  # the platform refused it: it made nothing
     ]
 
@@ -73,7 +98,7 @@ def match_uploads(
             f.id
             for f in found
             if f.id not in taken
-            and (f.checksum, f.name) == (str(rec.data["sha256"]), str(rec.data.get("name")))
+            and (f.checksum, f.name) == (intent_checksum(rec), str(rec.data.get("name")))
             and sent - early <= f.created <= last
         }
     claims: dict[int, int] = {}
@@ -111,7 +136,7 @@ def adopt_uploads(
         offset, uncertainty = target_db.clock_offset()
         started = min(float(r.data.get("upload_started") or 0) for r in unsettled)
         since = datetime.fromtimestamp(max(0.0, started + offset - EARLY - uncertainty), tz=timezone.utc)
-        found = target_db.unclaimed_uploads(store, [str(r.data["sha256"]) for r in unsettled], since)
+        found = target_db.unclaimed_uploads(store, [str(intent_checksum(r)) for r in unsettled], since)
     except PlatformError as exc:
         events.emit(
             "warning",
@@ -145,3 +170,111 @@ def adopt_uploads(
             "may be another's",
         )
     return len(adopted)
+
+
+def unsettled_creates(
+    scans: Sequence[SourceScan], records: Mapping[str, ItemRecord], files: Mapping[int, int]
+) -> dict[str, list[int]]:
+    """Pure: source scan key -> the target files its create sent, for each create that may have
+    happened unrecorded (a request uid recorded, no target id). The files are those its intent
+    recorded; an intent of an earlier version recorded none, and they are then the scan's source
+    files as the state uploaded them (`files`: source file id -> target file id), which is what
+    that create sent: a file is uploaded once, and a create waits for all of its files."""
+    out: dict[str, list[int]] = {}
+    for scan in scans:
+        rec = records.get(str(scan.id))
+        if rec is None or not rec.request_uid or rec.target_id or rec.status == Status.DONE:
+            continue
+        recorded = rec.data.get("target_files")
+        if isinstance(recorded, list) and recorded and all(type(f) is int for f in recorded):
+            out[rec.key] = list(recorded)
+        elif scan.files and all(ref.file_id in files for ref in scan.files):
+            out[rec.key] = [files[ref.file_id] for ref in scan.files]
+    return out
+
+
+def match_creates(
+    unsettled: Mapping[str, Sequence[int]], found: Sequence[FoundScan], taken: set[int]
+) -> tuple[dict[str, int], list[str], dict[str, list[int]]]:
+    """Pure: source scan key -> the target scan to adopt for it, the keys left in doubt, and for
+    an adopted key the other scans made of the same files (duplicates an earlier run made).
+
+    A candidate is a scan made of exactly the files a create sent (in any order), that the state
+    does not already give to a scan (`taken`). Its files belong to this copy alone, so it is
+    that create's, unless another unsettled create sent the same files: then both are in doubt.
+    Of several candidates (a create sent twice to a platform that had forgotten its uid) the
+    first made is adopted.
+    """
+    candidates = {
+        key: sorted(s.id for s in found if s.id not in taken and sorted(s.files) == sorted(sent))
+        for key, sent in unsettled.items()
+        if sent
+    }
+    claims = Counter(scan_id for ids in candidates.values() for scan_id in ids)
+    adopted: dict[str, int] = {}
+    doubt: list[str] = []
+    duplicates: dict[str, list[int]] = {}
+    for key, ids in candidates.items():
+        if not ids:
+            continue
+        if any(claims[scan_id] > 1 for scan_id in ids):
+            doubt.append(key)
+            continue
+        adopted[key] = ids[0]
+        if ids[1:]:
+            duplicates[key] = ids[1:]
+    return adopted, doubt, duplicates
+
+
+def adopt_creates(
+    state: StateStore, target_db: PlatformDB, store: int, scans: Sequence[SourceScan], events: Events
+) -> set[int]:
+    """Record as done the creates of `scans` that an earlier run made but could not record (the
+    scan found on the target); their source scan ids. The others are sent again with their uid."""
+    records = {r.key: r for r in state.items(ItemKind.SCAN)}
+    uploaded = {
+        int(r.key): int(r.target_id) for r in state.items(ItemKind.FILE, status=Status.DONE) if r.target_id
+    }
+    unsettled = unsettled_creates(scans, records, uploaded)
+    if not unsettled:
+        return set()
+    try:
+        found = target_db.scans_using_files(store, [f for sent in unsettled.values() for f in sent])
+    except PlatformError as exc:
+        events.emit(
+            "warning",
+            message=f"{len(unsettled)} create(s) of an earlier run were not recorded and the target "
+            f"cannot be searched for them, so they are sent again with their request uid, which "
+            f"the platform may no longer remember ({exc})",
+        )
+        return set()
+    taken = {int(r.target_id) for r in records.values() if r.target_id}
+    adopted, doubt, duplicates = match_creates(unsettled, found, taken)
+    for key, target_id in adopted.items():
+        state.mark_done(
+            ItemKind.SCAN,
+            key,
+            "create",
+            target_id=target_id,
+            data={"target_files": unsettled[key], "adopted": True},
+        )
+    if adopted:
+        events.emit(
+            "info",
+            message=f"{len(adopted)} scan(s) that an earlier run created without recording were "
+            "found on the target (made of this copy's uploads) and are used as they are",
+        )
+    for key, extra in duplicates.items():
+        events.emit(
+            "warning",
+            message=f"scan {key}: target scan(s) {', '.join(map(str, extra))} are made of the same "
+            f"uploads as {adopted[key]}, which is used: duplicates an earlier run made",
+        )
+    if doubt:
+        events.emit(
+            "warning",
+            message=f"{len(doubt)} create(s) of an earlier run were not recorded, and the target "
+            "holds scans of the same files for more than one of them: they are sent again with "
+            "their request uid rather than taking a scan that may be another's",
+        )
+    return {int(key) for key in adopted}

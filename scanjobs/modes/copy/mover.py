@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from tempfile import SpooledTemporaryFile
 from typing import BinaryIO, cast
@@ -35,8 +36,10 @@ class FileMover:
         workers_download: int,
         workers_upload: int,
         events: Events,
+        uid_for: Callable[[int], str],
     ) -> None:
         self.state, self.source, self.target, self.store, self.events = state, source, target, store, events
+        self.uid_for = uid_for  # a source file id -> its upload's REB-CLIENT-REQUEST-UID
         self.download_slots, self.downloads = request_workers(workers_download, "download")
         self.upload_slots, self.uploads = request_workers(workers_upload, "upload")
         self.moves: dict[int, Future[int]] = {}
@@ -90,7 +93,7 @@ class FileMover:
         self.events.emit("advance", step="download")
         name = meta.original_filename or f"{ref.file_id}.jpg"
         try:
-            self.uploads.submit(self._upload, ref, spool, name, result.sha256, result.content_type, future)
+            self.uploads.submit(self._upload, ref, spool, name, result.md5, result.content_type, future)
         except BaseException as exc:  # the pool is shut down: the run is ending
             spool.close()
             self._fail(ref, "upload", exc, future)
@@ -100,24 +103,34 @@ class FileMover:
         ref: ScanFileRef,
         spool: BinaryIO,
         name: str,
-        sha256: str,
+        md5: str,
         content_type: str | None,
         future: Future[int],
     ) -> None:
         input_type = upload_input_type(ref.file_type)
         key = str(ref.file_id)
+        # derived, so a rerun after a crash sends the same uid (the platform may remember it)
+        uid = self.uid_for(ref.file_id)
         size = spool.seek(0, os.SEEK_END)  # an attempt's time limit, hence adoption's window, grows with it
 
         def record_intent() -> None:
             # The intent, before each attempt's POST and inside its request slot: a rerun after a
-            # kill looks for this upload on the target (by store, bytes, name and the time it was
+            # kill looks for this upload on the target (by store, MD5, name and the time it was
             # sent: adoption.py) instead of uploading the file a second time, and no intent is
-            # recorded for an upload still waiting its turn.
+            # recorded for an upload still waiting its turn. `sha256: None` drops the checksum an
+            # earlier scanjobs recorded (a merge patch), so the intent names one, this attempt's.
             self.state.record_intent(
                 ItemKind.FILE,
                 key,
                 "upload",
-                data={"sha256": sha256, "name": name, "bytes": size, "upload_started": round(time.time(), 3)},
+                request_uid=uid,
+                data={
+                    "md5": md5,
+                    "sha256": None,
+                    "name": name,
+                    "bytes": size,
+                    "upload_started": round(time.time(), 3),
+                },
                 ensure=ref.file_id,
             )
 
@@ -128,7 +141,7 @@ class FileMover:
                 key,
                 "upload",
                 target_id=target_id,
-                data={"sha256": sha256},
+                data={"md5": md5},
                 attempt=True,
                 ensure=ref.file_id,
             )
@@ -141,8 +154,9 @@ class FileMover:
                     name,
                     input_type=input_type,
                     store=self.store,
-                    checksum=sha256,
+                    checksum=md5,
                     content_type=content_type,
+                    request_uid=uid,
                     slot=self.upload_slots,
                     before_send=record_intent,
                     on_stored=record_stored,

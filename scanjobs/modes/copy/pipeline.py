@@ -94,8 +94,16 @@ class ScanPipeline:
                     raise exc.cause from None
             step = "create"
             uid = record.request_uid if record and record.request_uid else self.uid_for(scan.id)
-            # the intent, recorded before the POST (the uid is derived, so it is the same anyway)
-            self.state.record_intent(ItemKind.SCAN, key, "create", request_uid=uid, attempt=True)
+            # The intent, recorded before the POST (the uid is derived, so it is the same anyway),
+            # with the files it sends: the scan a rerun looks for should the uid be forgotten.
+            self.state.record_intent(
+                ItemKind.SCAN,
+                key,
+                "create",
+                request_uid=uid,
+                data={"target_files": target_files},
+                attempt=True,
+            )
             payload = build_payload(
                 scan.provided_values,
                 store=self.store,

@@ -1,4 +1,4 @@
-"""The copy's pure decisions: which scans a run takes, how many to keep in flight, the create's uid."""
+"""The copy's pure decisions: which scans a run takes, how many to keep in flight, the request uids."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from scanjobs.modes.base import RunOptions
 from scanjobs.modes.outcome import take_new
 from scanjobs.state import ItemRecord, Status
 
-__all__ = ["CopyPlan", "plan_copy", "ROUND_TRIPS_PER_SCAN", "scans_in_flight_needed", "request_uid"]
+__all__ = [
+    "CopyPlan",
+    "plan_copy",
+    "ROUND_TRIPS_PER_SCAN",
+    "scans_in_flight_needed",
+    "request_uid",
+    "upload_uid",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +86,9 @@ def scans_in_flight_needed(workers: Workers, files_per_scan: float) -> int:
 def request_uid(epoch: str, fingerprint: str, source_api: str, scan_id: int) -> str:
     """The idempotency key of one scan's create: stable across resumes, new after --restart."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"scanjobs:{epoch}:{fingerprint}:{source_api}:{scan_id}"))
+
+
+def upload_uid(epoch: str, fingerprint: str, source_api: str, file_id: int) -> str:
+    """The idempotency key of one source file's upload, derived like the create's (`file:` keeps
+    it apart from the uid of the scan with the same id)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"scanjobs:{epoch}:{fingerprint}:{source_api}:file:{file_id}"))

@@ -10,11 +10,11 @@ from scanjobs.errors import JobError, NotFoundOnSource, StateError
 from scanjobs.jobfile.model import CopyJob
 from scanjobs.modes.analyze.run import analyze_copy_job
 from scanjobs.modes.base import RunContext, RunResult
-from scanjobs.modes.copy.adoption import adopt_uploads
+from scanjobs.modes.copy.adoption import adopt_creates, adopt_uploads
 from scanjobs.modes.copy.mover import FileMover
 from scanjobs.modes.copy.payload import Untranslatable, hint_ids, translate_hints
 from scanjobs.modes.copy.pipeline import ScanPipeline, Translation
-from scanjobs.modes.copy.plan import CopyPlan, plan_copy, request_uid
+from scanjobs.modes.copy.plan import CopyPlan, plan_copy, request_uid, upload_uid
 from scanjobs.modes.outcome import Tally, summary_tail, warn_not_found
 from scanjobs.modes.resources import Stopwatch, open_api, open_db, select_scan_ids, write_csv
 from scanjobs.platform.db import PlatformDB, SourceScan
@@ -117,10 +117,15 @@ class CopyRun:
     def copy_scans(
         self, plan: CopyPlan, source_db: PlatformDB, target_db: PlatformDB, result: RunResult
     ) -> None:
-        """Move the files and create the scans of the plan (adopting unrecorded uploads first)."""
+        """Move the files and create the scans of the plan (adopting unrecorded creates and uploads
+        first)."""
         job, state, events = self.job, self.state, self.events
         scans = {s.id: s for s in source_db.scans_with_files(list(plan.todo))}
         ordered = [scans[i] for i in plan.todo if i in scans]
+        # scans an earlier run created but could not record are done already: found, not sent
+        adopted = adopt_creates(state, target_db, self.store, ordered, events)
+        ordered = [s for s in ordered if s.id not in adopted]
+        result.already_done += len(adopted)
         translations: dict[int, Translation] = {}
         if job.copy.strategy == "mapped":
             translations = self.translations(ordered, source_db, target_db)
@@ -136,7 +141,16 @@ class CopyRun:
         try:
             # an attempt's file is created while it is on the wire: within its wall-clock limit
             adopt_uploads(state, target_db, self.store, files, target.timeouts.limit, events)
-            mover = FileMover(state, source, target, self.store, w.download, w.upload, events)
+            mover = FileMover(
+                state,
+                source,
+                target,
+                self.store,
+                w.download,
+                w.upload,
+                events,
+                uid_for=lambda file_id: upload_uid(epoch, fingerprint, source_api, file_id),
+            )
             try:
                 pipeline = ScanPipeline(
                     job,

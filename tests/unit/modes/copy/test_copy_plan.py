@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scanjobs.jobfile.model import Workers
-from scanjobs.modes.copy.plan import plan_copy, request_uid, scans_in_flight_needed
+from scanjobs.modes.copy.plan import plan_copy, request_uid, scans_in_flight_needed, upload_uid
 from scanjobs.state import ItemRecord
 
 
@@ -31,6 +31,16 @@ def test_request_uid_is_stable_and_scoped() -> None:
     assert a == request_uid("epoch1", "fp", "https://albt", 5)
     assert a != request_uid("epoch2", "fp", "https://albt", 5)  # --restart: a new state epoch
     assert a != request_uid("epoch1", "fp", "https://albt", 6)
+
+
+def test_upload_uid_is_stable_and_never_a_create_uid() -> None:
+    """Issue 13, point 4: the platform's client sends REB-CLIENT-REQUEST-UID with uploads too."""
+    a = upload_uid("epoch1", "fp", "https://albt", 5)
+    assert a == upload_uid("epoch1", "fp", "https://albt", 5)  # derived again after a crash
+    assert a != upload_uid("epoch2", "fp", "https://albt", 5)  # --restart: a new state epoch
+    assert a != upload_uid("epoch1", "fp2", "https://albt", 5)  # another job
+    assert a != upload_uid("epoch1", "fp", "https://albt", 6)
+    assert a != request_uid("epoch1", "fp", "https://albt", 5)  # file 5 is not scan 5
 
 
 def test_scans_in_flight_needed_follows_the_slowest_stage() -> None:
