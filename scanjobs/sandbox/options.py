@@ -52,12 +52,8 @@ class SandboxOptions:
             only, table, column = hidden_column(item)
             if only not in (None, instance):
                 continue
-            if column is None or out.get(table, set()) is None:
-                out[table] = None
-            else:
-                columns = out.setdefault(table, set())
-                assert columns is not None
-                columns.add(column)
+            hidden = out.get(table, set())
+            out[table] = None if column is None or hidden is None else hidden | {column}
         return out
 
     def seeded_with(self) -> dict[str, object]:
