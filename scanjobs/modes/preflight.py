@@ -6,15 +6,16 @@ questions through a `Preflight` and returns its `PlanReport`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from scanjobs.errors import ExitCode, ScanjobsError
+from scanjobs.errors import ExitCode, PlatformError, ScanjobsError
 from scanjobs.events import Events
 from scanjobs.jobfile.model import InstanceSpec, Job
 from scanjobs.modes.base import PlanReport
+from scanjobs.modes.reads import ColumnCheck, Reads, check_columns
 from scanjobs.modes.resources import open_api, open_db, select_scan_ids
-from scanjobs.platform.db import PlatformDB
+from scanjobs.platform.db import PlatformDB, ScanFileRef
 from scanjobs.state import ItemKind, StateStore, Status
 
 __all__ = ["Preflight"]
@@ -32,6 +33,7 @@ class Preflight:
             mode=job.mode,
             lines=[f"plan for {job.path.name} ({job.mode} job {job.name!r})"],
         )
+        self.columns: dict[str, ColumnCheck] = {}  # per side, the databases that passed
 
     @property
     def lines(self) -> list[str]:
@@ -72,8 +74,28 @@ class Preflight:
 
         self.check(f"API login to {instance.name}", go)
 
-    def database(self, instance: InstanceSpec) -> PlatformDB | None:
-        return self.check(f"database of {instance.name}", lambda: open_db(instance, self.job))
+    def database(self, reads: Reads) -> PlatformDB | None:
+        """The database of `reads.instance`, connected and holding every table and column the
+        job reads there (the check a run starts with); None, and a FAIL line, otherwise."""
+        instance = reads.instance
+        db = self.check(f"database of {instance.name}", lambda: open_db(instance, self.job))
+        if db is None:
+            return None
+
+        def has_columns() -> ColumnCheck:
+            check = check_columns(db, reads)
+            if check.missing:
+                raise PlatformError(f"missing {check.missing.describe()}")
+            return check
+
+        check = self.check(f"tables and columns read on {instance.name}", has_columns)
+        if check is None:
+            db.close()  # its data is not read: the queries would fail on what it lacks
+            return None
+        self.columns[reads.side] = check
+        for note in check.notes():
+            self.note(note)
+        return db
 
     def state_counts(self, state: StateStore | None, kind: ItemKind) -> dict[Status, int]:
         counts = state.counts().by_status(kind) if state else {}
@@ -88,14 +110,11 @@ class Preflight:
             self.note("state: nothing recorded yet")
         return counts
 
-    def select(self) -> tuple[list[int], PlatformDB | None]:
-        """The scans the job selects on its source (and the source database, left open)."""
-        db = self.database(self.job.source)
-        if db is None:
-            return [], None
+    def select(self, db: PlatformDB) -> list[int]:
+        """The scans the job selects on its source database."""
         found = self.check("scan selection", lambda: select_scan_ids(self.job.scans, db))
         if found is None:
-            return [], db
+            return []
         selected, missing = found
         self.facts.update(selected=len(selected), missing=missing)
         self.note(
@@ -104,12 +123,12 @@ class Preflight:
         )
         if missing:
             self.worsen(ExitCode.PARTIAL)
-        return selected, db
+        return selected
 
-    def files(self, db: PlatformDB, ids: Sequence[int]) -> None:
-        scans = db.scans_with_files(list(ids)) if ids else []
-        files = {ref.file_id for s in scans for ref in s.files}
-        empty = [s.id for s in scans if not s.files]
+    def files(self, scans: Mapping[int, Sequence[ScanFileRef]]) -> None:
+        """The files of the selected scans (scan id -> its files), as the run will read them."""
+        files = {ref.file_id for refs in scans.values() for ref in refs}
+        empty = [scan_id for scan_id, refs in scans.items() if not refs]
         self.facts.update(files=len(files), scans_without_files=empty)
         if empty:
             self.worsen(ExitCode.PARTIAL)

@@ -495,3 +495,16 @@ class PlatformDB:
             )
             for r in self._query("download_info", {"ids": wanted})
         }
+
+    # -- the schema ------------------------------------------------------------------------------
+
+    def table_columns(self, tables: Iterable[str]) -> dict[str, frozenset[str]]:
+        """The columns this connection may read, per table among `tables` (through
+        information_schema.columns); a table it cannot find or read at all is absent."""
+        wanted = list(dict.fromkeys(tables))
+        if not wanted:
+            return {}
+        found: dict[str, set[str]] = {}
+        for r in self._query("table_columns", {"tables": wanted}):
+            found.setdefault(str(r["table_name"]), set()).add(str(r["column_name"]))
+        return {table: frozenset(columns) for table, columns in found.items()}

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
+
+# [INSTANCE:]TABLE[.COLUMN], lower-case identifiers as Django makes them
+_HIDDEN = re.compile(r"(?:(source|target):)?([a-z_][a-z0-9_]*)(?:\.([a-z_][a-z0-9_]*))?")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class SandboxOptions:
     keep_data: bool = False
     new_ports: bool = False
     forget_uids_after: float | None = None  # None: request uids are remembered for ever
+    without_column: tuple[str, ...] = ()  # [INSTANCE:]TABLE[.COLUMN], hidden from the db user
 
     def to_argv(self) -> list[str]:
         """The `up` arguments that reproduce these options."""
@@ -35,9 +40,23 @@ class SandboxOptions:
             flag = f"--{f.name.replace('_', '-')}"
             if isinstance(value, bool):
                 argv += [flag] if value else []
+            elif isinstance(value, tuple):
+                argv += [part for item in value for part in (flag, str(item))]
             elif f.name != "dir" and value is not None:
                 argv += [flag, str(value)]
         return argv
+
+    def hidden(self, instance: str) -> dict[str, set[str] | None]:
+        """What `--without-column` hides on `instance`: table -> its hidden columns (None: the
+        whole table)."""
+        out: dict[str, set[str] | None] = {}
+        for item in self.without_column:
+            only, table, column = hidden_column(item)
+            if only not in (None, instance):
+                continue
+            hidden = out.get(table, set())
+            out[table] = None if column is None or hidden is None else hidden | {column}
+        return out
 
     def seeded_with(self) -> dict[str, object]:
         """The options that decide what the databases are seeded with."""
@@ -68,6 +87,22 @@ def _port_base(text: str) -> int:
     if value != 0 and not 1024 <= value <= 65533:
         raise argparse.ArgumentTypeError(f"{text}: give 0 (free ports) or a port from 1024 to 65533")
     return value
+
+
+def hidden_column(text: str) -> tuple[str | None, str, str | None]:
+    """`[INSTANCE:]TABLE[.COLUMN]` as (instance or None for both, table, column or None)."""
+    match = _HIDDEN.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give [source:|target:]TABLE[.COLUMN], "
+            "e.g. target:planograms_implementation_planogramsection.name"
+        )
+    return match.group(1), match.group(2), match.group(3)
+
+
+def _hidden_column(text: str) -> str:
+    hidden_column(text)
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -136,8 +171,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="forget a REB-CLIENT-REQUEST-UID this long after answering it, as a platform may "
         "(default: never)",
     )
+    parser.add_argument(
+        "--without-column",
+        type=_hidden_column,
+        action="append",
+        default=[],
+        metavar="[INSTANCE:]TABLE[.COLUMN]",
+        help="as if the platform's schema lacked this column (or table), on one instance or both: "
+        "the read-only database user (what scanjobs connects as) cannot see it, while the "
+        "sandbox itself still uses it (repeatable)",
+    )
 
 
 def options_from_args(ns: argparse.Namespace) -> SandboxOptions:
     """The options parsed by a parser prepared with `add_arguments`."""
-    return SandboxOptions(**{f.name: getattr(ns, f.name) for f in fields(SandboxOptions)})
+    values = {f.name: getattr(ns, f.name) for f in fields(SandboxOptions)}
+    values["without_column"] = tuple(values["without_column"])
+    return SandboxOptions(**values)

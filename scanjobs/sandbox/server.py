@@ -24,6 +24,7 @@ from psycopg import sql
 
 from scanjobs.fsutil import atomic_open
 from scanjobs.sandbox import queries
+from scanjobs.sandbox.access import grant_read_access
 from scanjobs.sandbox.api import build_app
 from scanjobs.sandbox.faults import RuntimeConfig, Stats
 from scanjobs.sandbox.folder import SandboxError, SandboxFolder, choose_ports
@@ -46,6 +47,18 @@ def _prepare_databases(
 ) -> tuple[SeedResult, bool]:
     """Both databases with the schema and the seed (the seed makes them repeatable); with
     `keep_data`, the databases of the last start instead. Returns (what they hold, kept)."""
+    result, kept = _seed_databases(pg, options, folder, db_password)
+    for name in INSTANCES:
+        with psycopg.connect(pg.conninfo(name), autocommit=True) as conn:
+            # Read-only, like the real platform's proxyuser: a stray write is a test failure.
+            grant_read_access(conn, DB_USER, options.hidden(name))
+    return result, kept
+
+
+def _seed_databases(
+    pg: EmbeddedPostgres, options: SandboxOptions, folder: SandboxFolder, db_password: str
+) -> tuple[SeedResult, bool]:
+    """Both databases seeded afresh, or kept (`keep_data`); the read-only user can connect."""
     with psycopg.connect(pg.conninfo("postgres"), autocommit=True) as admin:
         exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DB_USER,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
@@ -88,9 +101,7 @@ def _prepare_databases(
             else:
                 result.target_store_id, _ = seed_target(cur, spec, random.Random(rng.random()), today)
             reset_sequences(cur, name)
-            # Read-only, like the real platform's proxyuser: a stray write is a test failure.
             cur.execute(f"GRANT CONNECT ON DATABASE {name} TO {DB_USER}")
-            cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {DB_USER}")
     folder.remember_seeded(
         {"options": options.seeded_with(), "seeded_on": today.isoformat(), "result": result.as_record()}
     )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from scanjobs.jobfile.model import AnalyzeJob
 from scanjobs.modes.base import PlanReport
 from scanjobs.modes.preflight import Preflight
+from scanjobs.modes.reads import job_reads
 
 __all__ = ["preflight_analyze"]
 
@@ -15,10 +16,11 @@ def preflight_analyze(job: AnalyzeJob, pairs: Sequence[tuple[int, int | None]]) 
     pf = Preflight(job)
     copied = [t for _, t in pairs if t is not None]
     pf.note(f"{len(pairs)} pair(s), {len(copied)} with a target scan")
-    db = pf.database(job.source)
+    source_reads, target_reads = job_reads(job)
+    db = pf.database(source_reads)
     if db is not None:
         db.close()
-    target_db = pf.database(job.target.instance)
+    target_db = pf.database(target_reads)
     if target_db is not None:
         status = target_db.processing_status(copied)
         finished = sum(1 for s in status.values() if s.finished)

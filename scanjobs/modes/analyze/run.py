@@ -15,6 +15,7 @@ from scanjobs.jobfile import load_job
 from scanjobs.jobfile.model import AnalyzeJob, CopyJob
 from scanjobs.jobfile.scanlist import read_pairs_csv
 from scanjobs.modes.base import RunContext, RunResult, StopSignal
+from scanjobs.modes.reads import job_reads, require_columns
 from scanjobs.modes.resources import Stopwatch, open_db
 from scanjobs.platform.db import PlatformDB, ScanProcessing
 from scanjobs.state import ItemKind, StateStore, Status
@@ -218,6 +219,8 @@ class AnalyzeRun:
         try:
             target_db = open_db(job.target.instance, job)
             try:
+                source, target = job_reads(job)
+                require_columns([(source_db, source), (target_db, target)], "analyze", events)
                 outcome = analyze_pairs(job, events, self.ctx.stop, pairs, source_db, target_db)
             finally:
                 target_db.close()

@@ -9,6 +9,7 @@ from scanjobs.modes.base import PlanReport
 from scanjobs.modes.copy.adoption import unsettled_uploads
 from scanjobs.modes.copy.plan import plan_copy, scans_in_flight_needed
 from scanjobs.modes.preflight import Preflight
+from scanjobs.modes.reads import ADOPTION, job_reads
 from scanjobs.state import ItemKind, StateStore
 
 __all__ = ["preflight_copy"]
@@ -18,9 +19,11 @@ def preflight_copy(job: CopyJob, state: StateStore | None, events: Events) -> Pl
     pf = Preflight(job)
     pf.login(job.source, events)
     pf.login(job.target.instance, events)
-    selected, db = pf.select()
+    # in a run's order: both databases and what they hold, the target store, the selection
+    source_reads, target_reads = job_reads(job)
+    db = pf.database(source_reads)
     target = job.target
-    target_db = pf.database(target.instance)
+    target_db = pf.database(target_reads)
     if target_db is not None:
         exists = target_db.store_exists(target.store)
         where = f"on {target.instance.name}"
@@ -29,17 +32,23 @@ def preflight_copy(job: CopyJob, state: StateStore | None, events: Events) -> Pl
         if not exists:
             pf.worsen(ExitCode.INVALID, label)
         target_db.close()
+    selected = pf.select(db) if db is not None else []
     records = {r.key: r for r in state.items(ItemKind.SCAN)} if state else {}
     pf.state_counts(state, ItemKind.SCAN)
     unsettled = unsettled_uploads(state.items(ItemKind.FILE)) if state else []
     if unsettled:
+        columns = pf.columns.get("target")
         pf.note(
-            f"{len(unsettled)} upload(s) of an earlier run were sent but not recorded: a run looks "
-            "for them in the target store before uploading them again"
+            f"{len(unsettled)} upload(s) of an earlier run were sent but not recorded: "
+            + (
+                "a run looks for them in the target store before uploading them again"
+                if columns is None or columns.available(ADOPTION)
+                else "a run uploads them again (upload adoption is off, see above)"
+            )
         )
     if db is not None:
         plan = plan_copy(selected, records)
-        pf.files(db, selected)
+        pf.files({s.id: s.files for s in db.scans_with_files(selected)})
         db.close()
         if selected:
             per_scan = pf.facts["files"] / len(selected)

@@ -16,6 +16,7 @@ from scanjobs.modes.copy.payload import Untranslatable, hint_ids, translate_hint
 from scanjobs.modes.copy.pipeline import ScanPipeline, Translation
 from scanjobs.modes.copy.plan import CopyPlan, plan_copy, request_uid, upload_uid
 from scanjobs.modes.outcome import Tally, summary_tail, warn_not_found
+from scanjobs.modes.reads import ADOPTION, job_reads, require_columns
 from scanjobs.modes.resources import Stopwatch, open_api, open_db, select_scan_ids, write_csv
 from scanjobs.platform.db import PlatformDB, SourceScan
 from scanjobs.state import ItemKind, ItemRecord, Status
@@ -33,6 +34,7 @@ class CopyRun:
         self.ctx, self.job, self.state, self.events, self.stop = ctx, job, ctx.state, ctx.events, ctx.stop
         self.store = job.target.store
         self.records: dict[str, ItemRecord] = {}
+        self.adoption = True  # whether the target can be searched for unrecorded uploads
         self.tally = Tally(
             0, batch_size=job.batch.size, max_failed_ratio=job.batch.max_failed_ratio, stop=ctx.stop
         )
@@ -40,6 +42,7 @@ class CopyRun:
     def run(self) -> RunResult:
         clock = Stopwatch()
         with self.databases() as (source_db, target_db):
+            self.check_columns(source_db, target_db)
             self.check_target_store(target_db)
             selected, missing = self.select(source_db)
             plan = self.plan(selected, missing)
@@ -73,6 +76,12 @@ class CopyRun:
         finally:
             source_db.close()
             target_db.close()
+
+    def check_columns(self, source_db: PlatformDB, target_db: PlatformDB) -> None:
+        """Both databases have what this job reads (else exit 5, before anything is sent)."""
+        source, target = job_reads(self.job)
+        checks = require_columns([(source_db, source), (target_db, target)], "copy", self.events)
+        self.adoption = checks[1].available(ADOPTION)
 
     def check_target_store(self, target_db: PlatformDB) -> None:
         if not target_db.store_exists(self.store):
@@ -139,8 +148,9 @@ class CopyRun:
         epoch = state.meta("created_at") or "0"
         fingerprint, source_api = job.fingerprint(), job.source.api_url
         try:
-            # an attempt's file is created while it is on the wire: within its wall-clock limit
-            adopt_uploads(state, target_db, self.store, files, target.timeouts.limit, events)
+            if self.adoption:  # else the check said why not, and unrecorded uploads are sent again
+                # an attempt's file is created while it is on the wire: within its wall-clock limit
+                adopt_uploads(state, target_db, self.store, files, target.timeouts.limit, events)
             mover = FileMover(
                 state,
                 source,

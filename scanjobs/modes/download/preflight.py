@@ -6,6 +6,7 @@ from scanjobs.events import Events
 from scanjobs.jobfile.model import DownloadJob
 from scanjobs.modes.base import PlanReport
 from scanjobs.modes.preflight import Preflight
+from scanjobs.modes.reads import job_reads
 from scanjobs.state import ItemKind, StateStore, Status
 
 __all__ = ["preflight_download"]
@@ -14,10 +15,14 @@ __all__ = ["preflight_download"]
 def preflight_download(job: DownloadJob, state: StateStore | None, events: Events) -> PlanReport:
     pf = Preflight(job)
     pf.login(job.source, events)
-    selected, db = pf.select()
+    (reads,) = job_reads(job)
+    db = pf.database(reads)
+    selected = pf.select(db) if db is not None else []
     counts = pf.state_counts(state, ItemKind.IMAGE)
     if db is not None:
-        pf.files(db, selected)
+        # what a run reads to name the files: its download_info, not the copy's query
+        info = db.download_info(selected)
+        pf.files({scan_id: info[scan_id].files for scan_id in selected if scan_id in info})
         db.close()
         pf.report.would = (
             f"a run would download the files of {len(selected)} scan(s) into {job.output} "

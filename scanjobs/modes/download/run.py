@@ -16,9 +16,10 @@ from scanjobs.jobfile.model import DownloadJob
 from scanjobs.modes.base import RunContext, RunResult
 from scanjobs.modes.download.naming import extension_for, file_name, safe_join
 from scanjobs.modes.outcome import Tally, error_text, summary_tail, take_new, warn_not_found
+from scanjobs.modes.reads import job_reads, require_columns
 from scanjobs.modes.resources import Stopwatch, open_api, open_db, request_workers, select_scan_ids, write_csv
 from scanjobs.platform.api import PlatformAPI
-from scanjobs.platform.db import DownloadInfo, ScanFileRef
+from scanjobs.platform.db import DownloadInfo, PlatformDB, ScanFileRef
 from scanjobs.state import ItemKind, Status
 
 __all__ = ["DownloadRun", "MANIFEST_CSV", "FAILURES_CSV", "PART_PREFIX", "planned_images"]
@@ -149,8 +150,12 @@ class DownloadRun:
 
     def run(self) -> RunResult:
         clock = Stopwatch()
-        self.prepare_output()
-        chosen, missing, info, deferred = self.select()
+        job = self.job
+        with open_db(job.source, job) as db:
+            (reads,) = job_reads(job)
+            require_columns([(db, reads)], "download", self.events)  # else exit 5 before anything
+            self.prepare_output()
+            chosen, missing, info, deferred = self.select(db)
         images = planned_images(chosen, info)
         empty = [s for s in chosen if s in info and not info[s].files]
         result = RunResult()
@@ -173,24 +178,20 @@ class DownloadRun:
         for leftover in self.job.output.glob(PART_PREFIX + "*"):
             leftover.unlink()  # half-written by a run that was killed
 
-    def select(self) -> tuple[list[int], list[int], dict[int, DownloadInfo], int]:
+    def select(self, db: PlatformDB) -> tuple[list[int], list[int], dict[int, DownloadInfo], int]:
         """The scans this run takes (in selection order), those missing on the source, what the
         source says of the taken ones, and how many new scans are left for a later run."""
         job = self.job
-        db = open_db(job.source, job)
-        try:
-            selected, missing = select_scan_ids(job.scans, db)
-            warn_not_found(self.events, missing, job.source.name)
-            # a scan is known once a run took it, whether it had files or not (--limit moves on)
-            known_scans = {
-                r.source_id for kind in (ItemKind.SCAN, ItemKind.IMAGE) for r in self.state.items(kind)
-            }
-            new_scans, deferred = take_new([s for s in selected if s not in known_scans], self.ctx.options)
-            taken = known_scans | set(new_scans)
-            chosen = [s for s in selected if s in taken]
-            info = db.download_info(chosen)
-        finally:
-            db.close()
+        selected, missing = select_scan_ids(job.scans, db)
+        warn_not_found(self.events, missing, job.source.name)
+        # a scan is known once a run took it, whether it had files or not (--limit moves on)
+        known_scans = {
+            r.source_id for kind in (ItemKind.SCAN, ItemKind.IMAGE) for r in self.state.items(kind)
+        }
+        new_scans, deferred = take_new([s for s in selected if s not in known_scans], self.ctx.options)
+        taken = known_scans | set(new_scans)
+        chosen = [s for s in selected if s in taken]
+        info = db.download_info(chosen)
         self.state.select_only([ItemKind.SCAN, ItemKind.IMAGE], [*selected, *missing])
         self.state.add_items(ItemKind.SCAN, [(str(s), s) for s in chosen], step="select", status=Status.DONE)
         failed = {r.source_id for r in self.state.items(ItemKind.SCAN, status=Status.FAILED)}
