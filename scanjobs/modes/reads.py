@@ -61,7 +61,7 @@ def job_reads(job: Job) -> tuple[Reads, ...]:
         )
     assert isinstance(job, CopyJob)
     source = {*_selection(job.scans), "scans_with_files"}
-    target = {"store_exists"}
+    target = {"store_exists", "scans_using_files"}  # the second: unsettled creates, before a resend
     if job.copy.strategy == "mapped":  # the hints' names on the source, their ids on the target
         source |= {"store_planogram_names", "section_names", "category_names"}
         target |= {"resolve_store_planograms", "resolve_sections", "resolve_categories"}

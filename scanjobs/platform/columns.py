@@ -78,6 +78,7 @@ QUERY_COLUMNS: Mapping[str, Mapping[str, frozenset[str]]] = {
         SCANFILE: _cols("id scan_id file_id file_type"),
     },
     "section_names": {SECTION: _cols("id planogram_id name"), PLANOGRAM: _cols("id name")},
+    "scans_using_files": {SCAN: _cols("id store_id"), SCANFILE: _cols("id scan_id file_id")},
     "store_exists": {STORE: _cols("id")},
     "store_planogram_names": {PLANOGRAMSTORE: _cols("id planogram_id"), PLANOGRAM: _cols("id name")},
     "unclaimed_uploads": {

@@ -2,8 +2,7 @@
 
 scanjobs and the sandbox were both built from the legacy scripts, so they can share a mistake;
 the client is an independent witness (issue 13). When a test here and the sandbox disagree, the
-sandbox is wrong. A test the sandbox fails today is marked xfail(strict=True) with the point of
-issue 13 that fixes it: once it passes, the marker must go.
+sandbox is wrong (each test says which point of issue 13 made the sandbox agree).
 """
 
 from __future__ import annotations
@@ -126,10 +125,6 @@ def test_login_gives_a_token_the_client_uses(sandbox: Sandbox) -> None:
     assert refused.value.response.status_code == 400
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13 point 1: the sandbox checks a SHA-256 checksum; the client sends MD5 (hash_file)",
-)
 def test_upload_with_the_clients_md5_checksum(sandbox: Sandbox, target: tuple[RetailerProvider, int]) -> None:
     """issue 13, contract: the client's upload (its MD5 checksum) is taken, and the file is usable."""
     provider, store = target
@@ -185,10 +180,6 @@ def test_detail_reaches_a_finished_status(sandbox: Sandbox, target: tuple[Retail
     assert detail["id"] == scan["id"] and detail["status"] in FINISHED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13 point 2: the sandbox's statuses are pending/processing/failed/done, not the client's",
-)
 def test_every_status_belongs_to_the_clients_list(
     sandbox: Sandbox, target: tuple[RetailerProvider, int]
 ) -> None:
@@ -199,11 +190,6 @@ def test_every_status_belongs_to_the_clients_list(
     assert set([scan["status"], *seen]) <= STATUSES, [scan["status"], *seen]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13 point 7: the sandbox's detail lacks store_id, `store` as an object, inputs, "
-    "created and the processing times",
-)
 def test_detail_has_what_the_clients_renderer_reads(
     sandbox: Sandbox, target: tuple[RetailerProvider, int]
 ) -> None:
