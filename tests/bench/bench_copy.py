@@ -267,7 +267,13 @@ def main() -> int:
                 root / "big", scans=10, files_per_scan=FILES, file_bytes=size, processing_delay=60, seed=5
             ) as sb:
                 big = run_copy(
-                    sb, root / "jobs", "big", list(sb.info["source_scan_ids"]), batch_size=10, sample_rss=True
+                    # its own folder: instances.yaml beside the first jobs names the first sandbox
+                    sb,
+                    root / "jobs-big",
+                    "big",
+                    list(sb.info["source_scan_ids"]),
+                    batch_size=10,
+                    sample_rss=True,
                 )
             children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB -> MiB
             mb = big["peak_rss"] / 2**20
