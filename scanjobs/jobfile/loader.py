@@ -487,6 +487,14 @@ class _Builder:
         if "target" in d:
             target = self.instance(d["target"]["instance"], ("target", "instance"))
             store = d["target"].get("store")
+            source_name, target_name = d["source"], d["target"]["instance"]
+            shared = env_var_for(source_name, "PASSWORD")
+            if source_name != target_name and shared == env_var_for(target_name, "PASSWORD"):
+                # a-b and a_b: one variable would silently give both instances one password
+                self.problems.append(
+                    f"{self.where('target', 'instance')}: instances {source_name!r} and {target_name!r} "
+                    f"would share their secrets' variables ({shared}, ...): rename one of them"
+                )
         selection = self.selection()
 
         if mode == "copy":

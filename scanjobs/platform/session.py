@@ -75,7 +75,8 @@ def _render_json(value: Any) -> str:
         items = []
         for key, sub in value.items():
             text = _render_json(sub)
-            items.append(text if key in ("detail", "non_field_errors") else f"{key}: {text}")
+            # DRF's `detail`, the platform's `error` (a 424's body): the message itself
+            items.append(text if key in ("detail", "error", "non_field_errors") else f"{key}: {text}")
         return "; ".join(items)
     if isinstance(value, list):
         return "; ".join(_render_json(v) for v in value)
