@@ -210,7 +210,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
             worst = ExitCode.INVALID
             continue
         unset = [s.var for inst in _instances(job) for s in inst.secrets() if s.value is None and s.var]
-        note = f" (to run it, set: {', '.join(dict.fromkeys(unset))})" if unset else ""
+        api_login = [
+            v for v in unset if v.endswith("_USERNAME") or v.endswith("_PASSWORD") and "_DB_" not in v
+        ]
+        token = "; or, for an API login, an instance's token: NAME_TOKEN" if api_login else ""
+        note = f" (to run it, set: {', '.join(dict.fromkeys(unset))}{token})" if unset else ""
         print(f"{path}: ok, mode {job.mode}, {job.scans.describe()}{note}")
     return int(worst)
 

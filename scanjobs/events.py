@@ -20,7 +20,7 @@ __all__ = ["Events", "EventBus", "JsonSink", "PlainSink", "RichSink", "LogSink",
 #   item           {scan_id, step, status, error?}  status: done | failed | skipped
 #   batch          {batch, scans, done, failed}     every batch.size finished scans
 #   retry          {call, attempt, wait, reason}
-#   waiting        {pending, processed, elapsed}
+#   waiting        {processed, total, elapsed}      processed: finished (done, error or interrupted)
 #   output         {what, path}
 #   warning        {message}
 #   summary        {counts..., elapsed, rate}

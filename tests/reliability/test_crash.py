@@ -124,6 +124,11 @@ def test_failpoint_kill_then_rerun(
             scanjobs_cmd("plan", str(job)), cwd=REPO, capture_output=True, text=True, timeout=60
         )
         assert "1 upload(s) of an earlier run were sent but not recorded" in plan.stdout, plan.stdout
+    if failpoint.startswith(("before_create", "after_create", "mid_state_write:8")):  # a create
+        plan = subprocess.run(
+            scanjobs_cmd("plan", str(job)), cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        assert "1 create(s) of an earlier run may have been sent but not recorded" in plan.stdout, plan.stdout
     rerun_until_done(job)
     assert_exactly_once(sandbox, job, store, scan_ids)
     assert run_to_end(job) == 0  # and once done, it stays done

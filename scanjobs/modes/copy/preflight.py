@@ -10,7 +10,7 @@ from scanjobs.modes.copy.adoption import unsettled_uploads
 from scanjobs.modes.copy.plan import plan_copy, scans_in_flight_needed
 from scanjobs.modes.preflight import Preflight
 from scanjobs.modes.reads import ADOPTION, job_reads
-from scanjobs.state import ItemKind, StateStore
+from scanjobs.state import ItemKind, StateStore, Status
 
 __all__ = ["preflight_copy"]
 
@@ -45,6 +45,12 @@ def preflight_copy(job: CopyJob, state: StateStore | None, events: Events) -> Pl
                 if columns is None or columns.available(ADOPTION)
                 else "a run uploads them again (upload adoption is off, see above)"
             )
+        )
+    creates = [r for r in records.values() if r.request_uid and not r.target_id and r.status != Status.DONE]
+    if creates:
+        pf.note(
+            f"{len(creates)} create(s) of an earlier run may have been sent but not recorded: a run "
+            "looks for a target scan made of their files before sending them again (with their uid)"
         )
     if db is not None:
         plan = plan_copy(selected, records)
