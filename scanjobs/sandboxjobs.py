@@ -124,7 +124,7 @@ def sandbox_job_text(
             f"target: {{instance: sandbox-target, store: {int(info['target_store_id'])}}}",
             f"scans: {{ids: [{ids}]}}",
             "copy: {strategy: auto, captured_at: now}",
-            "batch: {size: 10, workers: {download: 20, upload: 20, create: 10}}",
+            "batch: {workers: {download: 20, upload: 20, create: 10}}   # size: what keeps them busy",
             f"retry: {_RETRY}",
             "analysis: {enabled: true, wait_for_processing: 2m}",
             f"output: {output or 'results/copy'}",

@@ -185,7 +185,8 @@ class Workers:
 
 @dataclass(frozen=True, slots=True)
 class BatchOptions:
-    size: int = 10
+    # None: as many as keep the workers busy (copy: `copy.plan.batch_size_for`; download: 10)
+    size: int | None = None
     workers: Workers = Workers()
     max_failed_ratio: float = 0.5
 

@@ -23,6 +23,8 @@ __all__ = ["FailureWindow", "Batch", "Tally", "take_new", "warn_not_found", "err
 
 T = TypeVar("T")
 
+DEFAULT_BATCH = 10  # items a batch holds when the job gives no batch.size (a download's)
+
 # Errors that end the whole run, not one item: a refused login, a state that cannot be written
 # (going on would do work that no record remembers).
 FATAL = (AuthError, StateError)
@@ -86,10 +88,12 @@ class Tally:
     have ended.
     """
 
-    def __init__(self, total: int, *, batch_size: int, max_failed_ratio: float, stop: StopSignal) -> None:
+    def __init__(
+        self, total: int, *, batch_size: int | None, max_failed_ratio: float, stop: StopSignal
+    ) -> None:
         self.total = total
-        self.batch_size = batch_size
-        self.window = FailureWindow(batch_size, max_failed_ratio)
+        self.max_failed_ratio = max_failed_ratio
+        self.resize(batch_size or DEFAULT_BATCH)
         self.stop = stop
         self.done = 0
         self.failed = 0
@@ -100,6 +104,12 @@ class Tally:
         self._batch_done = 0
         self._batch_failed = 0
         self._lock = threading.Lock()
+
+    def resize(self, batch_size: int) -> None:
+        """The batch (progress unit and failure window) once known: a copy's default size
+        follows from its scans' files, known only after they are read. Before any item ends."""
+        self.batch_size = batch_size
+        self.window = FailureWindow(batch_size, self.max_failed_ratio)
 
     def record(self, error: BaseException | None) -> Batch | None:
         """Count one finished item; the batch it closed, if it closed one."""

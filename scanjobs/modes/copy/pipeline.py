@@ -1,4 +1,4 @@
-"""The scan pipeline: `batch.size` scans in flight, each waiting for its files, then created once."""
+"""The scan pipeline: a batch of scans in flight, each waiting for its files, then created once."""
 
 from __future__ import annotations
 
@@ -55,8 +55,8 @@ class ScanPipeline:
         a failure window over its ratio; return once every scan started has finished, whether
         the failure window stopped it."""
         threshold_stop = False
-        in_flight = threading.Semaphore(self.job.batch.size)
-        pool = ThreadPoolExecutor(self.job.batch.size, thread_name_prefix="scan")
+        in_flight = threading.Semaphore(self.tally.batch_size)  # the job's batch.size, or its default
+        pool = ThreadPoolExecutor(self.tally.batch_size, thread_name_prefix="scan")
         try:
             for scan in scans:
                 while not in_flight.acquire(timeout=0.2):

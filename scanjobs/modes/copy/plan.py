@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from scanjobs.jobfile.model import Workers
+from scanjobs.jobfile.model import BatchOptions, Workers
 from scanjobs.modes.base import RunOptions
 from scanjobs.modes.outcome import take_new
 from scanjobs.state import ItemRecord, Status
@@ -17,6 +17,7 @@ __all__ = [
     "plan_copy",
     "ROUND_TRIPS_PER_SCAN",
     "scans_in_flight_needed",
+    "batch_size_for",
     "request_uid",
     "upload_uid",
 ]
@@ -81,6 +82,21 @@ def scans_in_flight_needed(workers: Workers, files_per_scan: float) -> int:
     f = max(files_per_scan, 1.0)
     per_round_trip = min(workers.download / (2 * f), workers.upload / f, float(workers.create))
     return math.ceil(ROUND_TRIPS_PER_SCAN * per_round_trip - 1e-9)
+
+
+# Little's law gives the scans in flight that keep the slowest stage busy when every round trip
+# takes the same time; real latencies vary, and a scan waiting for its slowest file holds its
+# place, so the default keeps twice as many (measured: tests/bench/bench_copy.py).
+HEADROOM = 2
+MAX_DEFAULT_IN_FLIGHT = 256  # a thread each
+
+
+def batch_size_for(batch: BatchOptions, files_per_scan: float) -> int:
+    """The scans a copy keeps in flight: `batch.size` when the job gives it, else what keeps
+    its workers busy for scans of that many files."""
+    if batch.size is not None:
+        return batch.size
+    return min(MAX_DEFAULT_IN_FLIGHT, HEADROOM * scans_in_flight_needed(batch.workers, files_per_scan))
 
 
 def request_uid(epoch: str, fingerprint: str, source_api: str, scan_id: int) -> str:

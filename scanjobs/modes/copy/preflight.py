@@ -7,7 +7,7 @@ from scanjobs.events import Events
 from scanjobs.jobfile.model import CopyJob
 from scanjobs.modes.base import PlanReport
 from scanjobs.modes.copy.adoption import unsettled_uploads
-from scanjobs.modes.copy.plan import plan_copy, scans_in_flight_needed
+from scanjobs.modes.copy.plan import batch_size_for, plan_copy, scans_in_flight_needed
 from scanjobs.modes.preflight import Preflight
 from scanjobs.modes.reads import ADOPTION, job_reads
 from scanjobs.state import ItemKind, StateStore, Status
@@ -59,11 +59,19 @@ def preflight_copy(job: CopyJob, state: StateStore | None, events: Events) -> Pl
         if selected:
             per_scan = pf.facts["files"] / len(selected)
             needed = scans_in_flight_needed(job.batch.workers, per_scan)
-            if job.batch.size < needed:
+            in_flight = batch_size_for(job.batch, per_scan)
+            pf.facts["in_flight"] = in_flight
+            if job.batch.size is None:
+                pf.note(
+                    f"{in_flight} scans in flight (batch.size by default: with {per_scan:.1f} file(s) "
+                    f"a scan, {needed} keep the workers busy, twice that absorbs uneven latencies)"
+                )
+            elif job.batch.size < needed:
                 pf.note(
                     f"batch.size {job.batch.size} keeps fewer scans in flight than the workers can "
                     f"serve: with {per_scan:.1f} file(s) a scan, {needed} keep them busy; at "
                     f"{job.batch.size} the copy runs at most {job.batch.size / needed:.0%} as fast"
+                    " (leave batch.size out to get what keeps them busy)"
                 )
         pf.facts.update(
             todo=len(plan.todo),

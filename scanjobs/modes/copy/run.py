@@ -14,7 +14,7 @@ from scanjobs.modes.copy.adoption import adopt_creates, adopt_uploads
 from scanjobs.modes.copy.mover import FileMover
 from scanjobs.modes.copy.payload import Untranslatable, hint_ids, translate_hints
 from scanjobs.modes.copy.pipeline import ScanPipeline, Translation
-from scanjobs.modes.copy.plan import CopyPlan, plan_copy, request_uid, upload_uid
+from scanjobs.modes.copy.plan import CopyPlan, batch_size_for, plan_copy, request_uid, upload_uid
 from scanjobs.modes.outcome import Tally, summary_tail, warn_not_found
 from scanjobs.modes.reads import ADOPTION, job_reads, require_columns
 from scanjobs.modes.resources import Stopwatch, open_api, open_db, select_scan_ids, write_csv
@@ -141,6 +141,8 @@ class CopyRun:
         files = {ref.file_id for s in ordered for ref in s.files}
         events.emit("plan", steps={"download": len(files), "upload": len(files), "create": len(ordered)})
         self.tally.total = len(ordered)
+        in_flight = batch_size_for(job.batch, sum(len(s.files) for s in ordered) / max(1, len(ordered)))
+        self.tally.resize(in_flight)
         w = job.batch.workers
         # connections per host: as many as requests can be on the wire to it at once
         source = open_api(job.source, job, events, pool_size=w.download + 2)

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from scanjobs.jobfile.model import Workers
-from scanjobs.modes.copy.plan import plan_copy, request_uid, scans_in_flight_needed, upload_uid
+from scanjobs.jobfile.model import BatchOptions, Workers
+from scanjobs.modes.copy.plan import (
+    MAX_DEFAULT_IN_FLIGHT,
+    batch_size_for,
+    plan_copy,
+    request_uid,
+    scans_in_flight_needed,
+    upload_uid,
+)
 from scanjobs.state import ItemRecord
 
 
@@ -50,3 +57,14 @@ def test_scans_in_flight_needed_follows_the_slowest_stage() -> None:
     assert scans_in_flight_needed(legacy, 1) == 40  # downloads: 10 a round trip; create: 10
     assert scans_in_flight_needed(Workers(download=20, upload=20, create=2), 1) == 8  # creates
     assert scans_in_flight_needed(legacy, 0) == 40  # no files counted: as for one
+
+
+def test_the_default_batch_keeps_the_workers_busy() -> None:
+    """Issue 14, point 1: without batch.size, a copy keeps twice the Little's-law figure in flight
+    (10 scans gave 56-59% of the bound); a given batch.size is honoured."""
+    legacy = Workers(download=20, upload=20, create=10)
+    assert batch_size_for(BatchOptions(workers=legacy), 3) == 28
+    assert batch_size_for(BatchOptions(workers=legacy), 1) == 80
+    assert batch_size_for(BatchOptions(size=7, workers=legacy), 3) == 7
+    many = Workers(download=256, upload=256, create=256)
+    assert batch_size_for(BatchOptions(workers=many), 1) == MAX_DEFAULT_IN_FLIGHT
