@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import sqlite3
@@ -492,3 +493,25 @@ def test_plan_reaches_the_verdict_run_would(
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1].startswith("verdict: a run would stop") and "987654" in lines[-1], lines
     assert main(["run", str(job)]) == 2
+
+
+def test_the_default_batch_keeps_the_workers_busy(
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14, point 1: without batch.size, plan and run keep twice the Little's-law figure in
+    flight (3 files a scan, workers 20/20/10: 14 keep them busy, 28 absorb uneven latencies)."""
+    store = sandbox.new_target_store()
+    ids = sandbox.info["source_scan_ids"][:6]
+    job = write_copy_job(
+        tmp_path,
+        sandbox,
+        store=store,
+        scan_ids=ids,
+        batch={"workers": {"download": 20, "upload": 20, "create": 10}},
+    )
+    assert main(["plan", str(job)]) == 0
+    assert "28 scans in flight (batch.size by default" in capsys.readouterr().out
+    assert main(["run", str(job), "--json"]) == 0
+    batches = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"batch"' in line]
+    assert [b["finished"] for b in batches if b.get("event") == "batch"] == [6]  # one batch of up to 28
+    assert_copied(sandbox, job, store, ids)
