@@ -9,6 +9,7 @@ import filecmp
 import hashlib
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -18,6 +19,7 @@ __all__ = [
     "atomic_open",
     "create_new",
     "is_inside",
+    "lock_exclusive",
     "lock_holder_text",
     "same_bytes",
     "sha256_of",
@@ -133,3 +135,20 @@ def lock_holder_text(path: Path, limit: int = 4096) -> str | None:
     finally:
         os.close(fd)  # and with it the probe's shared flock
     return None
+
+
+def lock_exclusive(fd: int, grace: float) -> bool:
+    """Take the exclusive flock of `fd`; False if another process still holds it after `grace`
+    seconds (a `lock_holder_text` probe holds it shared only for an instant, so it waits that
+    out rather than taking the probe for a holder)."""
+    give_up = time.monotonic() + grace
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+        if time.monotonic() >= give_up:
+            return False
+        time.sleep(0.01)

@@ -8,21 +8,18 @@ covers the ports: a restart in the same folder must bring back the same ones.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import random
 import re
 import secrets
 import socket
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from scanjobs.fsutil import atomic_open, lock_holder_text
+from scanjobs.fsutil import atomic_open, lock_exclusive, lock_holder_text
 
 __all__ = [
     "Credentials",
@@ -191,20 +188,11 @@ class SandboxFolder:
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            give_up = time.monotonic() + LOCK_GRACE
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                if time.monotonic() >= give_up:
-                    raise SandboxError(
-                        f"a sandbox already runs in {self.root} (pid {self.running() or '?'}); "
-                        f"stop it first: scanjobs sandbox down --dir {self.root}"
-                    )
-                time.sleep(0.02)  # an `info` probe holds it shared for an instant
+            if not lock_exclusive(fd, LOCK_GRACE):  # an `info` probe holds it only for an instant
+                raise SandboxError(
+                    f"a sandbox already runs in {self.root} (pid {self.running() or '?'}); "
+                    f"stop it first: scanjobs sandbox down --dir {self.root}"
+                )
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import socket
@@ -13,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from scanjobs.errors import LockedError
-from scanjobs.fsutil import lock_holder_text
+from scanjobs.fsutil import lock_exclusive, lock_holder_text
 
 __all__ = ["RunLock", "PROBE_GRACE"]
 
@@ -50,19 +48,13 @@ class RunLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         # A `status` probing the lock holds it shared for an instant: only a lock still held
         # after a short grace means another run.
-        give_up = time.monotonic() + PROBE_GRACE
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise
-                if time.monotonic() < give_up:
-                    time.sleep(0.01)
-                    continue
-                os.close(fd)
+        try:
+            taken = lock_exclusive(fd, PROBE_GRACE)
+        except OSError:
+            os.close(fd)
+            raise
+        if not taken:
+            os.close(fd)
             info = self.holder() or {}
             raise LockedError(
                 f"another run of this job is going: pid {info.get('pid', '?')} on "
