@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from scanjobs.sandbox import Sandbox
+from scanjobs.sandbox.faults import SCRIPTED_API, SCRIPTED_STORAGE, SCRIPTED_UPLOAD
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +31,12 @@ def sandbox_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
 def sandbox(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
     """The shared sandbox: 40 scans of 3 files, fast processing, an imperfect MA."""
     return sandbox_factory(scans=40, files_per_scan=3, processing_delay=0.5, ma_accuracy=0.6, seed=7)
+
+
+@pytest.fixture
+def scripted(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The shared sandbox for tests that script faults: none is left armed for the next test."""
+    try:
+        yield sandbox
+    finally:
+        sandbox.configure(**dict.fromkeys((*SCRIPTED_UPLOAD, *SCRIPTED_STORAGE, *SCRIPTED_API), 0))

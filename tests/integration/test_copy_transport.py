@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,9 @@ from copy_support import (
 
 from scanjobs.cli import main
 from scanjobs.sandbox import Sandbox
-from scanjobs.sandbox.faults import SCRIPTED_API, SCRIPTED_STORAGE, SCRIPTED_UPLOAD
+from scanjobs.sandbox.faults import SCRIPTED_UPLOAD
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def scripted(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """For tests that script faults: none is left armed for the next test."""
-    try:
-        yield sandbox
-    finally:
-        sandbox.configure(**dict.fromkeys((*SCRIPTED_UPLOAD, *SCRIPTED_STORAGE, *SCRIPTED_API), 0))
 
 
 def distinct_files(sb: Sandbox, scan_ids: list[int]) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,8 @@ from test_download import write_job
 from scanjobs.cli import main
 from scanjobs.ownership import OWNER_MARKER
 from scanjobs.sandbox import Sandbox
-from scanjobs.sandbox.faults import SCRIPTED_STORAGE
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def scripted(sandbox: Sandbox) -> Iterator[Sandbox]:
-    try:
-        yield sandbox
-    finally:
-        sandbox.configure(**dict.fromkeys(SCRIPTED_STORAGE, 0))
 
 
 def test_a_storage_answer_cut_short_is_fetched_again(scripted: Sandbox, tmp_path: Path) -> None:

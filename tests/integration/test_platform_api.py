@@ -19,7 +19,7 @@ from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import PlatformDB
 from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
 from scanjobs.sandbox import Sandbox
-from scanjobs.sandbox.faults import SCRIPTED_API, SCRIPTED_STORAGE, SCRIPTED_UPLOAD
+from scanjobs.sandbox.faults import SCRIPTED_UPLOAD
 from scanjobs.sandbox.instance import TWO_FACTOR_USER
 
 pytestmark = pytest.mark.integration
@@ -180,15 +180,6 @@ def test_idempotent_calls_survive_faults_from_many_threads(sandbox: Any, source_
     assert events, "a 30% fault rate should have caused retries"
     src.close()
     tgt.close()
-
-
-@pytest.fixture
-def scripted(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """For tests that script faults: none is left armed for the next test."""
-    try:
-        yield sandbox
-    finally:
-        sandbox.configure(**dict.fromkeys((*SCRIPTED_UPLOAD, *SCRIPTED_STORAGE, *SCRIPTED_API), 0))
 
 
 def _a_source_file(sandbox: Any, source: PlatformAPI, source_db: PlatformDB) -> tuple[int, bytes, int | None]:
