@@ -7,9 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from scanjobs.sandbox import Sandbox
 from scanjobs.sandbox.faults import SCRIPTED_API, SCRIPTED_STORAGE, SCRIPTED_UPLOAD
+
+# No per-example time limit: hypothesis' default deadline (200 ms) is a timed assertion, which a
+# loaded machine fails by luck (pandas and openpyxl examples take longer under load).
+settings.register_profile("scanjobs", deadline=None)
+settings.load_profile("scanjobs")
 
 
 @pytest.fixture(scope="session")
