@@ -37,6 +37,7 @@ from scanjobs.jobfile.model import (
     DbSpec,
     DownloadJob,
     DownloadOptions,
+    InstanceLimits,
     InstanceSpec,
     Job,
     RetryOptions,
@@ -309,6 +310,7 @@ class _Builder:
             username=username,
             password=password,
             token=token,
+            limits=_limits(spec.get("limits")),
         )
 
     def api_credentials(
@@ -550,6 +552,13 @@ class _Builder:
                 **common, target=AnalyzeTarget(target), analysis=analysis, target_store_as_written=store
             )
         raise AssertionError(f"mode {mode}: no job and no problem recorded")
+
+
+def _limits(spec: Mapping[str, Any] | None) -> InstanceLimits | None:
+    """An instance's `limits` (the schema checked them) as InstanceLimits; None if not given."""
+    if spec is None:
+        return None
+    return InstanceLimits(**_given(spec, requests_per_second=float, concurrent_requests=int))
 
 
 def _shared_instances(job_dir: Path, env: Mapping[str, str]) -> dict[str, Any]:

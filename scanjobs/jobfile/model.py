@@ -73,6 +73,16 @@ class Secret:
     __str__ = __repr__
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceLimits:
+    """An instance's request budget (`instances.NAME.limits`): requests per second and requests
+    at once over all its endpoints, lowered by the platform's pushback when `adaptive`."""
+
+    requests_per_second: float | None = None
+    concurrent_requests: int | None = None
+    adaptive: bool = True
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DbSpec:
     """Read-only PostgreSQL access to an instance; host and dbname default from its name."""
@@ -106,6 +116,7 @@ class InstanceSpec:
     username: Secret | None
     password: Secret | None
     token: Secret | None = None
+    limits: InstanceLimits | None = None  # None: not limited
 
     def __post_init__(self) -> None:
         login = (self.username, self.password)

@@ -17,7 +17,9 @@ from scanjobs.fsutil import atomic_open
 from scanjobs.jobfile.model import BaseJob, InstanceSpec, ScanSelection
 from scanjobs.jobfile.scanlist import read_id_column
 from scanjobs.platform.api import PlatformAPI
+from scanjobs.platform.budget import BudgetCounts, Limits
 from scanjobs.platform.db import PlatformDB
+from scanjobs.platform.hedge import HedgeCounts
 from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "write_csv",
     "request_workers",
     "Stopwatch",
+    "Traffic",
 ]
 
 
@@ -63,11 +66,15 @@ def open_api(instance: InstanceSpec, job: BaseJob, events: Events, *, pool_size:
             reason=event.reason,
         )
 
+    given = instance.limits
     settings: dict[str, Any] = {
         "retry": policy,
         "timeouts": timeouts,
         "pool_size": pool_size,
         "on_retry": on_retry,
+        "limits": None
+        if given is None
+        else Limits(given.requests_per_second, given.concurrent_requests, given.adaptive),
     }
     if instance.token is not None:  # used as it is: no login (a two-factor account has none)
         api = PlatformAPI(instance.api_url, token=instance.token.reveal(), **settings)
@@ -129,3 +136,58 @@ class Stopwatch:
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+
+class Traffic:
+    """What a run's API clients did beyond their calls, kept past their close for the summary:
+    hedged reads (hedge.py), and what each limited instance's request budget did (budget.py)."""
+
+    def __init__(self) -> None:
+        self.hedges = HedgeCounts()
+        self.budgets: dict[str, BudgetCounts] = {}
+
+    def keep(self, instance: InstanceSpec, api: PlatformAPI) -> None:
+        """Add `api`'s figures (call it before closing the client)."""
+        self.hedges += api.hedge_counts
+        counts = api.budget_counts
+        if counts is not None:
+            self.budgets[instance.name] = counts
+
+    def fields(self) -> dict[str, Any]:
+        """For the summary event: `hedges` {reads, sent, won}, and `throttled` per limited instance
+        {decreases, pauses, lowest_rate, lowest_concurrency}."""
+        hedges = self.hedges
+        fields: dict[str, Any] = {"hedges": {"reads": hedges.reads, "sent": hedges.sent, "won": hedges.won}}
+        if self.budgets:
+            fields["throttled"] = {
+                name: {
+                    "decreases": c.decreases,
+                    "pauses": c.pauses,
+                    "lowest_rate": c.lowest_rate,
+                    "lowest_concurrency": c.lowest_concurrency,
+                }
+                for name, c in self.budgets.items()
+            }
+        return fields
+
+    def text(self) -> str:
+        """'; hedged reads: ...' and '; <instance> slowed down ...' parts of the summary line."""
+        parts = []
+        h = self.hedges
+        if h.sent:
+            share = h.sent / h.reads if h.reads else 0.0
+            parts.append(
+                f"hedged reads: {h.sent} sent ({share:.1%} of {h.reads} reads), {h.won} answered first"
+            )
+        for name, c in self.budgets.items():
+            if c.decreases or c.pauses:
+                lowest = [
+                    f"{c.lowest_rate:g} requests/s" if c.lowest_rate is not None else "",
+                    f"{c.lowest_concurrency} at once" if c.lowest_concurrency is not None else "",
+                ]
+                parts.append(
+                    f"{name} pushed back: limits lowered {c.decreases} time(s) (to "
+                    f"{', '.join(p for p in lowest if p)} at the lowest), paused {c.pauses} time(s) "
+                    "by Retry-After"
+                )
+        return "".join(f"; {part}" for part in parts)

@@ -63,7 +63,9 @@ class PlatformAPI(ApiSession):
 
     def file_meta(self, file_id: int, *, slot: Slot | None = None) -> FileMeta:
         """GET /api/v1/master-data/file-upload/{id}/."""
-        data = self._api_call("GET", f"/api/v1/master-data/file-upload/{int(file_id)}/", slot=slot)
+        data = self._api_call(
+            "GET", f"/api/v1/master-data/file-upload/{int(file_id)}/", slot=slot, hedge="file metadata"
+        )
         if not isinstance(data, dict) or not data.get("file"):
             raise PermanentError(f"file {file_id}: the platform gave no download URL", body=None)
         size = data.get("size")
@@ -125,6 +127,7 @@ class PlatformAPI(ApiSession):
                 stream=True,
                 headers={"Accept-Encoding": "identity"},
                 size=expected_size,
+                hedge="storage",
             )
             with response:
                 self._check_storage(response, call)

@@ -10,6 +10,11 @@ to it, as HTTPAdapter.send does.
 Each request is one attempt with a wall-clock limit over everything, the answer's body included
 (watchdog.py), and a failure says how far the request got: not sent whole (`ConnectFailed`: the
 server cannot have acted on it) or sent (`AnswerLost`, `ReadTimedOut`: it may have).
+
+An attempt may come with the instance's request budget (budget.py: it waits for its place and
+holds it until the attempt is over) and, for an idempotent GET, with its endpoint's `Hedge`
+(hedge.py): a second, identical request is sent when the first is slow to answer, and the first
+answer wins (`_Race`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import contextlib
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
@@ -38,6 +45,8 @@ from urllib3.exceptions import (
 )
 
 from scanjobs import __version__
+from scanjobs.platform.budget import RequestBudget
+from scanjobs.platform.hedge import Hedge
 from scanjobs.platform.watchdog import Watch, Watchdog, bound_to, watched_class
 
 __all__ = [
@@ -232,11 +241,14 @@ class Transport:
         self._routes: dict[tuple[str, str], _Route] = {}
         self._lock = threading.Lock()
         self._watchdog = Watchdog()
+        self._hedges: ThreadPoolExecutor | None = None  # made at the first hedge
 
     def close(self) -> None:
         self._adapter.close()
         self._session.close()
         self._watchdog.close()
+        if self._hedges is not None:
+            self._hedges.shutdown(wait=False, cancel_futures=True)
 
     def _route(self, url: str, key: tuple[str, str]) -> _Route:
         with self._lock:
@@ -270,22 +282,38 @@ class Transport:
         limit: float,
         body: Any = None,
         stream: bool = False,
+        budget: RequestBudget | None = None,
+        hedge: Hedge | None = None,
     ) -> Response:
         """Send one request (one attempt, no retries) within `limit` seconds of wall-clock time,
         the answer's body included. Unless `stream`, the body is read.
+
+        With `budget`, the attempt waits for its place and holds it until it is over (a streamed
+        answer: until it is read or closed); each redirect waits for the rate again. With `hedge`
+        (a GET without a body only), a first request still without an answer after the hedge's
+        delay gets a second one (`_race`).
 
         A GET follows up to MAX_REDIRECTS redirects (a file URL may send the bytes elsewhere, as
         requests would follow), within the same limit; the Authorization header is not carried to
         another host. A `body` with `read()` or an iterable body must come with a Content-Length
         header; it is sent as it is read.
         """
-        watch = self._watchdog.watch(limit)
+        if hedge is not None and (method != "GET" or body is not None):
+            raise ValueError("only a GET without a body is hedged")
+        watch = self._watchdog.watch(limit, on_finish=None if budget is None else budget.enter())
         try:
-            for _ in range(MAX_REDIRECTS + 1):
+            for hop in range(MAX_REDIRECTS + 1):
                 outgoing = None if body is None else _Outgoing(body)
-                raw = self._send(
-                    method, url, headers=headers, timeout=timeout, outgoing=outgoing, watch=watch
-                )
+                if hop == 0 and hedge is not None:
+                    raw, watch = self._race(
+                        hedge, url, headers=headers, timeout=timeout, limit=limit, watch=watch, budget=budget
+                    )
+                else:
+                    if hop and budget is not None:
+                        budget.pace()
+                    raw = self._send(
+                        method, url, headers=headers, timeout=timeout, outgoing=outgoing, watch=watch
+                    )
                 location = raw.headers.get("Location")
                 if method != "GET" or raw.status not in REDIRECT_STATUSES or not location:
                     response = Response(raw, watch, outgoing is None or outgoing.sent)
@@ -306,6 +334,87 @@ class Transport:
         except BaseException:
             watch.finish()
             raise
+
+    def _race(
+        self,
+        hedge: Hedge,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        timeout: tuple[float, float],
+        limit: float,
+        watch: Watch,
+        budget: RequestBudget | None,
+    ) -> tuple[urllib3.BaseHTTPResponse, Watch]:
+        """GET `url` (the first hop), hedged: the answer that came first and the watch of its attempt.
+
+        The first request is sent from this thread. If it has no answer after the hedge's delay,
+        a second one goes out from the hedge pool, if the hedge's budget and the instance's
+        budget allow it at once. The first answer wins and the other attempt is cut off; if the
+        first request fails while a hedge is on its way, the hedge's outcome decides.
+        """
+        delay = hedge.delay()
+        started = time.monotonic()
+        if delay is None:
+            raw = self._send("GET", url, headers=headers, timeout=timeout, outgoing=None, watch=watch)
+            hedge.record(time.monotonic() - started)
+            return raw, watch
+        race = _Race(watch)
+
+        def second() -> None:
+            release = None if budget is None else budget.try_enter()
+            if (budget is not None and release is None) or not race.launch(hedge, release):
+                return
+            hedge_watch = self._watchdog.watch(limit, on_finish=release)
+            if not race.started(hedge_watch):
+                hedge_watch.finish()
+                return
+            began = time.monotonic()
+            try:
+                raw = self._send(
+                    "GET", url, headers=headers, timeout=timeout, outgoing=None, watch=hedge_watch
+                )
+            except BaseException:
+                hedge_watch.finish()
+                race.hedge_failed()
+                return
+            if race.hedge_answered(raw):
+                hedge.won()
+                hedge.record(time.monotonic() - began)
+            else:
+                _discard(raw, hedge_watch)
+
+        def launch() -> None:  # on the watchdog's thread: hand the hedge to the pool
+            with self._lock:
+                if self._hedges is None:
+                    self._hedges = ThreadPoolExecutor(8, thread_name_prefix="scanjobs-hedge")
+                pool = self._hedges
+            pool.submit(second)
+
+        timer = self._watchdog.call_at(started + delay, launch)
+        try:
+            raw = self._send("GET", url, headers=headers, timeout=timeout, outgoing=None, watch=watch)
+        except TransportError:
+            timer.cancel()
+            won = race.first_failed()
+            if won is None:
+                raise
+            watch.finish()
+            return won
+        except BaseException:
+            timer.cancel()
+            won = race.first_failed(wait=False)
+            if won is not None:
+                _discard(*won)
+            raise
+        timer.cancel()
+        if race.first_answered():
+            hedge.record(time.monotonic() - started)
+            return raw, watch
+        _discard(raw, watch)  # the hedge answered first
+        won = race.first_failed()
+        assert won is not None, "a hedge that answered first is the winner"
+        return won
 
     def _send(
         self,
@@ -346,6 +455,94 @@ class Transport:
             raise TransportError("the client is closed") from None
         except (HTTPError, OSError) as exc:
             raise _failure(exc, timeout, sent=outgoing is None or outgoing.sent, watch=watch) from exc
+
+
+def _discard(raw: urllib3.BaseHTTPResponse, watch: Watch) -> None:
+    """Drop the answer of an attempt that lost a race: its connection is closed, not reused."""
+    watch.finish()
+    with contextlib.suppress(HTTPError, OSError):
+        raw.close()
+    raw.release_conn()
+
+
+class _Race:
+    """A first request and its hedge: who answered first, and the hedge's answer if it did.
+
+    `winner` is None while undecided, then "first", "hedge" or "none" (the first failed with
+    no hedge on its way). A hedge starts only while undecided; the loser's attempt is cut off.
+    """
+
+    def __init__(self, first: Watch) -> None:
+        self._lock = threading.Lock()
+        self._first = first
+        self._winner: str | None = None
+        self._launched = False
+        self._hedge_watch: Watch | None = None
+        self._hedge_raw: urllib3.BaseHTTPResponse | None = None
+        self._hedge_over = threading.Event()
+
+    def launch(self, hedge: Hedge, release: Any) -> bool:
+        """The hedge may go out (undecided, and its budget has one): True, and it is on its way."""
+        with self._lock:
+            if self._winner is None and hedge.take():
+                self._launched = True
+                return True
+        if release is not None:
+            release()
+        return False
+
+    def started(self, watch: Watch) -> bool:
+        """The hedge's attempt has its watch; False if the race was decided meanwhile."""
+        with self._lock:
+            if self._winner is not None:
+                self._hedge_over.set()
+                return False
+            self._hedge_watch = watch
+            return True
+
+    def hedge_answered(self, raw: urllib3.BaseHTTPResponse) -> bool:
+        """The hedge has its answer: True if it is the first (the first request is cut off)."""
+        with self._lock:
+            won = self._winner is None
+            if won:
+                self._winner, self._hedge_raw = "hedge", raw
+        if won:
+            self._first.cancel()
+        self._hedge_over.set()
+        return won
+
+    def hedge_failed(self) -> None:
+        self._hedge_over.set()
+
+    def first_answered(self) -> bool:
+        """The first request has its answer: True if it is the first (the hedge is cut off)."""
+        with self._lock:
+            if self._winner is not None:
+                return False
+            self._winner = "first"
+            hedge = self._hedge_watch
+        if hedge is not None:
+            hedge.cancel()
+        return True
+
+    def first_failed(self, *, wait: bool = True) -> tuple[urllib3.BaseHTTPResponse, Watch] | None:
+        """The first request failed (or lost): the hedge's answer and watch if it won, after
+        waiting for a hedge on its way (`wait`); None if there is none to use."""
+        with self._lock:
+            if self._winner is None and not self._launched:
+                self._winner = "none"
+            launched = self._launched
+        if launched and wait:
+            self._hedge_over.wait()
+        with self._lock:
+            if self._winner == "hedge":
+                assert self._hedge_raw is not None and self._hedge_watch is not None
+                return self._hedge_raw, self._hedge_watch
+            self._winner = "none"
+            hedge = self._hedge_watch
+        if hedge is not None:
+            hedge.cancel()
+        return None
 
 
 def _failure(

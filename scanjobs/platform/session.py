@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from scanjobs.errors import AuthError, PermanentError, TransientError, UnreachableError
+from scanjobs.platform.budget import BudgetCounts, Limits, RequestBudget
+from scanjobs.platform.hedge import Hedge, HedgeCounts
 from scanjobs.platform.http import (
     AnswerLost,
     ConnectFailed,
@@ -110,6 +112,8 @@ class ApiSession:
         timeouts: Timeouts = Timeouts(),  # noqa: B008
         pool_size: int = 32,
         on_retry: OnRetry | None = None,
+        limits: Limits | None = None,
+        hedging: bool = True,
     ) -> None:
         with_login = username is not None or password is not None
         if (token is not None and with_login) or (token is None and (username is None or password is None)):
@@ -124,6 +128,13 @@ class ApiSession:
         self._token_given = token is not None  # no login: a 401 cannot be mended by logging in
         self._login_lock = threading.Lock()
         self._http = Transport(pool_size=pool_size)
+        # The instance's request budget (budget.py), over every request of this session.
+        self._budget = (
+            None if limits is None else RequestBudget(limits, retry_after_cap=retry.retry_after_cap)
+        )
+        self._hedging = hedging
+        self._hedges: dict[str, Hedge] = {}  # by endpoint: "<what> <host>"
+        self._hedges_lock = threading.Lock()
 
     def __repr__(self) -> str:
         who = "token=***" if self._token_given else f"username={self.username!r}"
@@ -157,6 +168,29 @@ class ApiSession:
         return self._timeouts
 
     @property
+    def hedge_counts(self) -> HedgeCounts:
+        """Hedged reads of this session: reads that could be hedged, hedges sent, hedges won."""
+        with self._hedges_lock:
+            hedges = list(self._hedges.values())
+        return sum((hedge.counts for hedge in hedges), HedgeCounts())
+
+    @property
+    def budget_counts(self) -> BudgetCounts | None:
+        """What the instance's request budget did (None: the instance has no limits)."""
+        return None if self._budget is None else self._budget.counts
+
+    def _hedge(self, what: str | None, url: str) -> Hedge | None:
+        """The hedge record of endpoint `what` at `url`'s host (None: not hedged)."""
+        if what is None or not self._hedging:
+            return None
+        key = f"{what} {urlsplit(url).netloc}"
+        with self._hedges_lock:
+            hedge = self._hedges.get(key)
+            if hedge is None:
+                hedge = self._hedges[key] = Hedge()
+            return hedge
+
+    @property
     def _timeout(self) -> tuple[float, float]:
         return (self._timeouts.connect, self._timeouts.read)
 
@@ -171,19 +205,22 @@ class ApiSession:
         body: Any = None,
         stream: bool = False,
         size: int | None = None,
+        hedge: str | None = None,
     ) -> Response:
         """One attempt: a response, or RetryableFailure for what the caller may retry.
 
         `idempotent`: whether the request may be sent again after it went out whole (it creates
         nothing twice). If not, only failures that prove the platform did not act are retried.
-        `size` (bytes the attempt moves, when known) extends its wall-clock limit.
+        `size` (bytes the attempt moves, when known) extends its wall-clock limit. `hedge` names
+        the endpoint of a GET that may be hedged (hedge.py). Every attempt goes through the
+        instance's request budget, which sees every answer's status.
         """
         headers = dict(headers or {})
         if json_body is not None:
             body = json.dumps(json_body).encode()
             headers["Content-Type"] = "application/json"
         try:
-            return self._http.request(
+            response = self._http.request(
                 method,
                 url,
                 headers=headers,
@@ -191,7 +228,13 @@ class ApiSession:
                 timeout=self._timeout,
                 limit=self._timeouts.limit(size),
                 stream=stream,
+                budget=self._budget,
+                hedge=self._hedge(hedge, url),
             )
+            if self._budget is not None:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                self._budget.observe(response.status_code, retry_after)
+            return response
         except ConnectFailed as exc:  # not sent whole: nothing can have happened
             raise RetryableFailure(exc.reason, connection=True) from exc
         except TooManyRedirects as exc:
@@ -239,6 +282,7 @@ class ApiSession:
         slot: Slot | None = None,
         before_send: Callable[[], None] | None = None,
         on_answer: Callable[[Any], None] | None = None,
+        hedge: str | None = None,
     ) -> Any:
         """A token call with retries, one re-login on 401, and the JSON answer returned.
 
@@ -247,6 +291,7 @@ class ApiSession:
         `slot` (a semaphore, say) is held during each attempt, not while waiting to retry.
         `before_send` runs inside the slot before each attempt is sent, and `on_answer` inside the
         slot with the accepted answer: what they record happens in the order the requests go out.
+        `hedge` names the endpoint of an idempotent GET that may be hedged (see `_send`).
         """
         url = f"{self.api_url}{path}"
         call = f"{method} {path}"
@@ -266,6 +311,7 @@ class ApiSession:
                         json_body=json_body,
                         body=body,
                         size=len(body) if isinstance(body, Sized) else None,
+                        hedge=hedge,
                     )
                     self._check(response, call, idempotent=idempotent)
                     try:

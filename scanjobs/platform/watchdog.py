@@ -19,12 +19,12 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from urllib3.connection import HTTPConnection
 
-__all__ = ["Watch", "Watchdog", "watched_class", "bound_to"]
+__all__ = ["Watch", "Watchdog", "Timer", "watched_class", "bound_to"]
 
 RECHECK = 0.05  # seconds: an expired attempt whose connection has no socket yet is tried again
 MAX_WAIT = 3600.0  # seconds: longer waits are taken in steps (a lock's timeout has a maximum)
@@ -33,9 +33,9 @@ MAX_WAIT = 3600.0  # seconds: longer waits are taken in steps (a lock's timeout 
 class Watch:
     """The wall-clock limit of one attempt; `expired` once the watchdog cut it off."""
 
-    __slots__ = ("limit", "deadline", "expired", "_conn", "_sock", "_done", "_lock", "_dog")
+    __slots__ = ("limit", "deadline", "expired", "_conn", "_sock", "_done", "_lock", "_dog", "_on_finish")
 
-    def __init__(self, limit: float, dog: Watchdog) -> None:
+    def __init__(self, limit: float, dog: Watchdog, on_finish: Callable[[], None] | None = None) -> None:
         self.limit = limit
         self.deadline = time.monotonic() + limit
         self.expired = False
@@ -44,6 +44,7 @@ class Watch:
         self._done = False
         self._lock = threading.Lock()
         self._dog = dog
+        self._on_finish = on_finish
 
     def bind(self, conn: HTTPConnection) -> None:
         """`conn` carries this attempt now: it is the one to shut down when time runs out."""
@@ -64,6 +65,8 @@ class Watch:
             self._done = True
             self._conn = self._sock = None
         self._dog.finished()
+        if self._on_finish is not None:
+            self._on_finish()
         return self.expired
 
     def cut(self) -> bool:
@@ -82,9 +85,46 @@ class Watch:
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
             return True
 
+    def cancel(self) -> None:
+        """End the attempt now, as if its time were up (another attempt answered first)."""
+        if not self.cut():
+            self._dog.due_now(self)
+
     @property
     def done(self) -> bool:
         return self._done
+
+
+class Timer:
+    """A call the watchdog's thread makes at a given time, unless cancelled first. The call must
+    be quick (it runs on the thread that cuts attempts off): hand real work to another thread."""
+
+    __slots__ = ("_fn", "_done", "_dog")
+
+    def __init__(self, fn: Callable[[], None], dog: Watchdog) -> None:
+        self._fn = fn
+        self._done = False
+        self._dog = dog
+
+    def cancel(self) -> None:
+        with self._dog._cond:  # the watchdog fires timers under this lock
+            if self._done:
+                return
+            self._done = True
+        self._dog.finished()
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def cut(self) -> bool:
+        """Due: make the call (the watchdog's thread, holding its lock)."""
+        if not self._done:
+            self._done = True
+            self._dog.finished()  # its lock is re-entrant
+            with contextlib.suppress(Exception):  # e.g. a pool shut down: the thread must live on
+                self._fn()
+        return True
 
 
 class Watchdog:
@@ -93,26 +133,42 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Watch]] = []
+        self._heap: list[tuple[float, int, Watch | Timer]] = []
         self._order = itertools.count()  # ties in the heap never compare two Watch objects
         self._live = 0  # watches not finished; the heap also holds finished ones until due
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def watch(self, limit: float) -> Watch:
-        """Start the limit of one attempt: `limit` seconds from now."""
-        watch = Watch(limit, self)
+    def watch(self, limit: float, on_finish: Callable[[], None] | None = None) -> Watch:
+        """Start the limit of one attempt: `limit` seconds from now. `on_finish` is called once,
+        when the attempt is over (its `finish`)."""
+        watch = Watch(limit, self, on_finish)
+        self._push(watch.deadline, watch, live=True)
+        return watch
+
+    def call_at(self, when: float, fn: Callable[[], None]) -> Timer:
+        """Call `fn` on the watchdog's thread at `when` (time.monotonic()), unless cancelled."""
+        timer = Timer(fn, self)
+        self._push(when, timer, live=True)
+        return timer
+
+    def due_now(self, watch: Watch) -> None:
+        """Cut `watch` off as soon as it has a connection to cut (see Watch.cancel)."""
+        self._push(time.monotonic() + RECHECK, watch, live=False)
+
+    def _push(self, when: float, entry: Watch | Timer, *, live: bool) -> None:
         with self._cond:
-            self._live += 1
-            heapq.heappush(self._heap, (watch.deadline, next(self._order), watch))
+            if live:
+                self._live += 1
+            heapq.heappush(self._heap, (when, next(self._order), entry))
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._run, name="scanjobs-watchdog", daemon=True)
                 self._thread.start()
-            elif self._heap[0][2] is watch:
+            elif self._heap[0][2] is entry:
                 self._cond.notify()
-        return watch
 
     def finished(self) -> None:
+        """A watch or timer is over: it no longer counts as live."""
         with self._cond:
             self._live -= 1
             # Finished watches wait in the heap until their deadline; drop them once they are

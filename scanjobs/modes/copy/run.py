@@ -17,7 +17,7 @@ from scanjobs.modes.copy.pipeline import ScanPipeline, Translation
 from scanjobs.modes.copy.plan import CopyPlan, batch_size_for, plan_copy, request_uid, upload_uid
 from scanjobs.modes.outcome import Tally, summary_tail, warn_not_found
 from scanjobs.modes.reads import ADOPTION, job_reads, require_columns
-from scanjobs.modes.resources import Stopwatch, open_api, open_db, select_scan_ids, write_csv
+from scanjobs.modes.resources import Stopwatch, Traffic, open_api, open_db, select_scan_ids, write_csv
 from scanjobs.platform.db import PlatformDB, SourceScan
 from scanjobs.state import ItemKind, ItemRecord, Status
 
@@ -35,6 +35,7 @@ class CopyRun:
         self.store = job.target.store
         self.records: dict[str, ItemRecord] = {}
         self.adoption = True  # whether the target can be searched for unrecorded uploads
+        self.traffic = Traffic()
         self.tally = Tally(
             0, batch_size=job.batch.size, max_failed_ratio=job.batch.max_failed_ratio, stop=ctx.stop
         )
@@ -146,7 +147,11 @@ class CopyRun:
         w = job.batch.workers
         # connections per host: as many as requests can be on the wire to it at once
         source = open_api(job.source, job, events, pool_size=w.download + 2)
-        target = open_api(job.target.instance, job, events, pool_size=w.upload + w.create + 2)
+        try:
+            target = open_api(job.target.instance, job, events, pool_size=w.upload + w.create + 2)
+        except BaseException:
+            source.close()
+            raise
         epoch = state.meta("created_at") or "0"
         fingerprint, source_api = job.fingerprint(), job.source.api_url
         try:
@@ -179,8 +184,9 @@ class CopyRun:
             finally:
                 mover.close()
         finally:
-            source.close()
-            target.close()
+            for instance, api in ((job.source, source), (job.target.instance, target)):
+                self.traffic.keep(instance, api)
+                api.close()
 
     def translations(
         self, scans: Sequence[SourceScan], source_db: PlatformDB, target_db: PlatformDB
@@ -228,7 +234,7 @@ class CopyRun:
         )
         text = (
             f"copied {result.done}, already done {result.already_done}, failed {result.failed}"
-            f"{failed_text}; {clock.elapsed:.1f}s, {rate:.2f} scans/s{after}"
+            f"{failed_text}; {clock.elapsed:.1f}s, {rate:.2f} scans/s{self.traffic.text()}{after}"
         )
         if result.failed:
             text += f"\nfailures: {self.job.output / FAILURES_CSV} (rerun to retry them)"
@@ -241,5 +247,6 @@ class CopyRun:
             failures_by_class=result.failures_by_class,
             elapsed=round(clock.elapsed, 2),
             rate=round(rate, 3),
+            **self.traffic.fields(),
         )
         result.extra["rate"] = round(rate, 3)

@@ -17,7 +17,15 @@ from scanjobs.modes.base import RunContext, RunResult
 from scanjobs.modes.download.naming import extension_for, file_name, safe_join
 from scanjobs.modes.outcome import Tally, error_text, summary_tail, take_new, warn_not_found
 from scanjobs.modes.reads import job_reads, require_columns
-from scanjobs.modes.resources import Stopwatch, open_api, open_db, request_workers, select_scan_ids, write_csv
+from scanjobs.modes.resources import (
+    Stopwatch,
+    Traffic,
+    open_api,
+    open_db,
+    request_workers,
+    select_scan_ids,
+    write_csv,
+)
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import DownloadInfo, PlatformDB, ScanFileRef
 from scanjobs.state import ItemKind, Status
@@ -64,6 +72,7 @@ class DownloadRun:
             0, batch_size=job.batch.size, max_failed_ratio=job.batch.max_failed_ratio, stop=ctx.stop
         )
         self.section_max = job.download.section_max_length
+        self.traffic = Traffic()
         self.slots, self.threads = request_workers(job.batch.workers.download, "download")
 
     def name_for(self, image: Image, original_filename: str | None, content_type: str | None) -> str:
@@ -253,6 +262,7 @@ class DownloadRun:
                 for future in futures:
                     future.result()
         finally:
+            self.traffic.keep(job.source, api)
             api.close()
 
     def summarize(self, result: RunResult, deferred: int, clock: Stopwatch) -> None:
@@ -262,7 +272,8 @@ class DownloadRun:
         )
         text = (
             f"downloaded {result.done} file(s), {result.already_done} already there, failed {result.failed}"
-            f"{failed_text}; {clock.elapsed:.1f}s, {rate:.1f} files/s; {self.job.output}{after}"
+            f"{failed_text}; {clock.elapsed:.1f}s, {rate:.1f} files/s{self.traffic.text()}; "
+            f"{self.job.output}{after}"
         )
         self.events.emit(
             "summary",
@@ -271,6 +282,7 @@ class DownloadRun:
             already_done=result.already_done,
             failed=result.failed,
             elapsed=round(clock.elapsed, 2),
+            **self.traffic.fields(),
         )
 
     def write_outputs(self, missing: list[int], empty: list[int]) -> None:

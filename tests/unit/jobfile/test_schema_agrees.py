@@ -27,6 +27,7 @@ from scanjobs.jobfile.model import (
     CopyOptions,
     DbSpec,
     DownloadOptions,
+    InstanceLimits,
     InstanceSpec,
     RetryOptions,
     ScanQuery,
@@ -48,6 +49,7 @@ OPTION_CLASSES = (
     AnalysisOptions,
     DownloadOptions,
     DbSpec,
+    InstanceLimits,
 )
 # Schema key -> dataclass field, where they differ.
 FIELD_OF_KEY = {"from": "date_from", "to": "date_to"}
@@ -118,6 +120,8 @@ def _job_data(
         data["target"] = {"instance": "b", "store": 8}
     if mode == "analyze":
         data["target"] = {"instance": "b"}
+    if path[:3] == ("instances", "*", "limits"):  # limits give a rate or a concurrency
+        data["instances"]["a"]["limits"] = {"requests_per_second": 1}
     if path[:1] == ("scans",) and len(path) > 1:
         data["scans"] = {"query": {"store": 1}} if path[1] == "query" else {path[1]: "x"}
     if not set_value:
