@@ -12,6 +12,7 @@ import pytest
 from scanjobs.cli import main
 from scanjobs.errors import JobError
 from scanjobs.jobfile import CopyJob, load_job, load_schema, parse_duration
+from scanjobs.jobfile.model import InstanceLimits
 
 ROOT = Path(__file__).resolve().parents[3]
 ENV = {
@@ -294,3 +295,41 @@ def test_an_api_url_the_client_cannot_use_is_refused(
     assert "pw@" not in err
     ok = GOOD.replace("api_url: http://127.0.0.1:9000", "api_url: https://[::1]:8443/base/")
     assert load_job(write(tmp_path, ok), environ=ENV).source.api_url == "https://[::1]:8443/base"
+
+
+def test_instance_limits(tmp_path: Path) -> None:
+    """`limits` give a rate, a concurrency or both; adaptive by default; not part of the job's
+    identity (a budget changes how fast, not what is copied)."""
+    plain = load_job(write(tmp_path, GOOD), environ=ENV)
+    assert plain.source.limits is None
+    text = GOOD.replace("  b: {}\n", "  b: {limits: {requests_per_second: 2.5}}\n")
+    text = text.replace(
+        "    api_url: http://127.0.0.1:9000\n",
+        "    api_url: http://127.0.0.1:9000\n    limits: {concurrent_requests: 3, adaptive: false}\n",
+    )
+    job = load_job(write(tmp_path, text), environ=ENV)
+    assert isinstance(job, CopyJob)
+    assert job.source.limits == InstanceLimits(concurrent_requests=3, adaptive=False)
+    assert job.target.instance.limits == InstanceLimits(requests_per_second=2.5)
+    assert job.fingerprint() == plain.fingerprint()
+    (tmp_path / "instances.yaml").write_text(
+        "c:\n  password: ${A_PASSWORD}\n  limits: {requests_per_second: 10}\n"
+    )
+    shared = load_job(write(tmp_path, GOOD.replace("source: a", "source: c")), environ=ENV)
+    assert shared.source.limits == InstanceLimits(requests_per_second=10)
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        "{}",
+        "{adaptive: true}",
+        "{requests_per_second: 0}",
+        "{concurrent_requests: 0}",
+        "{requests_per_second: .nan}",
+        "{requests_per_second: 10, burst: 3}",
+    ],
+)
+def test_instance_limits_refused(tmp_path: Path, limits: str) -> None:
+    text = GOOD.replace("  b: {}\n", f"  b: {{limits: {limits}}}\n")
+    assert "instances.b.limits" in refused(tmp_path, text)
