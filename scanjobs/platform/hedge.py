@@ -7,9 +7,10 @@ answer wins and the other is cancelled. Only idempotent GETs are hedged, before 
 headers arrive (file metadata; a file download before its first byte): a hedge never writes.
 
 `Hedge` is one endpoint's record: its recent latencies, the delay after which a read is hedged
-(the HEDGE_PERCENTILE of the last LATENCY_SAMPLES answers, once MIN_SAMPLES are known), and a
-budget that bounds hedges to HEDGE_SHARE of its reads (tokens earned per read, at most
-BURST saved up), so a platform slow for everyone is never sent twice its load.
+(the HEDGE_PERCENTILE of the last LATENCY_SAMPLES answers, once MIN_SAMPLES are known; before
+that a cautious INITIAL_DELAY, so a read hung among the first ones is not left to its timeout),
+and a budget that bounds hedges to HEDGE_SHARE of its reads (tokens earned per read, at most
+BURST saved up, one at the start), so a platform slow for everyone is never sent twice its load.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ BURST = 5.0  # hedges that may go out at once, when the budget has saved them up
 LATENCY_SAMPLES = 512  # the recent answers the percentile is taken over
 MIN_SAMPLES = 50  # no hedging before this many answers: the percentile means nothing yet
 MIN_DELAY = 0.02  # seconds: never hedge sooner, however fast the endpoint (loopback, caches)
+INITIAL_DELAY = 1.0  # seconds: the delay while fewer than MIN_SAMPLES answers are known
 RECOMPUTE_EVERY = 32  # answers between two computations of the percentile
 
 
@@ -60,6 +62,7 @@ class Hedge:
         samples: int = LATENCY_SAMPLES,
         min_samples: int = MIN_SAMPLES,
         min_delay: float = MIN_DELAY,
+        initial_delay: float | None = INITIAL_DELAY,
     ) -> None:
         self._percentile = percentile
         self._share = share
@@ -70,14 +73,15 @@ class Hedge:
         self._min_samples = min_samples
         self._min_delay = min_delay
         self._since = 0  # samples since the delay was computed
-        self._delay: float | None = None
-        self._tokens = 0.0
+        self._delay: float | None = initial_delay
+        self._known = False  # whether _delay comes from MIN_SAMPLES answers
+        self._tokens = min(1.0, burst)
         self._reads = self._sent = self._won = 0
         self._lock = threading.Lock()
 
     def delay(self) -> float | None:
-        """Seconds after which the read starting now is hedged; None: not hedged (too few
-        answers known yet). Counts the read and earns its share of the budget."""
+        """Seconds after which the read starting now is hedged (None: it is not). Counts the read
+        and earns its share of the budget."""
         with self._lock:
             self._reads += 1
             self._tokens = min(self._burst, self._tokens + self._share)
@@ -107,9 +111,9 @@ class Hedge:
                 self._next = (self._next + 1) % self._size
             self._since += 1
             if len(self._samples) >= self._min_samples and (
-                self._delay is None or self._since >= RECOMPUTE_EVERY
+                not self._known or self._since >= RECOMPUTE_EVERY
             ):
-                self._since = 0
+                self._since, self._known = 0, True
                 ordered = sorted(self._samples)
                 at = min(len(ordered) - 1, int(self._percentile * len(ordered)))
                 self._delay = max(self._min_delay, ordered[at])
