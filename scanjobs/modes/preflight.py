@@ -73,6 +73,17 @@ class Preflight:
             return instance.api_url
 
         self.check(f"API login to {instance.name}", go)
+        limits = instance.limits
+        if limits is not None:
+            bounds = [
+                f"{limits.requests_per_second:g} requests/s" if limits.requests_per_second else "",
+                f"{limits.concurrent_requests} at once" if limits.concurrent_requests else "",
+            ]
+            self.note(
+                f"{instance.name} is limited to {' and '.join(b for b in bounds if b)} over all its "
+                "requests"
+                + (" (lowered while it pushes back)" if limits.adaptive else " (fixed: not adaptive)")
+            )
 
     def database(self, reads: Reads) -> PlatformDB | None:
         """The database of `reads.instance`, connected and holding every table and column the

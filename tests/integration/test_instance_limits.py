@@ -37,8 +37,10 @@ def test_a_copy_told_10_requests_a_second_never_sends_more(
     store, ids = sandbox.new_target_store(), sandbox.info["source_scan_ids"][:6]
     job = write_copy_job(tmp_path, sandbox, store=store, scan_ids=ids)
     limit(tmp_path, "sandbox-source", requests_per_second=10)
-    sandbox.reset_stats()
     capsys.readouterr()
+    assert main(["plan", str(job)]) == 0
+    assert "sandbox-source is limited to 10 requests/s over all its requests" in capsys.readouterr().out
+    sandbox.reset_stats()
     assert main(["run", str(job), "--json"]) == 0
     stats = sandbox.stats("source")
     assert stats["requests_total"] > 30, stats  # enough requests for the limit to matter
