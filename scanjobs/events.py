@@ -23,7 +23,8 @@ __all__ = ["Events", "EventBus", "JsonSink", "PlainSink", "RichSink", "LogSink",
 #   waiting        {processed, total, elapsed}      processed: finished (done, error or interrupted)
 #   output         {what, path}
 #   warning        {message}
-#   summary        {counts..., elapsed, rate}
+#   summary        {counts..., elapsed, rate, hedges?: {reads, sent, won},
+#                   throttled?: {instance: {decreases, pauses, lowest_rate, lowest_concurrency}}}
 #   run_finished   {exit_code, status}
 
 
