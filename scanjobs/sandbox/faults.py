@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -69,6 +70,17 @@ class Stats:
     scans_created: int = 0
     files_uploaded: int = 0
     checksums_verified: int = 0  # uploads stored whose `checksum` was given (and matched)
+    # Arrivals, counted as each request comes in (before the latency or any fault), so that a
+    # client's request rate shows as it sent it: the wall-clock time of the first, and the count
+    # per whole second (time.time(), floored).
+    first_request_at: float | None = None
+    per_second: Counter[int] = field(default_factory=Counter)
+
+    def arrived(self, now: float) -> None:
+        """Count one request arriving at wall-clock time `now`."""
+        if self.first_request_at is None:
+            self.first_request_at = now
+        self.per_second[int(now)] += 1
 
     def as_dict(self) -> dict[str, Any]:
         rows = [
@@ -82,10 +94,16 @@ class Stats:
             "scans_created": self.scans_created,
             "files_uploaded": self.files_uploaded,
             "checksums_verified": self.checksums_verified,
+            "first_request_at": self.first_request_at,
+            # JSON object keys are text: the harness turns them back into ints
+            "per_second": {str(second): n for second, n in sorted(self.per_second.items())},
+            "max_per_second": max(self.per_second.values(), default=0),
         }
 
     def reset(self) -> None:
         self.requests.clear()
+        self.per_second.clear()
+        self.first_request_at = None
         self.faults_injected = self.scans_created = self.files_uploaded = self.checksums_verified = 0
 
 
@@ -173,6 +191,7 @@ def fault_middleware(config: RuntimeConfig, stats: Stats, rng: random.Random) ->
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path.startswith(CONTROL_PREFIX):
             return await handler(request)  # type: ignore[no-any-return]
+        stats.arrived(time.time())
         key = (request.method, _route(request))
         status = 500
         try:

@@ -110,10 +110,14 @@ class Sandbox:
 
     # Runtime controls: served on every instance's port, never faulted nor counted.
     def stats(self, instance: str = "source") -> dict[str, Any]:
-        """Request counts of one instance since start or the last `reset_stats()`."""
+        """Request counts of one instance since start or the last `reset_stats()`: per route and
+        status, the first arrival's wall-clock time (`first_request_at`), and arrivals per whole
+        second (`per_second`, {epoch second: count}) with their `max_per_second`."""
         response = requests.get(f"{self.api(instance)}/_sandbox/stats", timeout=10)
         response.raise_for_status()
-        return dict(response.json())
+        stats = dict(response.json())
+        stats["per_second"] = {int(second): n for second, n in stats["per_second"].items()}
+        return stats
 
     def reset_stats(self) -> None:
         """Zero the statistics of both instances."""

@@ -400,6 +400,32 @@ def test_stats_count_routes(sandbox: Sandbox, auth: dict[str, dict[str, str]]) -
     ]
 
 
+def test_stats_count_arrivals_per_second(sandbox: Sandbox, auth: dict[str, dict[str, str]]) -> None:
+    """Issue 14: the arrivals per whole second, counted as each request comes in (before the
+    sandbox's latency), prove a client's request rate; control requests are not counted."""
+    sandbox.reset_stats()
+    empty = sandbox.stats("source")
+    assert empty["first_request_at"] is None and empty["per_second"] == {}
+    assert empty["max_per_second"] == 0
+    url = f"{sandbox.source_api}/api/v1/master-data/file-upload/1/"
+    sandbox.configure(latency_ms=400)  # each request waits 200-600 ms after it arrives
+    try:
+        sent = time.time()
+        for _ in range(3):
+            requests.get(url, headers=auth["source"], timeout=10)
+        answered = time.time()
+    finally:
+        sandbox.configure(latency_ms=0)
+    stats = sandbox.stats("source")
+    first = stats["first_request_at"]
+    # counted on arrival: at least the first request's 200 ms of latency before its answer
+    assert sent <= first <= answered - 0.2
+    assert sum(stats["per_second"].values()) == 3
+    assert all(int(first) <= second <= answered for second in stats["per_second"])
+    assert stats["max_per_second"] == max(stats["per_second"].values())
+    assert sandbox.stats("target")["per_second"] == {}  # each instance counts its own
+
+
 def test_fault_rate_is_observed(sandbox: Sandbox, auth: dict[str, dict[str, str]]) -> None:
     sandbox.reset_stats()
     config = sandbox.configure(fault_rate=0.2, hang_seconds=0.05)
