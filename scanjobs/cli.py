@@ -18,7 +18,6 @@ from scanjobs.errors import ExitCode, JobError, ScanjobsError, StateError
 from scanjobs.events import EventBus, make_console_sink
 from scanjobs.jobfile import load_job
 from scanjobs.state import ItemKind, RunLock, StateCounts, StatePaths, Status
-from scanjobs.templates import write_template
 
 __all__ = ["main", "main_entry", "build_parser"]
 
@@ -427,6 +426,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    # lazy: the templates (and the sandbox job writer) serve `init` only, not a run's start-up
+    from scanjobs.templates import write_template
 
     path = write_template(args.mode, args.path, force=args.force, sandbox=args.sandbox)
     print(f"wrote {path}; edit it, then: scanjobs validate {path} && scanjobs plan {path}")

@@ -39,7 +39,8 @@ def write_copy_job(
     """A copy job `folder/name.yaml` naming the sandbox's instances (instances.yaml + .env beside).
 
     Retries are quick (tests wait for nothing) and analysis is off unless `sections` say otherwise;
-    each keyword replaces one top-level section of the job.
+    each keyword replaces one top-level section of the job, or leaves it out when None (the
+    job's defaults then apply).
     """
     write_sandbox_instances(sb.info, folder)
     job: dict[str, Any] = {
@@ -60,6 +61,7 @@ def write_copy_job(
         "output": f"out-{name}",
     }
     job.update(sections)
+    job = {key: value for key, value in job.items() if value is not None}
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(job, sort_keys=False), encoding="utf-8")
     return path

@@ -227,11 +227,19 @@ def match_creates(
 
 
 def adopt_creates(
-    state: StateStore, target_db: PlatformDB, store: int, scans: Sequence[SourceScan], events: Events
+    state: StateStore,
+    target_db: PlatformDB,
+    store: int,
+    scans: Sequence[SourceScan],
+    records: Mapping[str, ItemRecord],
+    events: Events,
 ) -> set[int]:
     """Record as done the creates of `scans` that an earlier run made but could not record (the
-    scan found on the target); their source scan ids. The others are sent again with their uid."""
-    records = {r.key: r for r in state.items(ItemKind.SCAN)}
+    scan found on the target); their source scan ids. The others are sent again with their uid.
+
+    `records` are the state's scan records as the run's plan read them (each read of them all
+    costs a run's start as much as a few round trips once a job has thousands of scans).
+    """
     uploaded = {
         int(r.key): int(r.target_id) for r in state.items(ItemKind.FILE, status=Status.DONE) if r.target_id
     }

@@ -133,7 +133,7 @@ class CopyRun:
         scans = {s.id: s for s in source_db.scans_with_files(list(plan.todo))}
         ordered = [scans[i] for i in plan.todo if i in scans]
         # scans an earlier run created but could not record are done already: found, not sent
-        adopted = adopt_creates(state, target_db, self.store, ordered, events)
+        adopted = adopt_creates(state, target_db, self.store, ordered, self.records, events)
         ordered = [s for s in ordered if s.id not in adopted]
         result.already_done += len(adopted)
         translations: dict[int, Translation] = {}

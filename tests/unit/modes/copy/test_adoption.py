@@ -264,7 +264,8 @@ def test_adopt_creates_records_the_found_scan_or_says_it_cannot(tmp_path: Path, 
     state.record_intent(ItemKind.SCAN, "1", "create", request_uid="u1", data={"target_files": [501, 502]})
     db, events = FakeScansDB([FoundScan(900, (501, 502))] if searchable else None), Collect()
     scans = [source_scan(1, 10, 11), source_scan(2, 20)]
-    assert adopt_creates(state, db, 9, scans, events) == ({1} if searchable else set())  # type: ignore[arg-type]
+    records = {r.key: r for r in state.items(ItemKind.SCAN)}
+    assert adopt_creates(state, db, 9, scans, records, events) == ({1} if searchable else set())  # type: ignore[arg-type]
     assert db.asked == [(9, [501, 502])]
     record = state.get("scan", "1")
     assert record is not None
