@@ -376,13 +376,17 @@ def main() -> int:
             ]
             http = [r["startup"] for r in starts if r["startup"] is not None]
             db = [r["startup_db"] for r in starts if r["startup_db"] is not None]
-            quick = len(http) == len(starts) and statistics.median(http) < 0.5
+            # The first platform request: the platform's database or its API, whichever comes
+            # first (a copy reads the database before it logs in to the API).
+            first = [min(t for t in (r["startup"], r["startup_db"]) if t is not None) for r in starts]
+            quick = len(http) == len(starts) and statistics.median(first) < 0.5
             ok &= quick
             print(
                 f"    start-up of the {len(ids)}-scan job, {len(starts)} starts (the two above, "
                 f"{args.startup_runs} with --limit 5), from just before the process starts to its "
-                f"first API request: {spread(http)} [target < 0.5 s: {'ok' if quick else 'MISSED'}]; "
-                f"to its first database connection: {spread(db) if db else 'not seen'}"
+                f"first platform request: {spread(first)} [target < 0.5 s: {'ok' if quick else 'MISSED'}]"
+                f"; to its first database connection {spread(db) if db else 'not seen'}, to its "
+                f"first API request (the login, after the database work) {spread(http)}"
             )
             print(
                 f"(b) with {args.fault_rate:.0%} faults (502/503/429/reset, and 15 s hangs on reads), "
