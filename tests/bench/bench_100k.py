@@ -22,6 +22,7 @@ Prints each figure with its target and ok/MISSED; exits 1 if a target is missed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -92,10 +93,8 @@ def run_scanjobs(args: Sequence[str], cwd: Path) -> Timed:
     for line in proc.stdout:
         lines.append(line)
         if line.startswith("{"):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 events.append((time.monotonic() - started, json.loads(line)))
-            except json.JSONDecodeError:
-                pass
     stderr = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)

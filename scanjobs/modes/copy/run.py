@@ -208,13 +208,12 @@ class CopyRun:
 
     def write_outputs(self) -> None:
         job = self.job
-        records = self.state.items(ItemKind.SCAN, selected_only=True)
-        pairs = [(r.source_id, r.target_id) for r in records if r.status == Status.DONE]
+        outcomes = self.state.outcomes(ItemKind.SCAN)
+        pairs = [(source, target) for _, source, target, status in outcomes if status == Status.DONE]
         write_csv(job.output / MAPPING_CSV, ["Source_Scan_ID", "Target_Scan_ID"], pairs)
         failures = [
             (r.source_id, r.step, r.error_class, r.error_message)
-            for r in records
-            if r.status == Status.FAILED
+            for r in self.state.items(ItemKind.SCAN, status=Status.FAILED, selected_only=True)
         ]
         write_csv(job.output / FAILURES_CSV, ["scan_id", "step", "error_class", "error"], failures)
         self.events.emit(
