@@ -106,9 +106,14 @@ class CopyRun:
         return selected, missing
 
     def plan(self, selected: list[int], missing: list[int]) -> CopyPlan:
-        self.records = records = {r.key: r for r in self.state.items(ItemKind.SCAN)}
+        # whole records only of the scans not done: a finished 100k-scan job has none to build
+        done = {int(key) for key, _, _, status in self.state.outcomes(ItemKind.SCAN) if status == Status.DONE}
+        unfinished = self.state.items(ItemKind.SCAN, status=(Status.PENDING, Status.RUNNING, Status.FAILED))
+        self.records = records = {r.key: r for r in unfinished}
         options = self.ctx.options
-        plan = plan_copy(selected, records, limit=options.limit, retry_failed_only=options.retry_failed)
+        plan = plan_copy(
+            selected, records, done_ids=done, limit=options.limit, retry_failed_only=options.retry_failed
+        )
         self.events.emit(
             "run_started",
             job=self.job.name,
