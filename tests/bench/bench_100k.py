@@ -133,6 +133,16 @@ FROM (SELECT %(base)s::bigint AS base, g, store, ps, section, category,
                   %(category)s::bigint[]) AS u(g, store, ps, section, category)) AS rows
 """
 CHILDREN_SQL = [
+    f"""INSERT INTO master_data_implementation_fileupload (id, file, original_filename, input_type,
+           content_type, size, checksum, store_id)
+       SELECT %(base)s + {FILES_PER_SCAN} * (s.id - %(base)s) + k,
+              'uploads/' || s.id || '/' || k || '.jpg', 'IMG_' || k || '.jpg', 'image',
+              'image/jpeg', 1000, md5(s.id || '/' || k), s.store_id
+       FROM realograms_implementation_scan AS s, generate_series(0, {FILES_PER_SCAN - 1}) AS k
+       WHERE s.id > %(base)s""",
+    f"""INSERT INTO realograms_implementation_scanfile (id, scan_id, file_id, file_type)
+       SELECT id, (id - %(base)s) / {FILES_PER_SCAN} + %(base)s, id, 'image'
+       FROM master_data_implementation_fileupload WHERE id > %(base)s""",
     """INSERT INTO realograms_implementation_realogram (id, scan_id, created_at)
        SELECT id, id, created_at FROM realograms_implementation_scan WHERE id > %(base)s""",
     """INSERT INTO realograms_implementation_realogrambay (id, realogram_id, number)
