@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from copy import copy
 from pathlib import Path
 
@@ -87,6 +87,13 @@ def _header(ws: Worksheet, names: Sequence[object]) -> list[Cell]:
     return cells
 
 
+def _object_rows(frame: pd.DataFrame, chunk: int = 10_000) -> Iterator[tuple[object, ...]]:
+    """The rows as tuples of Python objects (NA as pd.NA), converted a chunk at a time: the whole
+    frame as objects at once doubled the peak memory of a 100k-scan report."""
+    for start in range(0, len(frame), chunk):
+        yield from frame.iloc[start : start + chunk].astype(object).itertuples(index=False, name=None)
+
+
 def _write_analysis(ws: Worksheet, analysis: pd.DataFrame) -> None:
     """Rows streamed to the file (a write-only sheet): a workbook of 100k scans holds millions
     of cells, which a normal sheet keeps in memory (2.5 GB) until it is saved."""
@@ -110,7 +117,7 @@ def _write_analysis(ws: Worksheet, analysis: pd.DataFrame) -> None:
             prototypes[text, is_pct] = proto._style
     pct = [str(col).endswith("_pct") for col in analysis.columns]
     comment_at = list(analysis.columns).index("comment")
-    for values in analysis.astype(object).itertuples(index=False, name=None):
+    for values in _object_rows(analysis):
         comment = values[comment_at]
         cells = []
         for value, is_pct in zip(values, pct, strict=True):

@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,8 +76,20 @@ class Timed:
     events: list[tuple[float, dict[str, Any]]]
 
 
+def _watch_peak(proc: subprocess.Popen[str], peak: list[int]) -> None:
+    """The process's own peak RSS (VmHWM, kB) until it exits. Not wait4's ru_maxrss: a child
+    inherits its parent's high-water mark through fork, and this process holds ~200 MB."""
+    status = Path(f"/proc/{proc.pid}/status")
+    while proc.poll() is None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak[0] = max(peak[0], int(line.split()[1]))
+        time.sleep(0.01)
+
+
 def run_scanjobs(args: Sequence[str], cwd: Path) -> Timed:
-    """`python -m scanjobs ARGS`; its own peak RSS from wait4, events timed as they arrive."""
+    """`python -m scanjobs ARGS`; its own peak RSS, events timed as they arrive."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -88,6 +101,9 @@ def run_scanjobs(args: Sequence[str], cwd: Path) -> Timed:
         text=True,
     )
     assert proc.stdout is not None and proc.stderr is not None
+    peak = [0]
+    watcher = threading.Thread(target=_watch_peak, args=(proc, peak), daemon=True)
+    watcher.start()
     events: list[tuple[float, dict[str, Any]]] = []
     lines: list[str] = []
     for line in proc.stdout:
@@ -96,14 +112,14 @@ def run_scanjobs(args: Sequence[str], cwd: Path) -> Timed:
             with contextlib.suppress(json.JSONDecodeError):
                 events.append((time.monotonic() - started, json.loads(line)))
     stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.wait()
     seconds = time.monotonic() - started
+    watcher.join()
     if proc.returncode not in (0,):
         sys.stderr.write(
             f"scanjobs {' '.join(args)} exited {proc.returncode}:\n{''.join(lines)[-3000:]}{stderr[-3000:]}\n"
         )
-    return Timed(seconds, usage.ru_maxrss / 1024, proc.returncode, "".join(lines), events)
+    return Timed(seconds, peak[0] / 1024, proc.returncode, "".join(lines), events)
 
 
 # -- the databases -------------------------------------------------------------------------------
@@ -265,8 +281,8 @@ def time_mapping_csv(job_path: Path, out: Path) -> tuple[float, float]:
     store = StateStore.open(job.state_path, create=False)
     try:
         started = time.monotonic()
-        records = store.items(ItemKind.SCAN, selected_only=True)
-        pairs = [(r.source_id, r.target_id) for r in records if r.status == Status.DONE]
+        outcomes = store.outcomes(ItemKind.SCAN)
+        pairs = [(source, target) for _, source, target, status in outcomes if status == Status.DONE]
         read = time.monotonic() - started
     finally:
         store.close()
