@@ -7,6 +7,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from copy import copy
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from openpyxl import Workbook
@@ -87,7 +88,7 @@ def _header(ws: Worksheet, names: Sequence[object]) -> list[Cell]:
     return cells
 
 
-def _object_rows(frame: pd.DataFrame, chunk: int = 10_000) -> Iterator[tuple[object, ...]]:
+def _object_rows(frame: pd.DataFrame, chunk: int = 10_000) -> Iterator[tuple[Any, ...]]:
     """The rows as tuples of Python objects (NA as pd.NA), converted a chunk at a time: the whole
     frame as objects at once doubled the peak memory of a 100k-scan report."""
     for start in range(0, len(frame), chunk):
