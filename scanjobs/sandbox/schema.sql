@@ -142,3 +142,24 @@ CREATE TABLE sandbox_client_request (
     settled_at timestamptz NULL,
     PRIMARY KEY (endpoint, uid)
 );
+
+-- Django indexes every ForeignKey column; so does the sandbox, or a lookup by realogram or
+-- store planogram would read the whole table once per scan (the 100k bench's processing
+-- status took over 120 s without them).
+CREATE INDEX fileupload_store_idx ON master_data_implementation_fileupload (store_id);
+CREATE INDEX planogram_category_idx ON planograms_implementation_planogram (category_id);
+CREATE INDEX planogramstore_planogram_idx ON planograms_implementation_planogramstore (planogram_id);
+CREATE INDEX planogramstore_store_idx ON planograms_implementation_planogramstore (store_id);
+CREATE INDEX section_planogram_idx ON planograms_implementation_planogramsection (planogram_id);
+CREATE INDEX sectionproduct_section_idx ON planograms_implementation_planogramsectionproduct (section_id);
+CREATE INDEX scan_store_idx ON realograms_implementation_scan (store_id);
+CREATE INDEX scan_category_idx ON realograms_implementation_scan (selected_category_id);
+CREATE INDEX scanfile_file_idx ON realograms_implementation_scanfile (file_id);
+CREATE INDEX realogram_scan_idx ON realograms_implementation_realogram (scan_id);
+CREATE INDEX bay_realogram_idx ON realograms_implementation_realogrambay (realogram_id);
+CREATE INDEX report_realogram_idx ON planograms_compliance_planogramcompliancereport (realogram_id);
+CREATE INDEX report_store_planogram_idx ON planograms_compliance_planogramcompliancereport (store_planogram_id);
+CREATE INDEX report_planogram_idx ON planograms_compliance_planogramcompliancereport (planogram_id);
+CREATE INDEX report_section_idx ON planograms_compliance_planogramcompliancereport (section_id);
+CREATE INDEX spc_store_planogram_idx ON planograms_compliance_storeplanogramcompliance (store_planogram_id);
+CREATE INDEX mlog_store_planogram_idx ON planograms_compliance_majorityv2log (store_planogram_id);

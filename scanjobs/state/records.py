@@ -42,6 +42,10 @@ class Status(_TextEnum):
     FAILED = "failed"
 
 
+_KINDS: dict[str, ItemKind] = {k.value: k for k in ItemKind}
+_STATUSES: dict[str, Status] = {s.value: s for s in Status}
+
+
 @dataclass(frozen=True, slots=True)
 class ItemRecord:
     kind: ItemKind
@@ -68,8 +72,9 @@ class ItemRecord:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ItemRecord:
         fields = dict(row)
-        fields["kind"] = ItemKind(fields["kind"])
-        fields["status"] = Status(fields["status"])
+        # dict lookups, not Enum calls: a run reads every item of a 100k-scan state
+        fields["kind"] = _KINDS[fields["kind"]]
+        fields["status"] = _STATUSES[fields["status"]]
         fields["data"] = json.loads(fields["data"]) if fields["data"] else {}
         fields["selected"] = bool(fields.get("selected", 1))
         return cls(**fields)

@@ -36,8 +36,8 @@ Pair = tuple[int, "int | None"]
 def pairs_from_state(state: StateStore) -> list[tuple[int, int | None]]:
     """Every scan of a copy job in selection order: done -> its target, otherwise None."""
     return [
-        (int(r.source_id or r.key), r.target_id if r.status == Status.DONE else None)
-        for r in state.items(ItemKind.SCAN, selected_only=True)
+        (int(source or key), target if status == Status.DONE else None)
+        for key, source, target, status in state.outcomes(ItemKind.SCAN)
     ]
 
 

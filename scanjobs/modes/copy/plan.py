@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from scanjobs.jobfile.model import BatchOptions, Workers
@@ -44,17 +45,20 @@ def plan_copy(
     selected: Sequence[int],
     records: Mapping[str, ItemRecord],
     *,
+    done_ids: AbstractSet[int] = frozenset(),
     limit: int | None = None,
     retry_failed_only: bool = False,
 ) -> CopyPlan:
     """Pure: the selection and what the state holds -> the work of this run.
 
+    `done_ids` are scans the state records as done, given instead of their records (a rerun of
+    a finished 100k-scan job need not build 100k records to find nothing to do).
     A permanent failure is retried only by --retry-failed (`retry_failed_only`).
     """
     resume, retry, new, done, final = [], [], [], [], []
     for scan_id in selected:
         rec = records.get(str(scan_id))
-        status = rec.status if rec else Status.PENDING
+        status = Status.DONE if scan_id in done_ids else rec.status if rec else Status.PENDING
         if status == Status.DONE:
             done.append(scan_id)
         elif rec is not None and rec.final and not retry_failed_only:

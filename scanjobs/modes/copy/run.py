@@ -107,9 +107,14 @@ class CopyRun:
         return selected, missing
 
     def plan(self, selected: list[int], missing: list[int]) -> CopyPlan:
-        self.records = records = {r.key: r for r in self.state.items(ItemKind.SCAN)}
+        # whole records only of the scans not done: a finished 100k-scan job has none to build
+        done = {int(key) for key, _, _, status in self.state.outcomes(ItemKind.SCAN) if status == Status.DONE}
+        unfinished = self.state.items(ItemKind.SCAN, status=(Status.PENDING, Status.RUNNING, Status.FAILED))
+        self.records = records = {r.key: r for r in unfinished}
         options = self.ctx.options
-        plan = plan_copy(selected, records, limit=options.limit, retry_failed_only=options.retry_failed)
+        plan = plan_copy(
+            selected, records, done_ids=done, limit=options.limit, retry_failed_only=options.retry_failed
+        )
         self.events.emit(
             "run_started",
             job=self.job.name,
@@ -214,13 +219,12 @@ class CopyRun:
 
     def write_outputs(self) -> None:
         job = self.job
-        records = self.state.items(ItemKind.SCAN, selected_only=True)
-        pairs = [(r.source_id, r.target_id) for r in records if r.status == Status.DONE]
+        outcomes = self.state.outcomes(ItemKind.SCAN)
+        pairs = [(source, target) for _, source, target, status in outcomes if status == Status.DONE]
         write_csv(job.output / MAPPING_CSV, ["Source_Scan_ID", "Target_Scan_ID"], pairs)
         failures = [
             (r.source_id, r.step, r.error_class, r.error_message)
-            for r in records
-            if r.status == Status.FAILED
+            for r in self.state.items(ItemKind.SCAN, status=Status.FAILED, selected_only=True)
         ]
         write_csv(job.output / FAILURES_CSV, ["scan_id", "step", "error_class", "error"], failures)
         self.events.emit(

@@ -54,13 +54,24 @@ LEFT JOIN LATERAL (
     ORDER BY c.id DESC
     LIMIT 1
 ) AS spc ON true
-LEFT JOIN LATERAL (
-    SELECT m.data -> s.id::text ->> 'map_by' AS map_by
+LEFT JOIN (
+    -- per (scan, store planogram): the map_by of the last MA log naming the scan. Read once for
+    -- all the scans (each log of their store planograms unpacked), not looked up per scan: that
+    -- lookup read every older log of the store planogram again, and took minutes for 100k scans.
+    SELECT DISTINCT ON (e.key, m.store_planogram_id)
+           e.key AS scan_key, m.store_planogram_id, e.value ->> 'map_by' AS map_by
     FROM planograms_compliance_majorityv2log AS m
-    WHERE m.store_planogram_id = r.store_planogram_id
-      AND m.data -> s.id::text IS NOT NULL
-    ORDER BY m.id DESC
-    LIMIT 1
-) AS ml ON true
+    CROSS JOIN LATERAL jsonb_each(
+        CASE WHEN jsonb_typeof(m.data) = 'object' THEN m.data ELSE '{}'::jsonb END
+    ) AS e
+    WHERE m.store_planogram_id IN (
+        SELECT r2.store_planogram_id
+        FROM realograms_implementation_scan AS s2
+        JOIN planograms_compliance_planogramcompliancereport AS r2
+            ON r2.realogram_id = s2.active_realogram_id
+        WHERE s2.id = ANY(%(ids)s::bigint[])
+    )
+    ORDER BY e.key, m.store_planogram_id, m.id DESC
+) AS ml ON ml.scan_key = s.id::text AND ml.store_planogram_id = r.store_planogram_id
 WHERE s.id = ANY(%(ids)s::bigint[])
 ORDER BY s.id, r.id

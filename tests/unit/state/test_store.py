@@ -152,3 +152,17 @@ def test_status_and_reset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["reset", str(job)]) == 2  # no --yes, no terminal
     assert main(["reset", str(job), "--yes"]) == 0
     assert not (tmp_path / "job.state.sqlite").exists() and keep.exists() and job.exists()
+
+
+def test_outcomes_are_the_selected_items_in_selection_order(tmp_path: Path) -> None:
+    store = StateStore.open(tmp_path / "s.sqlite", fingerprint="fp")
+    store.add_items(ItemKind.SCAN, [("30", 30), ("10", 10), ("20", 20)])
+    store.add_items(ItemKind.FILE, [("7", 7)])
+    store.mark_done(ItemKind.SCAN, "30", "create", target_id=300, data={"target_files": [1]})
+    store.mark_failed(ItemKind.SCAN, "20", "create", RuntimeError("boom"))
+    store.select_only([ItemKind.SCAN], [30, 20])
+    assert store.outcomes(ItemKind.SCAN) == [("30", 30, 300, Status.DONE), ("20", 20, None, Status.FAILED)]
+    assert [
+        (r.key, r.source_id, r.target_id, r.status) for r in store.items(ItemKind.SCAN, selected_only=True)
+    ] == store.outcomes(ItemKind.SCAN)
+    store.close()

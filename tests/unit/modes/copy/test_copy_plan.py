@@ -33,6 +33,15 @@ def test_plan_orders_unfinished_then_failed_then_new_and_limits_new_only() -> No
     assert only_failed.todo == (3, 2) and only_failed.deferred == 1
 
 
+def test_done_ids_count_as_done_without_their_records() -> None:
+    records = {"2": record("2", "failed"), "3": record("3", "running")}
+    with_ids = plan_copy([1, 2, 3, 4], records, done_ids={1})
+    with_records = plan_copy([1, 2, 3, 4], {**records, "1": record("1", "done")})
+    assert with_ids == with_records
+    assert with_ids.already_done == (1,) and with_ids.retry == (2,) and with_ids.resume == (3,)
+    assert with_ids.new == (4,)
+
+
 def test_request_uid_is_stable_and_scoped() -> None:
     a = request_uid("epoch1", "fp", "https://albt", 5)
     assert a == request_uid("epoch1", "fp", "https://albt", 5)
