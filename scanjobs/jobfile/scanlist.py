@@ -7,6 +7,7 @@ digits and fits PostgreSQL's bigint, as the platform's ids do; every refusal nam
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from pathlib import Path
 
@@ -53,7 +54,19 @@ def _rows(path: Path, what: str) -> list[tuple[int, list[str]]]:
 
 
 def read_id_column(path: Path) -> list[int]:
-    """Scan ids from a CSV (a column named scan_id/source_scan_id/id, or the only column) or text."""
+    """Scan ids from a CSV (a column named scan_id/source_scan_id/id, or the only column) or text.
+
+    Read once per version of the file: validating the job and running it both need the ids,
+    and a list of 100k of them takes a third of a second to read."""
+    try:
+        info = path.stat()
+    except OSError:
+        return list(_read_id_column(path, None))  # says why it cannot be read
+    return list(_read_id_column(path, (info.st_ino, info.st_size, info.st_mtime_ns)))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_id_column(path: Path, version: tuple[int, int, int] | None) -> tuple[int, ...]:
     rows = _rows(path, "scan list")
     if not rows:
         raise JobError(f"the scan list {path} is empty")
@@ -76,7 +89,7 @@ def read_id_column(path: Path) -> list[int]:
         raise JobError(f"{path}: not scan ids (whole numbers from 1 to {MAX_SCAN_ID}):", bad[:20])
     if not ids:
         raise JobError(f"the scan list {path} has no scan ids")
-    return list(dict.fromkeys(ids))
+    return tuple(dict.fromkeys(ids))
 
 
 def read_pairs_csv(path: Path) -> list[tuple[int, int | None]]:

@@ -6,7 +6,7 @@ questions through a `Preflight` and returns its `PlanReport`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from typing import Any, TypeVar
 
 from scanjobs.errors import ExitCode, PlatformError, ScanjobsError
@@ -121,9 +121,9 @@ class Preflight:
             self.note("state: nothing recorded yet")
         return counts
 
-    def select(self, db: PlatformDB) -> list[int]:
-        """The scans the job selects on its source database."""
-        found = self.check("scan selection", lambda: select_scan_ids(self.job.scans, db))
+    def select(self, db: PlatformDB, *, known: Set[int] = frozenset()) -> list[int]:
+        """The scans the job selects on its source database (`known`: see select_scan_ids)."""
+        found = self.check("scan selection", lambda: select_scan_ids(self.job.scans, db, known=known))
         if found is None:
             return []
         selected, missing = found
@@ -136,15 +136,15 @@ class Preflight:
             self.worsen(ExitCode.PARTIAL)
         return selected
 
-    def files(self, scans: Mapping[int, Sequence[ScanFileRef]]) -> None:
-        """The files of the selected scans (scan id -> its files), as the run will read them."""
+    def files(self, scans: Mapping[int, Sequence[ScanFileRef]], *, of: str = "those scans") -> None:
+        """The files of the scans a run takes (scan id -> its files), as the run will read them."""
         files = {ref.file_id for refs in scans.values() for ref in refs}
         empty = [scan_id for scan_id, refs in scans.items() if not refs]
         self.facts.update(files=len(files), scans_without_files=empty)
         if empty:
             self.worsen(ExitCode.PARTIAL)
         self.note(
-            f"{len(files)} file(s) in those scans"
+            f"{len(files)} file(s) in {of}"
             + (
                 f"; {len(empty)} scan(s) without files (will fail): {', '.join(map(str, empty[:20]))}"
                 if empty

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,14 +107,17 @@ def open_db(instance: InstanceSpec, job: BaseJob) -> PlatformDB:
     return client
 
 
-def select_scan_ids(selection: ScanSelection, db: PlatformDB) -> tuple[list[int], list[int]]:
-    """(existing ids in selection order, ids that do not exist on the source)."""
+def select_scan_ids(
+    selection: ScanSelection, db: PlatformDB, *, known: Set[int] = frozenset()
+) -> tuple[list[int], list[int]]:
+    """(existing ids in selection order, ids that do not exist on the source). Ids in `known`
+    (scans already copied, say) are taken as existing without asking the database."""
     if selection.kind == "query" and selection.query is not None:
         q = selection.query
         ids = db.select_scan_ids(store=q.store, date_from=q.date_from, date_to=q.date_to, status=q.status)
         return (ids[: q.limit] if q.limit else ids), []
     wanted = list(selection.ids) if selection.kind == "ids" else read_id_column(selection.file or Path())
-    missing = set(db.missing_scan_ids(wanted))
+    missing = set(db.missing_scan_ids([i for i in wanted if i not in known]))
     return [i for i in wanted if i not in missing], [i for i in wanted if i in missing]
 
 

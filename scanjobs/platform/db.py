@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from scanjobs.errors import AuthError, PlatformError, UnreachableError
 
@@ -258,11 +258,23 @@ class PlatformDB:
 
     def _query(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Run sql/<name>.sql in a read-only transaction; reconnect once if the link broke."""
+        return self._run(name, params, tuples=False)[1]  # type: ignore[return-value]
+
+    def _query_tuples(self, name: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """`_query`, its rows as tuples with the column names apart: a large result (the details
+        of 100k scans) as dicts would hold every column name once per row."""
+        names, rows = self._run(name, params, tuples=True)
+        return names, rows  # type: ignore[return-value]
+
+    def _run(
+        self, name: str, params: dict[str, Any], *, tuples: bool
+    ) -> tuple[list[str], list[dict[str, Any]] | list[tuple[Any, ...]]]:
         with self._lock:
             for attempt in (1, 2):
                 conn = self._connection()
                 try:
-                    with conn.transaction(), conn.cursor() as cur:
+                    factory: Any = tuple_row if tuples else dict_row
+                    with conn.transaction(), conn.cursor(row_factory=factory) as cur:
                         # transaction-local, so a pooler reusing the server connection keeps
                         # no trace of it
                         cur.execute(
@@ -270,7 +282,9 @@ class PlatformDB:
                             (str(self._statement_timeout_ms),),
                         )
                         cur.execute(_sql(name), params)
-                        return cur.fetchall()
+                        rows = cur.fetchall()
+                        names = [column.name for column in cur.description or ()]
+                        return names, rows
                 except psycopg.errors.QueryCanceled:
                     raise PlatformError(
                         f"database {self.dbname} at {self.host}:{self.port}: query {name} "
@@ -459,12 +473,13 @@ class PlatformDB:
         import pandas as pd  # here, not at the top: copy and download start half a second sooner
 
         wanted = _unique(scan_ids)
-        rows = self._query("scan_details", {"ids": wanted}) if wanted else []
+        names, rows = self._query_tuples("scan_details", {"ids": wanted}) if wanted else ([], [])
+        at = {name: index for index, name in enumerate(names)}
         # Built column by column from the rows: letting pandas infer would turn NULL text into
         # NaN and NULL numbers into float NaN; the analysis must see missing, never 0 or "nan".
         columns: dict[str, Any] = {}
         for col in SCAN_DETAIL_COLUMNS:
-            values = [row[col] for row in rows]
+            values = [row[at[col]] for row in rows] if rows else []
             if col in _INT_COLUMNS:
                 columns[col] = pd.array(values, dtype="Int64")
             elif col in _FLOAT_COLUMNS:
@@ -478,7 +493,10 @@ class PlatformDB:
             elif col == "is_additional_section":
                 columns[col] = pd.array(values, dtype="boolean")
             else:
-                columns[col] = pd.Series(values, dtype=object)
+                # one object per distinct text: names repeat on thousands of rows, and a string
+                # per cell made most of the memory of a 100k-scan analysis
+                distinct: dict[Any, Any] = {}
+                columns[col] = pd.Series([distinct.setdefault(v, v) for v in values], dtype=object)
         frame = pd.DataFrame(columns)
         return frame
 

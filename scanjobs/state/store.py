@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -268,6 +269,27 @@ class StateStore:
             wanted = set(keys)
             records = [r for r in records if r.key in wanted]
         return records
+
+    def record_selection(self, kind: ItemKind, source_ids: Sequence[int]) -> None:
+        """The job's selection of `kind`, in order: ids not known yet are added (pending), and
+        only these are selected (`select_only`). A selection the same as the one recorded last
+        writes nothing (a rerun of a 100k-scan job would rewrite 100k rows for nothing)."""
+        digest = hashlib.sha256(",".join(map(str, source_ids)).encode()).hexdigest()
+        key = f"selection_{ItemKind(kind).value}"
+        if self.meta(key) == digest:
+            return
+        self.add_items(kind, [(str(i), i) for i in source_ids])
+        self.select_only([kind], source_ids)
+        self.set_meta(key, digest)
+
+    def source_ids(self, kind: ItemKind | str, status: Status) -> set[int]:
+        """The source ids of the items of a kind in `status`, selected or not (no records built)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT source_id FROM items WHERE kind=? AND status=? AND source_id IS NOT NULL",
+                (ItemKind(kind).value, Status(status).value),
+            ).fetchall()
+        return {int(row[0]) for row in rows}
 
     def outcomes(self, kind: ItemKind | str) -> list[tuple[str, int | None, int | None, Status]]:
         """(key, source id, target id, status) of each item of a kind the job selects, in the

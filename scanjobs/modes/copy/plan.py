@@ -15,6 +15,7 @@ from scanjobs.state import ItemRecord, Status
 
 __all__ = [
     "CopyPlan",
+    "UNFINISHED",
     "plan_copy",
     "ROUND_TRIPS_PER_SCAN",
     "scans_in_flight_needed",
@@ -39,6 +40,10 @@ class CopyPlan:
     @property
     def todo(self) -> tuple[int, ...]:
         return self.resume + self.retry + self.new
+
+
+# The scans whose whole records a run or a plan reads: the done ones are known by their ids.
+UNFINISHED = (Status.PENDING, Status.RUNNING, Status.FAILED)
 
 
 def plan_copy(

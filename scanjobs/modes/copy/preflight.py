@@ -32,8 +32,13 @@ def preflight_copy(job: CopyJob, state: StateStore | None, events: Events) -> Pl
         if not exists:
             pf.worsen(ExitCode.INVALID, label)
         target_db.close()
-    selected = pf.select(db) if db is not None else []
-    records = {r.key: r for r in state.items(ItemKind.SCAN)} if state else {}
+    # as a run reads them: whole records only of the scans not done (see CopyRun.plan)
+    done = state.source_ids(ItemKind.SCAN, Status.DONE) if state else set()
+    selected = pf.select(db, known=done) if db is not None else []
+    unfinished = (
+        state.items(ItemKind.SCAN, status=(Status.PENDING, Status.RUNNING, Status.FAILED)) if state else []
+    )
+    records = {r.key: r for r in unfinished}
     pf.state_counts(state, ItemKind.SCAN)
     unsettled = unsettled_uploads(state.items(ItemKind.FILE)) if state else []
     if unsettled:
@@ -53,11 +58,12 @@ def preflight_copy(job: CopyJob, state: StateStore | None, events: Events) -> Pl
             "looks for a target scan made of their files before sending them again (with their uid)"
         )
     if db is not None:
-        plan = plan_copy(selected, records)
-        pf.files({s.id: s.files for s in db.scans_with_files(selected)})
+        plan = plan_copy(selected, records, done_ids=done)
+        todo = list(plan.todo)
+        pf.files({s.id: s.files for s in db.scans_with_files(todo)}, of="the scans to copy")
         db.close()
-        if selected:
-            per_scan = pf.facts["files"] / len(selected)
+        if todo:
+            per_scan = pf.facts["files"] / len(todo)
             needed = scans_in_flight_needed(job.batch.workers, per_scan)
             in_flight = batch_size_for(job.batch, per_scan)
             pf.facts["in_flight"] = in_flight

@@ -14,7 +14,7 @@ from scanjobs.modes.copy.adoption import adopt_creates, adopt_uploads
 from scanjobs.modes.copy.mover import FileMover
 from scanjobs.modes.copy.payload import Untranslatable, hint_ids, translate_hints
 from scanjobs.modes.copy.pipeline import ScanPipeline, Translation
-from scanjobs.modes.copy.plan import CopyPlan, batch_size_for, plan_copy, request_uid, upload_uid
+from scanjobs.modes.copy.plan import UNFINISHED, CopyPlan, batch_size_for, plan_copy, request_uid, upload_uid
 from scanjobs.modes.outcome import Tally, summary_tail, warn_not_found
 from scanjobs.modes.reads import ADOPTION, job_reads, require_columns
 from scanjobs.modes.resources import Stopwatch, Traffic, open_api, open_db, select_scan_ids, write_csv
@@ -93,9 +93,10 @@ class CopyRun:
 
     def select(self, source_db: PlatformDB) -> tuple[list[int], list[int]]:
         """The selected scans that exist on the source, and those that do not (recorded as failed)."""
-        selected, missing = select_scan_ids(self.job.scans, source_db)
-        self.state.add_items(ItemKind.SCAN, [(str(i), i) for i in [*selected, *missing]])
-        self.state.select_only([ItemKind.SCAN], [*selected, *missing])  # removed ids leave the reports
+        # a scan copied already existed on the source: only the others are looked for there
+        copied = self.state.source_ids(ItemKind.SCAN, Status.DONE)
+        selected, missing = select_scan_ids(self.job.scans, source_db, known=copied)
+        self.state.record_selection(ItemKind.SCAN, [*selected, *missing])  # removed ids leave the reports
         for scan_id in missing:
             self.state.mark_failed(
                 ItemKind.SCAN,
@@ -109,7 +110,7 @@ class CopyRun:
     def plan(self, selected: list[int], missing: list[int]) -> CopyPlan:
         # whole records only of the scans not done: a finished 100k-scan job has none to build
         done = {int(key) for key, _, _, status in self.state.outcomes(ItemKind.SCAN) if status == Status.DONE}
-        unfinished = self.state.items(ItemKind.SCAN, status=(Status.PENDING, Status.RUNNING, Status.FAILED))
+        unfinished = self.state.items(ItemKind.SCAN, status=UNFINISHED)
         self.records = records = {r.key: r for r in unfinished}
         options = self.ctx.options
         plan = plan_copy(
