@@ -12,7 +12,7 @@ import functools
 import math
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from scanjobs.fsutil import atomic_path
 from scanjobs.report.rules import Comment
+from scanjobs.report.sheetrows import add_rows, sheet_part
 
 __all__ = ["PERCENT_FORMAT", "write_excel", "comment_counts", "planogram_comment_counts"]
 
@@ -136,9 +137,11 @@ def _fill(wb: xlsxwriter.Workbook, comment: Comment, **extra: object) -> Format:
     return wb.add_format({"pattern": 1, "bg_color": f"#{comment.fill}", **extra})
 
 
-def _write_analysis(wb: xlsxwriter.Workbook, w: _Writer, analysis: pd.DataFrame) -> None:
-    """One row per analysis row, each cell (the empty ones too, so the row is coloured across
-    its width) filled with its comment's colour; the header frozen and filtered."""
+def _write_analysis(wb: xlsxwriter.Workbook, w: _Writer, analysis: pd.DataFrame) -> Callable[[Path], None]:
+    """The Analysis sheet: one row per analysis row, each cell (the empty ones too, so the row is
+    coloured across its width) filled with its comment's colour; the header frozen and
+    filtered. XlsxWriter writes the header; the rows are added to the saved file by the
+    returned function (sheetrows.py: XlsxWriter took a minute for a 100k-scan analysis)."""
     ws = wb.add_worksheet("Analysis")
     columns = list(analysis.columns)
     ws.freeze_panes(1, 0)
@@ -146,28 +149,30 @@ def _write_analysis(wb: xlsxwriter.Workbook, w: _Writer, analysis: pd.DataFrame)
     for index, width in enumerate(_widths(analysis)):
         ws.set_column(index, index, width)
     w.header(ws, 0, columns)
-    formats = {c.text: (_fill(wb, c), _fill(wb, c, num_format=PERCENT_FORMAT)) for c in Comment}
+    # Each (comment, percent or not) style, as the XF index the cells name: registered now, so
+    # the saved workbook's styles hold them although XlsxWriter writes no cell of them.
     pct = [str(col).endswith("_pct") for col in columns]
+    styles = {}
+    for c in Comment:
+        plain = _fill(wb, c)._get_xf_index()
+        percent = _fill(wb, c, num_format=PERCENT_FORMAT)._get_xf_index()
+        styles[c.text] = [percent if is_pct else plain for is_pct in pct]
     comment_at = columns.index("comment")
-    # The common types are written here, the rest by `put`: this loop runs for millions of cells.
-    put, text_of = w.put, _text_cell
-    write_string, write_number, write_blank = ws.write_string, ws.write_number, ws.write_blank
-    for row, values in enumerate(_object_rows(analysis), start=1):
-        plain, percent = formats[values[comment_at]]
-        for col, (value, is_pct) in enumerate(zip(values, pct, strict=True)):
-            fmt = percent if is_pct else plain
-            kind = type(value)
-            if kind is str:
-                write_string(row, col, text_of(value), fmt)
-            elif kind is float:
-                if value != value:  # NaN: NULL
-                    write_blank(row, col, None, fmt)
-                else:
-                    write_number(row, col, value, fmt)
-            elif kind is int:
-                write_number(row, col, value, fmt)
-            else:
-                put(ws, row, col, value, fmt)
+    part = sheet_part(len(wb.worksheets()))
+
+    def add(path: Path) -> None:
+        add_rows(
+            path,
+            part,
+            _object_rows(analysis),
+            lambda values: styles[values[comment_at]],  # type: ignore[index]
+            first_row=2,
+            count=len(analysis),
+            columns=len(columns),
+            text_of=_text_cell,
+        )
+
+    return add
 
 
 def _write_summary(wb: xlsxwriter.Workbook, w: _Writer, analysis: pd.DataFrame) -> None:
@@ -225,6 +230,7 @@ def write_excel(analysis: pd.DataFrame, path: Path) -> None:
     with atomic_path(path, suffix=".xlsx", same=_same_workbook) as tmp:
         wb = xlsxwriter.Workbook(str(tmp), _OPTIONS)
         w = _Writer(wb)
-        _write_analysis(wb, w, analysis)
+        add_analysis_rows = _write_analysis(wb, w, analysis)
         _write_summary(wb, w, analysis)
         wb.close()
+        add_analysis_rows(tmp)
