@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -299,6 +300,8 @@ def status_report(job_path: Path) -> dict[str, Any]:
         ]
         not_selected = store.counts(selected=False)
         runs = store.runs()
+    except sqlite3.DatabaseError as exc:  # a damaged page: status does not check them first
+        raise StateError(f"state file is damaged ({exc}): {paths.db}") from None
     finally:
         store.close()
     holder = RunLock(paths.lock).running()

@@ -22,7 +22,9 @@ def restart_state(job: Job) -> Path | None:
 
 
 def open_state_readonly(job: Job) -> StateStore:
-    return StateStore.open(job.state_path, create=False)
+    """The job's state to read (`status`): not every page checked first, so a damaged one is
+    met as sqlite3.DatabaseError, which the reader reports as a StateError."""
+    return StateStore.open(job.state_path, create=False, verify=False)
 
 
 def _exit_code(result: RunResult, stop: StopSignal, options: RunOptions) -> ExitCode:

@@ -75,16 +75,18 @@ class StateStore:
         fingerprint: str | None = None,
         fingerprint_fields: Mapping[str, Any] | None = None,
         create: bool = True,
+        verify: bool = True,
     ) -> StateStore:
         """Open (creating if allowed) and check format and fingerprint.
 
         With `create` (opening to write) a file of an older format is migrated to FORMAT_VERSION;
         without it, it is read as it is. `fingerprint_fields` (what the fingerprint hashes) are
         kept too, so that a refusal can say what changed (source, target, strategy...).
+        `verify=False` (a reader only) skips the check of every page: see `check_existing`.
         """
         exists = path.exists() and path.stat().st_size > 0
         if exists:
-            migrations.check_existing(path)
+            migrations.check_existing(path, verify=verify or create)
         elif path.exists() or not create:
             if not create:
                 raise StateError(

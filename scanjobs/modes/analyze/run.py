@@ -28,16 +28,23 @@ __all__ = [
     "pairs_from_state",
     "wait_for_processing",
     "job_pairs",
+    "Outcome",
 ]
 
 Pair = tuple[int, "int | None"]
 
 
-def pairs_from_state(state: StateStore) -> list[tuple[int, int | None]]:
-    """Every scan of a copy job in selection order: done -> its target, otherwise None."""
+Outcome = tuple[str, "int | None", "int | None", Status]
+
+
+def pairs_from_state(
+    state: StateStore, outcomes: Sequence[Outcome] | None = None
+) -> list[tuple[int, int | None]]:
+    """Every scan of a copy job in selection order: done -> its target, otherwise None.
+    `outcomes`: the state's scan outcomes when the caller has read them already."""
     return [
         (int(source or key), target if status == Status.DONE else None)
-        for key, source, target, status in state.outcomes(ItemKind.SCAN)
+        for key, source, target, status in (state.outcomes(ItemKind.SCAN) if outcomes is None else outcomes)
     ]
 
 
@@ -164,9 +171,11 @@ def analyze_copy_job(
     stop: StopSignal,
     source_db: PlatformDB,
     target_db: PlatformDB,
+    outcomes: Sequence[Outcome] | None = None,
 ) -> dict[str, Any] | None:
-    """The analysis step of a copy job; skipped when the same pairs were fully analysed before."""
-    pairs = pairs_from_state(state)
+    """The analysis step of a copy job; skipped when the same pairs were fully analysed before.
+    `outcomes`: see pairs_from_state."""
+    pairs = pairs_from_state(state, outcomes)
     if not pairs:
         return None
     signature = _signature(pairs)

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 from scanjobs.errors import JobError, NotFoundOnSource, StateError
 from scanjobs.jobfile.model import CopyJob
-from scanjobs.modes.analyze.run import analyze_copy_job
+from scanjobs.modes.analyze.run import Outcome, analyze_copy_job
 from scanjobs.modes.base import RunContext, RunResult
 from scanjobs.modes.copy.adoption import adopt_creates, adopt_uploads
 from scanjobs.modes.copy.mover import FileMover
@@ -36,6 +36,7 @@ class CopyRun:
         self.records: dict[str, ItemRecord] = {}
         self.adoption = True  # whether the target can be searched for unrecorded uploads
         self.traffic = Traffic()
+        self.copied: set[int] = set()  # scans the state records as copied (done)
         self.tally = Tally(
             0, batch_size=job.batch.size, max_failed_ratio=job.batch.max_failed_ratio, stop=ctx.stop
         )
@@ -56,11 +57,11 @@ class CopyRun:
             self.tally.raise_fatal(StateError)  # the outputs come from the state: nothing to write
             if missing:
                 result.count_failure(NotFoundOnSource.__name__, len(missing))
-            self.write_outputs()
+            outcomes = self.write_outputs()
             self.tally.raise_fatal()
             self.summarize(result, plan, clock)
             if self.job.analysis.enabled and not self.stop.requested:
-                analyze_copy_job(self.job, self.state, self.events, self.stop, source_db, target_db)
+                analyze_copy_job(self.job, self.state, self.events, self.stop, source_db, target_db, outcomes)
         return result
 
     # -- the steps -----------------------------------------------------------------------
@@ -94,7 +95,7 @@ class CopyRun:
     def select(self, source_db: PlatformDB) -> tuple[list[int], list[int]]:
         """The selected scans that exist on the source, and those that do not (recorded as failed)."""
         # a scan copied already existed on the source: only the others are looked for there
-        copied = self.state.source_ids(ItemKind.SCAN, Status.DONE)
+        self.copied = copied = self.state.source_ids(ItemKind.SCAN, Status.DONE)
         selected, missing = select_scan_ids(self.job.scans, source_db, known=copied)
         self.state.record_selection(ItemKind.SCAN, [*selected, *missing])  # removed ids leave the reports
         for scan_id in missing:
@@ -109,7 +110,7 @@ class CopyRun:
 
     def plan(self, selected: list[int], missing: list[int]) -> CopyPlan:
         # whole records only of the scans not done: a finished 100k-scan job has none to build
-        done = {int(key) for key, _, _, status in self.state.outcomes(ItemKind.SCAN) if status == Status.DONE}
+        done = self.copied  # read by `select`
         unfinished = self.state.items(ItemKind.SCAN, status=UNFINISHED)
         self.records = records = {r.key: r for r in unfinished}
         options = self.ctx.options
@@ -218,7 +219,8 @@ class CopyRun:
                 out[scan_id] = exc
         return out
 
-    def write_outputs(self) -> None:
+    def write_outputs(self) -> list[Outcome]:
+        """The mapping and failures CSVs; the scans' outcomes they were written from."""
         job = self.job
         outcomes = self.state.outcomes(ItemKind.SCAN)
         pairs = [(source, target) for _, source, target, status in outcomes if status == Status.DONE]
@@ -231,6 +233,7 @@ class CopyRun:
         self.events.emit(
             "output", what=f"scan mapping ({len(pairs)} pairs)", path=str(job.output / MAPPING_CSV)
         )
+        return outcomes
 
     def summarize(self, result: RunResult, plan: CopyPlan, clock: Stopwatch) -> None:
         rate = result.done / clock.elapsed if clock.elapsed > 0 else 0.0
