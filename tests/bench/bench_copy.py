@@ -165,7 +165,9 @@ def run_copy(
         raise SystemExit(f"{name}: exit {proc.returncode} after {took} rerun(s)")
     faults = sum(sb.stats(instance)["faults_injected"] for instance in ("source", "target"))
     done = [e["ts"] for e in events if e.get("event") == "item" and e.get("status") == "done"]
+    began_at = next((e["ts"] for e in events if e.get("event") == "run_started"), events[0]["ts"])
     return {
+        "timeline": timeline(events, began_at, done),
         "rate": float(summary["rate"]),
         "steady": steady_rate(done),
         "elapsed": float(summary["elapsed"]),
@@ -231,6 +233,25 @@ def child_env(cache: Path) -> dict[str, str]:
         [sys.executable, "-c", "import scanjobs.cli, scanjobs.lifecycle"], cwd=ROOT, env=env, check=True
     )
     return env
+
+
+def timeline(events: list[dict[str, Any]], began_at: float, done: list[float]) -> str:
+    """When the scans finished (seconds from run_started); with a long tail (the last scan
+    more than 3 s after 99% of them), the retries and warnings of that tail, to see what held it."""
+    if not done:
+        return "no scan finished"
+    ends = sorted(t - began_at for t in done)
+    at = {q: ends[int(q * (len(ends) - 1))] for q in (0.5, 0.99)}
+    text = f"scans done by {at[0.5]:.1f} s (half), {at[0.99]:.1f} s (99%), {ends[-1]:.1f} s (last)"
+    if ends[-1] - at[0.99] > 3:
+        tail = [
+            f"{e['ts'] - began_at:.1f} s {e['event']}: "
+            + ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("ts", "event"))
+            for e in events
+            if e.get("event") in ("retry", "warning") and e["ts"] - began_at >= at[0.99] - 15
+        ]
+        text += "; the tail:\n        " + "\n        ".join(tail[-15:] or ["(no retry nor warning)"])
+    return text
 
 
 def steady_rate(finished: list[float]) -> float:
@@ -414,6 +435,7 @@ def main() -> int:
                         f"scans {faulty['scans']} for {len(ids)}, uploads {faulty['uploads']} for "
                         f"{FILES * len(ids)} files [each once: {'ok' if once else 'MISSED'}]{hedged}"
                     )
+                    print(f"      {faulty['timeline']}")
             finally:
                 sb.configure(fault_rate=0)
             ok &= met == args.fault_runs
