@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
@@ -34,6 +34,8 @@ __all__ = [
     "FoundScan",
     "SCAN_DETAIL_COLUMNS",
 ]
+
+BATCH_ROWS = 10_000  # rows of a large result made Python objects at a time
 
 SCAN_DETAIL_COLUMNS = (
     "scan_id", "scan_status", "report_id", "realogram_id", "bays", "store_planogram_id",
@@ -260,14 +262,20 @@ class PlatformDB:
         """Run sql/<name>.sql in a read-only transaction; reconnect once if the link broke."""
         return self._run(name, params, tuples=False)[1]  # type: ignore[return-value]
 
-    def _query_tuples(self, name: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """`_query`, its rows as tuples with the column names apart: a large result (the details
-        of 100k scans) as dicts would hold every column name once per row."""
-        names, rows = self._run(name, params, tuples=True)
-        return names, rows  # type: ignore[return-value]
+    def _query_batches(
+        self, name: str, params: dict[str, Any], take: Callable[[list[str], list[tuple[Any, ...]]], None]
+    ) -> None:
+        """`_query`, its rows handed to `take` as tuples, BATCH_ROWS at a time, with the column
+        names: a large result (the details of 100k scans) is never all Python objects at once."""
+        self._run(name, params, tuples=True, take=take)
 
     def _run(
-        self, name: str, params: dict[str, Any], *, tuples: bool
+        self,
+        name: str,
+        params: dict[str, Any],
+        *,
+        tuples: bool,
+        take: Callable[[list[str], list[tuple[Any, ...]]], None] | None = None,
     ) -> tuple[list[str], list[dict[str, Any]] | list[tuple[Any, ...]]]:
         with self._lock:
             for attempt in (1, 2):
@@ -282,9 +290,12 @@ class PlatformDB:
                             (str(self._statement_timeout_ms),),
                         )
                         cur.execute(_sql(name), params)
-                        rows = cur.fetchall()
                         names = [column.name for column in cur.description or ()]
-                        return names, rows
+                        if take is None:
+                            return names, cur.fetchall()
+                        while batch := cur.fetchmany(BATCH_ROWS):
+                            take(names, batch)
+                        return names, []
                 except psycopg.errors.QueryCanceled:
                     raise PlatformError(
                         f"database {self.dbname} at {self.host}:{self.port}: query {name} "
@@ -473,32 +484,18 @@ class PlatformDB:
         import pandas as pd  # here, not at the top: copy and download start half a second sooner
 
         wanted = _unique(scan_ids)
-        names, rows = self._query_tuples("scan_details", {"ids": wanted}) if wanted else ([], [])
-        at = {name: index for index, name in enumerate(names)}
-        # Built column by column from the rows: letting pandas infer would turn NULL text into
-        # NaN and NULL numbers into float NaN; the analysis must see missing, never 0 or "nan".
-        columns: dict[str, Any] = {}
-        for col in SCAN_DETAIL_COLUMNS:
-            values = [row[at[col]] for row in rows] if rows else []
-            if col in _INT_COLUMNS:
-                columns[col] = pd.array(values, dtype="Int64")
-            elif col in _FLOAT_COLUMNS:
-                columns[col] = pd.array([None if v is None else float(v) for v in values], dtype="Float64")
-            elif col in _COUNT_COLUMNS:
-                integral = all(v is None or float(v).is_integer() for v in values)
-                columns[col] = pd.array(
-                    [None if v is None else (int(v) if integral else float(v)) for v in values],
-                    dtype="Int64" if integral else "Float64",
-                )
-            elif col == "is_additional_section":
-                columns[col] = pd.array(values, dtype="boolean")
-            else:
-                # one object per distinct text: names repeat on thousands of rows, and a string
-                # per cell made most of the memory of a 100k-scan analysis
-                distinct: dict[Any, Any] = {}
-                columns[col] = pd.Series([distinct.setdefault(v, v) for v in values], dtype=object)
-        frame = pd.DataFrame(columns)
-        return frame
+        distinct: dict[Any, Any] = {}  # one object per distinct text, across the batches
+        frames = []
+
+        def take(names: list[str], rows: list[tuple[Any, ...]]) -> None:
+            frames.append(_details_frame(names, rows, distinct))
+
+        if wanted:
+            self._query_batches("scan_details", {"ids": wanted}, take)
+        if not frames:
+            return _details_frame([], [], distinct)
+        # a count column fractional in one batch only is Float64 in all (concat upcasts)
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     def download_info(self, scan_ids: Sequence[int]) -> dict[int, DownloadInfo]:
         """Per existing scan: first report's section name, store POG id (text), files in order."""
@@ -526,3 +523,32 @@ class PlatformDB:
         for r in self._query("table_columns", {"tables": wanted}):
             found.setdefault(str(r["table_name"]), set()).add(str(r["column_name"]))
         return {table: frozenset(columns) for table, columns in found.items()}
+
+
+def _details_frame(names: list[str], rows: list[tuple[Any, ...]], distinct: dict[Any, Any]) -> pd.DataFrame:
+    """scan_details' rows (tuples, columns `names`) as a frame, built column by column: letting
+    pandas infer would turn NULL text into NaN and NULL numbers into float NaN; the analysis must
+    see missing, never 0 or "nan". Texts share one object per distinct value (`distinct`)."""
+    import pandas as pd
+
+    at = {name: index for index, name in enumerate(names)}
+    columns: dict[str, Any] = {}
+    for col in SCAN_DETAIL_COLUMNS:
+        values = [row[at[col]] for row in rows] if rows else []
+        if col in _INT_COLUMNS:
+            columns[col] = pd.array(values, dtype="Int64")
+        elif col in _FLOAT_COLUMNS:
+            columns[col] = pd.array([None if v is None else float(v) for v in values], dtype="Float64")
+        elif col in _COUNT_COLUMNS:
+            integral = all(v is None or float(v).is_integer() for v in values)
+            columns[col] = pd.array(
+                [None if v is None else (int(v) if integral else float(v)) for v in values],
+                dtype="Int64" if integral else "Float64",
+            )
+        elif col == "is_additional_section":
+            columns[col] = pd.array(values, dtype="boolean")
+        else:
+            # one object per distinct text: names repeat on thousands of rows, and a string
+            # per cell made most of the memory of a 100k-scan analysis
+            columns[col] = pd.Series([distinct.setdefault(v, v) for v in values], dtype=object)
+    return pd.DataFrame(columns)

@@ -52,10 +52,13 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
     Lines end in CRLF (RFC 4180, like csv.writer's CSVs): with LF, pandas leaves a lone CR in a
     name unquoted, and every reader splits that row in two."""
-    safe = frame.copy()
+    safe = frame.copy(deep=False)  # the columns that change are replaced, the rest shared
     for col in safe.columns:
         if not pd.api.types.is_numeric_dtype(safe[col].dtype):
-            safe[col] = _csv_safe(safe[col])
+            values = safe[col]
+            made_safe = _csv_safe(values)
+            if made_safe is not values:
+                safe[col] = made_safe
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         safe.to_csv(fh, index=False, na_rep="", lineterminator="\r\n")
 
@@ -90,7 +93,7 @@ _ID_COLUMNS = (
 
 def _tidy_ids(details: pd.DataFrame) -> pd.DataFrame:
     """Integral id/count columns as nullable ints: a NULL must not turn `123` into `123.0`."""
-    out = details.copy()
+    out = details.copy(deep=False)  # the columns that change are replaced, the rest shared
     for col in _ID_COLUMNS:
         if col in out.columns:
             out[col] = integral_as_int(out[col])

@@ -12,9 +12,8 @@ import functools
 import math
 import re
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import xlsxwriter
@@ -118,19 +117,21 @@ class _Writer:
 
 
 def _widths(analysis: pd.DataFrame) -> list[int]:
+    """Each column's width: its longest value as text, within _MIN_WIDTH and _MAX_WIDTH."""
     widths = []
     for col in analysis.columns:
-        values = analysis[col].dropna().astype(str)
-        longest = int(values.str.len().max()) if len(values) else 0
+        values = analysis[col].dropna()
+        if not len(values):
+            longest = 0
+        elif pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+            # the longest text of a number column is that of its smallest or largest value
+            longest = max(len(str(values.min())), len(str(values.max())))
+            if pd.api.types.is_float_dtype(values.dtype):
+                longest = max(longest, int(values.astype(str).str.len().max()))
+        else:
+            longest = int(values.astype(str).str.len().max())
         widths.append(min(_MAX_WIDTH, max(_MIN_WIDTH, len(str(col)), longest) + 2))
     return widths
-
-
-def _object_rows(frame: pd.DataFrame, chunk: int = 10_000) -> Iterator[tuple[Any, ...]]:
-    """The rows as tuples of Python objects (NA as pd.NA), converted a chunk at a time: the whole
-    frame as objects at once doubled the peak memory of a 100k-scan report."""
-    for start in range(0, len(frame), chunk):
-        yield from frame.iloc[start : start + chunk].astype(object).itertuples(index=False, name=None)
 
 
 def _fill(wb: xlsxwriter.Workbook, comment: Comment, **extra: object) -> Format:
@@ -157,20 +158,10 @@ def _write_analysis(wb: xlsxwriter.Workbook, w: _Writer, analysis: pd.DataFrame)
         plain = _fill(wb, c)._get_xf_index()
         percent = _fill(wb, c, num_format=PERCENT_FORMAT)._get_xf_index()
         styles[c.text] = [percent if is_pct else plain for is_pct in pct]
-    comment_at = columns.index("comment")
     part = sheet_part(len(wb.worksheets()))
 
     def add(path: Path) -> None:
-        add_rows(
-            path,
-            part,
-            _object_rows(analysis),
-            lambda values: styles[values[comment_at]],  # type: ignore[index]
-            first_row=2,
-            count=len(analysis),
-            columns=len(columns),
-            text_of=_text_cell,
-        )
+        add_rows(path, part, analysis, styles, "comment", first_row=2, text_of=_text_cell)
 
     return add
 

@@ -633,3 +633,28 @@ def test_the_reports_day_is_a_date_whatever_the_sessions_time_zone(
     }
     assert got == expected
     assert kind == ("date",)
+
+
+def test_an_analysis_in_batches_writes_the_reports_of_one_in_one_go(
+    sandbox: Sandbox, copied: CopyRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100k pairs are compared ANALYSIS_BATCH at a time (their intermediate frames at once took
+    a hundred megabytes): batches of 7 pairs, with a source scan in two batches and a pair
+    whose target is not copied, give the same CSVs as one batch."""
+    import scanjobs.modes.analyze.run as analyze_run
+
+    pairs = [*copied.pairs, (copied.pairs[0][0], None), copied.pairs[3]]
+    pairs_csv = tmp_path / "pairs.csv"
+    pairs_csv.write_text(
+        "Source_Scan_ID,Target_Scan_ID\n" + "".join(f"{s},{'' if t is None else t}\n" for s, t in pairs)
+    )
+    outputs = {}
+    for name, batch in (("whole", 10_000), ("batched", 7)):
+        monkeypatch.setattr(analyze_run, "ANALYSIS_BATCH", batch)
+        job = analyze_job(tmp_path, sandbox, name, {"pairs": str(pairs_csv)})
+        assert main(["run", str(job)]) == ExitCode.OK
+        outputs[name] = {
+            csv_name: (tmp_path / f"out-{name}" / csv_name).read_bytes()
+            for csv_name in ("analysis_with_comments.csv", "source_scandetails.csv", "target_scandetails.csv")
+        }
+    assert outputs["batched"] == outputs["whole"]

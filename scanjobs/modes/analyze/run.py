@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanjobs.errors import JobError, StateError
 from scanjobs.events import Events
@@ -20,6 +20,9 @@ from scanjobs.modes.resources import Stopwatch, open_db
 from scanjobs.platform.db import PlatformDB, ScanProcessing
 from scanjobs.state import ItemKind, StateStore, Status
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
     "AnalyzeRun",
     "analyze_pairs",
@@ -28,6 +31,8 @@ __all__ = [
     "pairs_from_state",
     "wait_for_processing",
     "job_pairs",
+    "analyse_in_batches",
+    "ANALYSIS_BATCH",
     "Outcome",
 ]
 
@@ -103,7 +108,6 @@ def analyze_pairs(
     # here, not at the top: the reports need pandas and openpyxl, which copy and download jobs
     # without analysis would load for nothing (half a second of start-up)
     from scanjobs.report import summary_counts, write_reports
-    from scanjobs.report.rules import build_analysis
 
     # ids an instance does not have are said at once, not waited for nor read as report-less
     unknown_sources = source_db.missing_scan_ids([s for s, _ in pairs])
@@ -120,16 +124,10 @@ def analyze_pairs(
     finished = wait_for_processing(target_db, target_ids, job.analysis.wait_for_processing, events, stop)
     processed = {scan_id for scan_id, s in finished.items() if s.processed}
     failed = {scan_id: s.status for scan_id, s in finished.items() if s.failed}
-    source_details = source_db.scan_details([s for s, _ in pairs])
-    target_details = target_db.scan_details(sorted(processed))
-    analysis = build_analysis(
-        source_details,
-        target_details,
-        list(pairs),
-        processed,
-        unknown_sources,
-        unknown_targets,
-        failed_targets=failed,
+    unprocessed = len(set(target_ids) - set(finished))
+    del finished, target_ids  # 100k scans' states: memory the comparison needs more
+    source_details, target_details, analysis = analyse_in_batches(
+        pairs, source_db, target_db, processed, unknown_sources, unknown_targets, failed
     )
     paths = write_reports(job.output, source_details, target_details, analysis)
     counts = summary_counts(analysis)
@@ -144,7 +142,7 @@ def analyze_pairs(
     events.emit("summary", text=text, comments=counts, rows=len(analysis))
     return {
         "comments": counts,
-        "unprocessed": len(set(target_ids) - set(finished)),
+        "unprocessed": unprocessed,
         "excel": str(paths.analysis_xlsx),
     }
 
@@ -164,6 +162,56 @@ def _analysed(signature: str, report: Path) -> str | None:
     return f"{signature}:{digest[:24]}"
 
 
+ANALYSIS_BATCH = 20_000  # pairs whose details are read and compared at a time
+
+
+def analyse_in_batches(
+    pairs: Sequence[tuple[int, int | None]],
+    source_db: PlatformDB,
+    target_db: PlatformDB,
+    processed: set[int],
+    unknown_sources: Sequence[int],
+    unknown_targets: Sequence[int],
+    failed: dict[int, str],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(source details, target details, analysis) of the pairs, ANALYSIS_BATCH pairs at a time:
+    the comparison's intermediate frames of 100k pairs at once took a hundred megabytes. The
+    analysis keeps the pairs' order; the details are each scan's rows once, by scan id."""
+    import pandas as pd
+
+    from scanjobs.report.rules import build_analysis
+
+    sources, targets, parts = [], [], []
+    for start in range(0, max(1, len(pairs)), ANALYSIS_BATCH):
+        batch = list(pairs[start : start + ANALYSIS_BATCH])
+        source = source_db.scan_details([s for s, _ in batch])
+        target = target_db.scan_details(sorted({t for _, t in batch if t is not None and t in processed}))
+        parts.append(
+            build_analysis(
+                source, target, batch, processed, unknown_sources, unknown_targets, failed_targets=failed
+            )
+        )
+        sources.append(source)
+        targets.append(target)
+    if len(parts) == 1:
+        return sources[0], targets[0], parts[0]
+
+    def details(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        # a scan in pairs of two batches was read twice; scan_details orders by scan, then report
+        # (copies made only when needed: a frame of 100k scans is tens of megabytes)
+        whole = pd.concat(frames, ignore_index=True)
+        frames.clear()
+        if whole.duplicated(["scan_id", "report_id"]).any():
+            whole = whole.drop_duplicates(["scan_id", "report_id"], ignore_index=True)
+        if not whole["scan_id"].is_monotonic_increasing:
+            whole = whole.sort_values("scan_id", kind="stable", ignore_index=True)
+        return whole
+
+    analysis = pd.concat(parts, ignore_index=True)
+    parts.clear()
+    return details(sources), details(targets), analysis
+
+
 def analyze_copy_job(
     job: CopyJob,
     state: StateStore,
@@ -171,11 +219,11 @@ def analyze_copy_job(
     stop: StopSignal,
     source_db: PlatformDB,
     target_db: PlatformDB,
-    outcomes: Sequence[Outcome] | None = None,
+    pairs: Sequence[tuple[int, int | None]] | None = None,
 ) -> dict[str, Any] | None:
     """The analysis step of a copy job; skipped when the same pairs were fully analysed before.
-    `outcomes`: see pairs_from_state."""
-    pairs = pairs_from_state(state, outcomes)
+    `pairs`: the job's pairs (`pairs_from_state`) when the caller has them already."""
+    pairs = pairs_from_state(state) if pairs is None else pairs
     if not pairs:
         return None
     signature = _signature(pairs)

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 from scanjobs.errors import JobError, NotFoundOnSource, StateError
 from scanjobs.jobfile.model import CopyJob
-from scanjobs.modes.analyze.run import Outcome, analyze_copy_job
+from scanjobs.modes.analyze.run import Outcome, analyze_copy_job, pairs_from_state
 from scanjobs.modes.base import RunContext, RunResult
 from scanjobs.modes.copy.adoption import adopt_creates, adopt_uploads
 from scanjobs.modes.copy.mover import FileMover
@@ -57,11 +57,13 @@ class CopyRun:
             self.tally.raise_fatal(StateError)  # the outputs come from the state: nothing to write
             if missing:
                 result.count_failure(NotFoundOnSource.__name__, len(missing))
-            outcomes = self.write_outputs()
+            # the pairs alone are kept for the analysis: 100k scans' outcomes are 30 MB
+            pairs = pairs_from_state(self.state, self.write_outputs())
             self.tally.raise_fatal()
             self.summarize(result, plan, clock)
+            del selected, plan  # 100k scans' ids: memory the analysis needs more
             if self.job.analysis.enabled and not self.stop.requested:
-                analyze_copy_job(self.job, self.state, self.events, self.stop, source_db, target_db, outcomes)
+                analyze_copy_job(self.job, self.state, self.events, self.stop, source_db, target_db, pairs)
         return result
 
     # -- the steps -----------------------------------------------------------------------
@@ -110,7 +112,7 @@ class CopyRun:
 
     def plan(self, selected: list[int], missing: list[int]) -> CopyPlan:
         # whole records only of the scans not done: a finished 100k-scan job has none to build
-        done = self.copied  # read by `select`
+        done, self.copied = self.copied, set()  # read by `select`; not needed after the plan
         unfinished = self.state.items(ItemKind.SCAN, status=UNFINISHED)
         self.records = records = {r.key: r for r in unfinished}
         options = self.ctx.options
