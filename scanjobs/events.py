@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import os
 import sys
 import threading
 import time
@@ -12,20 +13,133 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-__all__ = ["Events", "EventBus", "JsonSink", "PlainSink", "RichSink", "LogSink", "make_console_sink"]
+__all__ = [
+    "EVENTS",
+    "EVENTS_VERSION",
+    "event_schemas",
+    "Events",
+    "EventBus",
+    "JsonSink",
+    "PlainSink",
+    "RichSink",
+    "LogSink",
+    "make_console_sink",
+]
 
-# Stable event names (the `event` field of --json lines):
-#   run_started    {job, mode, total, todo, already_done, final?}
-#   plan           {steps: {step: total}}           totals of the progress bars
-#   item           {scan_id, step, status, error?}  status: done | failed | skipped
-#   batch          {batch, scans, done, failed}     every batch.size finished scans
-#   retry          {call, attempt, wait, reason}
-#   waiting        {processed, total, elapsed}      processed: finished (done, error or interrupted)
-#   output         {what, path}
-#   warning        {message}
-#   summary        {counts..., elapsed, rate, hedges?: {reads, sent, won},
-#                   throttled?: {instance: {decreases, pauses, lowest_rate, lowest_concurrency}}}
-#   run_finished   {exit_code, status}
+EVENTS_VERSION = 1
+"""The version of the contract below, carried as `v` in every --json line. Adding an event or an
+optional field keeps it; renaming or removing one, or changing a field's type, raises it."""
+
+# The --json events: one entry per event, its fields and their JSON types ("a|b": either;
+# a trailing "?": the field may be absent). Every line also has `ts` (unix time), `event` and `v`.
+# No other field may appear: tests check every line the test suite produces against this
+# (`event_schemas()`), and the README's "The --json events" lists the same names.
+EVENTS: dict[str, dict[str, str]] = {
+    # lifecycle: first line of every run, before any other event of it
+    "run_started": {"job": "string", "mode": "string", "file": "string"},
+    # the mode's selection: `unit` (scan, or file for a download) counted in total/todo/...
+    "selected": {
+        "job": "string",
+        "mode": "string",
+        "unit?": "string",
+        "total": "integer",
+        "todo": "integer",
+        "already_done": "integer",
+        "final?": "integer",  # failed for good earlier: left as they are
+        "resume?": "integer",
+        "retry?": "integer",
+        "deferred?": "integer",  # new scans left for a later run (--limit)
+        "scans?": "integer",
+    },
+    "plan": {"steps": "object"},  # {step: total}: the totals of the progress bars
+    "advance": {"step": "string", "n?": "integer"},  # a step's bar moves (one file moved)
+    "item": {
+        "scan_id": "integer",
+        "file_id?": "integer",
+        "step": "string",
+        "status": "string",  # done | failed | skipped
+        "error?": "string",
+    },
+    "batch": {
+        "batch": "integer",
+        "done": "integer",
+        "failed": "integer",
+        "finished": "integer",
+        "total": "integer",
+    },
+    "retry": {
+        "instance": "string",
+        "call": "string",
+        "attempt": "integer",
+        "wait": "number",
+        "reason": "string",
+    },
+    # target processing: processed counts the finished scans (done, error or interrupted)
+    "waiting": {"processed": "integer", "total": "integer", "elapsed": "number"},
+    "output": {"what": "string", "path": "string"},
+    "info": {"message": "string"},
+    "warning": {"message": "string"},
+    # the copy's or the download's summary
+    "summary": {
+        "text": "string",
+        "copied?": "integer",
+        "downloaded?": "integer",
+        "already_done": "integer",
+        "failed": "integer",
+        "failures_by_class?": "object",
+        "elapsed": "number",
+        "rate?": "number",
+        "hedges?": "object",  # {reads, sent, won}
+        "throttled?": "object",  # {instance: {decreases, pauses, lowest_rate, lowest_concurrency}}
+    },
+    # the analysis (of a copy job, or an analyze job): rows per comment
+    "analysis_summary": {"text": "string", "comments": "object", "rows": "integer"},
+    # an expected error that ends the run or refuses it (a run that started still ends with
+    # run_finished); without a run: the lock of another run, a command-line error
+    "error": {"exit_code": "integer", "status": "string", "message": "string", "hint?": "string"},
+    # the job file is invalid (exit 2): nothing ran, no other event follows
+    "job_invalid": {"file": "string", "exit_code": "integer", "message": "string", "problems": "array"},
+    # lifecycle: last line of every run that started
+    "run_finished": {
+        "exit_code": "integer",
+        "status": "string",
+        "done": "integer",
+        "failed": "integer",
+        "already_done": "integer",
+        "failures_by_class": "object",
+        "elapsed": "number",
+        "rate?": "number",
+        "comments?": "object",
+        "unprocessed?": "integer",
+    },
+}
+
+EVENTS_TEE = "SCANJOBS_EVENTS_TEE"
+"""A folder: every --json line is also appended to <folder>/<pid>.jsonl (the tests check them)."""
+
+
+def event_schemas() -> dict[str, dict[str, Any]]:
+    """Each event's JSON Schema (of a whole --json line), built from EVENTS."""
+    schemas = {}
+    for name, fields in EVENTS.items():
+        properties: dict[str, Any] = {
+            "ts": {"type": "number"},
+            "event": {"const": name},
+            "v": {"const": EVENTS_VERSION},
+        }
+        required = ["ts", "event", "v"]
+        for key, kind in fields.items():
+            field_name = key.rstrip("?")
+            properties[field_name] = {"type": kind.split("|")}
+            if not key.endswith("?"):
+                required.append(field_name)
+        schemas[name] = {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        }
+    return schemas
 
 
 class Sink(Protocol):
@@ -64,23 +178,32 @@ class EventBus:
 
 
 class JsonSink:
-    """One JSON object per line: {"ts", "event", ...fields}."""
+    """One JSON object per line: {"ts", "event", "v", ...fields} (the contract is EVENTS)."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
+        tee = os.environ.get(EVENTS_TEE)
+        self.tee = open(Path(tee) / f"{os.getpid()}.jsonl", "a", encoding="utf-8") if tee else None  # noqa: SIM115 - closed in close()
 
     def handle(self, event: str, fields: Mapping[str, Any]) -> None:
-        record = {"ts": round(time.time(), 3), "event": event, **fields}
-        self.stream.write(json.dumps(record, default=str) + "\n")
+        line = json.dumps(
+            {"ts": round(time.time(), 3), "event": event, "v": EVENTS_VERSION, **fields}, default=str
+        )
+        if self.tee is not None:
+            self.tee.write(line + "\n")
+            self.tee.flush()
+        self.stream.write(line + "\n")
         self.stream.flush()
 
     def close(self) -> None:
-        pass
+        if self.tee is not None:
+            self.tee.close()
+            self.tee = None
 
 
 def _describe(event: str, f: Mapping[str, Any]) -> str | None:
     """The human line of an event, or None for events only bars show."""
-    if event == "run_started":
+    if event == "selected":
         final = f" ({f.get('final')} failed for good, left as they are)" if f.get("final") else ""
         return (
             f"{f.get('mode')} job {f.get('job')}: {f.get('total')} {f.get('unit', 'scan')}(s), "
@@ -107,7 +230,7 @@ def _describe(event: str, f: Mapping[str, Any]) -> str | None:
         return f"warning: {f.get('message')}"
     if event == "info":
         return str(f.get("message"))
-    if event == "summary":
+    if event in ("summary", "analysis_summary"):
         return str(f.get("text"))
     return None
 
@@ -120,7 +243,7 @@ class PlainSink:
         self.verbosity = verbosity
 
     def handle(self, event: str, fields: Mapping[str, Any]) -> None:
-        if self.verbosity < 0 and event not in ("warning", "summary"):
+        if self.verbosity < 0 and event not in ("warning", "summary", "analysis_summary"):
             return
         if event == "retry" and self.verbosity < 1:
             return
@@ -190,7 +313,7 @@ class RichSink:
             task = self.tasks.get(str(fields.get("step")))
             if task is not None:
                 self.progress.advance(task, 1)
-        if event in ("run_finished", "summary") and self.started:
+        if event in ("run_finished", "summary", "analysis_summary") and self.started:
             self.progress.stop()
             self.started = False
         self._line(event, fields)
