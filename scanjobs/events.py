@@ -115,7 +115,8 @@ EVENTS: dict[str, dict[str, str]] = {
 }
 
 EVENTS_TEE = "SCANJOBS_EVENTS_TEE"
-"""A folder: every --json line is also appended to <folder>/<pid>.jsonl (the tests check them)."""
+"""A folder: every event of every EventBus is also appended to <folder>/<pid>.jsonl as its --json
+line, whatever the console shows (the tests set it, and check every line against EVENTS)."""
 
 
 def event_schemas() -> dict[str, dict[str, Any]]:
@@ -157,6 +158,10 @@ class EventBus:
     def __init__(self, *sinks: Sink) -> None:
         self._sinks = list(sinks)
         self._lock = threading.Lock()
+        tee = os.environ.get(EVENTS_TEE)
+        if tee:
+            stream = open(Path(tee) / f"{os.getpid()}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+            self._sinks.append(JsonSink(stream, owned=True))
 
     def add(self, sink: Sink) -> None:
         with self._lock:
@@ -180,25 +185,18 @@ class EventBus:
 class JsonSink:
     """One JSON object per line: {"ts", "event", "v", ...fields} (the contract is EVENTS)."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], *, owned: bool = False) -> None:
         self.stream = stream
-        tee = os.environ.get(EVENTS_TEE)
-        self.tee = open(Path(tee) / f"{os.getpid()}.jsonl", "a", encoding="utf-8") if tee else None  # noqa: SIM115 - closed in close()
+        self.owned = owned  # closed with the sink
 
     def handle(self, event: str, fields: Mapping[str, Any]) -> None:
-        line = json.dumps(
-            {"ts": round(time.time(), 3), "event": event, "v": EVENTS_VERSION, **fields}, default=str
-        )
-        if self.tee is not None:
-            self.tee.write(line + "\n")
-            self.tee.flush()
-        self.stream.write(line + "\n")
+        record = {"ts": round(time.time(), 3), "event": event, "v": EVENTS_VERSION, **fields}
+        self.stream.write(json.dumps(record, default=str) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
-        if self.tee is not None:
-            self.tee.close()
-            self.tee = None
+        if self.owned:
+            self.stream.close()
 
 
 def _describe(event: str, f: Mapping[str, Any]) -> str | None:

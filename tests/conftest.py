@@ -23,9 +23,10 @@ settings.register_profile("scanjobs", deadline=None)
 settings.load_profile("scanjobs")
 
 
-# Every --json line the suite makes (in this process and in the scanjobs processes it starts,
-# which inherit the variable) is copied into one folder and checked against the documented
-# contract (scanjobs.events.EVENTS) when the session ends: a mismatch fails the session.
+# Every event the suite's runs emit (in this process and in the scanjobs processes it starts,
+# which inherit the variable), whatever their console shows, is copied as its --json line into one
+# folder and checked against the documented contract (scanjobs.events.EVENTS) when the session
+# ends: a mismatch fails the session.
 def pytest_configure(config: pytest.Config) -> None:
     if EVENTS_TEE not in os.environ:
         os.environ[EVENTS_TEE] = tempfile.mkdtemp(prefix="scanjobs-events-")
