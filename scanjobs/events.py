@@ -16,6 +16,7 @@ from typing import IO, Any, Protocol
 __all__ = [
     "EVENTS",
     "EVENTS_VERSION",
+    "EVENTS_TEE",
     "event_schemas",
     "Events",
     "EventBus",
@@ -32,7 +33,7 @@ optional field keeps it; renaming or removing one, or changing a field's type, r
 
 # The --json events: one entry per event, its fields and their JSON types ("a|b": either;
 # a trailing "?": the field may be absent). Every line also has `ts` (unix time), `event` and `v`.
-# No other field may appear: tests check every line the test suite produces against this
+# No other field may appear: tests check every event of the test suite's runs against this
 # (`event_schemas()`), and the README's "The --json events" lists the same names.
 EVENTS: dict[str, dict[str, str]] = {
     # lifecycle: first line of every run, before any other event of it
