@@ -17,14 +17,16 @@ from typing import Any
 from scanjobs import __version__
 from scanjobs.errors import ExitCode, JobError, ScanjobsError, StateError
 from scanjobs.events import EventBus, make_console_sink
-from scanjobs.jobfile import load_job
+from scanjobs.jobfile import load_job, schema_path
+from scanjobs.jobrepo import find_job_files, write_schema
 from scanjobs.state import ItemKind, RunLock, StateCounts, StatePaths, Status
 
 __all__ = ["main", "main_entry", "build_parser"]
 
 EXAMPLES = {
     "run": "scanjobs run jobs/copy.yaml            # rerun the same command to resume",
-    "validate": "scanjobs validate jobs/*.yaml",
+    "validate": "scanjobs validate jobs/            # every job file under the folder",
+    "schema": "scanjobs schema --write schemas/job.schema.json",
     "plan": "scanjobs plan jobs/copy.yaml",
     "status": "scanjobs status jobs/copy.yaml --json",
     "reset": "scanjobs reset jobs/copy.yaml --yes",
@@ -96,8 +98,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = add("validate", "check job files without touching the network")
-    p.add_argument("jobs", type=Path, nargs="+", metavar="JOB")
+    p.add_argument(
+        "jobs",
+        type=Path,
+        nargs="+",
+        metavar="JOB",
+        help="a job file, or a folder: every job file under it (*.yaml and *.yml with a top-level "
+        "`mode:` key, instances.yaml aside; hidden folders are left out)",
+    )
+    p.add_argument(
+        "--jobs-only",
+        action="store_true",
+        help="skip the files given that are not job files, and take an instances.yaml as the jobs "
+        "beside it (for the pre-commit hook, which passes every YAML file committed)",
+    )
     p.set_defaults(func=cmd_validate)
+
+    p = add("schema", "print the JSON Schema of job files, or write it (for editors and CI)")
+    p.add_argument(
+        "--write",
+        type=Path,
+        metavar="PATH",
+        help="write it to PATH (e.g. schemas/job.schema.json in a repository of jobs, as `init` does)",
+    )
+    p.set_defaults(func=cmd_schema)
 
     p = add("plan", "read-only preflight against the platform: what a run would do")
     _job_arg(p)
@@ -200,14 +224,17 @@ def _events(args: argparse.Namespace, json_lines: bool = False) -> EventBus:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-
-    worst = ExitCode.OK
-    for path in args.jobs:
+    found = find_job_files(args.jobs, jobs_only=args.jobs_only)
+    folders = [p for p in args.jobs if p.is_dir()]
+    if folders and not found.jobs and not args.jobs_only:
+        raise JobError(f"no job file under {', '.join(map(str, folders))} (*.yaml or *.yml with `mode:`)")
+    invalid = 0
+    for path in found.jobs:
         try:
             job = load_job(path)
         except JobError as exc:
             print(f"{path}: invalid\n{exc}", file=sys.stderr)
-            worst = ExitCode.INVALID
+            invalid += 1
             continue
         unset = [s.var for inst in _instances(job) for s in inst.secrets() if s.value is None and s.var]
         api_login = [
@@ -216,7 +243,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
         token = "; or, for an API login, an instance's token: NAME_TOKEN" if api_login else ""
         note = f" (to run it, set: {', '.join(dict.fromkeys(unset))}{token})" if unset else ""
         print(f"{path}: ok, mode {job.mode}, {job.scans.describe()}{note}")
-    return int(worst)
+    if folders:
+        skipped = f"; {len(found.skipped)} other YAML file(s) skipped (no `mode:`)" if found.skipped else ""
+        print(f"{len(found.jobs)} job file(s): {len(found.jobs) - invalid} ok, {invalid} invalid{skipped}")
+    return int(ExitCode.INVALID if invalid else ExitCode.OK)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    if args.write is None:
+        sys.stdout.write(schema_path().read_text(encoding="utf-8"))
+        return int(ExitCode.OK)
+    written = write_schema(args.write)
+    print(f"{'wrote' if written else 'up to date:'} {args.write}")
+    return int(ExitCode.OK)
 
 
 def _instances(job: Any) -> list[Any]:
@@ -225,13 +264,25 @@ def _instances(job: Any) -> list[Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     # lazy: the platform clients (psycopg, requests) load only for commands that talk to it
-    from scanjobs.lifecycle import RunOptions, run_job
+    from scanjobs.lifecycle import RunOptions, error_fields, run_job
 
-    if args.limit is not None and args.limit < 1:
-        raise JobError("--limit must be a positive number")
-    job = load_job(args.job)
     events = _events(args, json_lines=args.json)
     try:
+        if args.limit is not None and args.limit < 1:
+            refusal = JobError("--limit must be a positive number")
+            events.emit("error", **error_fields(refusal))
+            raise refusal
+        try:
+            job = load_job(args.job)
+        except JobError as exc:
+            events.emit(
+                "job_invalid",
+                file=str(args.job),
+                exit_code=int(exc.exit_code),
+                message=exc.reason,
+                problems=exc.problems,
+            )
+            raise
         code = run_job(
             job,
             RunOptions(
@@ -432,8 +483,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     # lazy: the templates (and the sandbox job writer) serve `init` only, not a run's start-up
     from scanjobs.templates import write_template
 
-    path = write_template(args.mode, args.path, force=args.force, sandbox=args.sandbox)
+    path, schema = write_template(args.mode, args.path, force=args.force, sandbox=args.sandbox)
     print(f"wrote {path}; edit it, then: scanjobs validate {path} && scanjobs plan {path}")
+    print(f"its $schema line names {schema} (commit it with the job: it works in every clone)")
     return int(ExitCode.OK)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from scanjobs.errors import ExitCode, JobError
 from scanjobs.events import EventBus, make_console_sink
 from scanjobs.jobfile import load_job
+from scanjobs.jobrepo import SCHEMA_IN_REPO, write_schema
 from scanjobs.lifecycle import RunOptions, run_job
 from scanjobs.sandboxjobs import sandbox_job_text, write_sandbox_instances
 from scanjobs.state import StatePaths
@@ -20,13 +21,15 @@ __all__ = ["run_demo", "demo_jobs", "claim_folder"]
 
 
 def demo_jobs(jobs_dir: Path, info: dict[str, Any], scans: int) -> dict[str, Path]:
-    """Write the demo's job files (they name the sandbox instances of instances.yaml beside)."""
+    """Write the demo's job files (they name the sandbox instances of instances.yaml beside),
+    and the schema they name, in the demo's folder (its own repository of jobs)."""
+    write_schema(jobs_dir.parent / SCHEMA_IN_REPO)
+    ref = f"../{SCHEMA_IN_REPO.as_posix()}"
     paths = {}
     for mode, output in (("copy", "../results/copy"), ("download", "../results/images")):
         paths[mode] = jobs_dir / f"{mode}.yaml"
-        paths[mode].write_text(
-            sandbox_job_text(mode, info, scans=scans, name=f"demo-{mode}", output=output), encoding="utf-8"
-        )
+        text = sandbox_job_text(mode, info, scans=scans, name=f"demo-{mode}", output=output, schema_ref=ref)
+        paths[mode].write_text(text, encoding="utf-8")
     return paths
 
 

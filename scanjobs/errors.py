@@ -57,6 +57,7 @@ class JobError(ScanjobsError):
 
     def __init__(self, message: str, problems: list[str] | None = None, *, hint: str | None = None):
         self.problems = list(problems or [])
+        self.reason = message  # the message without the problems
         full = message if not self.problems else message + "\n" + "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(full, hint=hint)
 

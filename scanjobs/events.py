@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import os
 import sys
 import threading
 import time
@@ -12,20 +13,135 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-__all__ = ["Events", "EventBus", "JsonSink", "PlainSink", "RichSink", "LogSink", "make_console_sink"]
+__all__ = [
+    "EVENTS",
+    "EVENTS_VERSION",
+    "EVENTS_TEE",
+    "event_schemas",
+    "Events",
+    "EventBus",
+    "JsonSink",
+    "PlainSink",
+    "RichSink",
+    "LogSink",
+    "make_console_sink",
+]
 
-# Stable event names (the `event` field of --json lines):
-#   run_started    {job, mode, total, todo, already_done, final?}
-#   plan           {steps: {step: total}}           totals of the progress bars
-#   item           {scan_id, step, status, error?}  status: done | failed | skipped
-#   batch          {batch, scans, done, failed}     every batch.size finished scans
-#   retry          {call, attempt, wait, reason}
-#   waiting        {processed, total, elapsed}      processed: finished (done, error or interrupted)
-#   output         {what, path}
-#   warning        {message}
-#   summary        {counts..., elapsed, rate, hedges?: {reads, sent, won},
-#                   throttled?: {instance: {decreases, pauses, lowest_rate, lowest_concurrency}}}
-#   run_finished   {exit_code, status}
+EVENTS_VERSION = 1
+"""The version of the contract below, carried as `v` in every --json line. Adding an event or an
+optional field keeps it; renaming or removing one, or changing a field's type, raises it."""
+
+# The --json events: one entry per event, its fields and their JSON types ("a|b": either;
+# a trailing "?": the field may be absent). Every line also has `ts` (unix time), `event` and `v`.
+# No other field may appear: tests check every event of the test suite's runs against this
+# (`event_schemas()`), and the README's "The --json events" lists the same names.
+EVENTS: dict[str, dict[str, str]] = {
+    # lifecycle: first line of every run, before any other event of it
+    "run_started": {"job": "string", "mode": "string", "file": "string"},
+    # the mode's selection: `unit` (scan, or file for a download) counted in total/todo/...
+    "selected": {
+        "job": "string",
+        "mode": "string",
+        "unit?": "string",
+        "total": "integer",
+        "todo": "integer",
+        "already_done": "integer",
+        "final?": "integer",  # failed for good earlier: left as they are
+        "resume?": "integer",
+        "retry?": "integer",
+        "deferred?": "integer",  # new scans left for a later run (--limit)
+        "scans?": "integer",
+    },
+    "plan": {"steps": "object"},  # {step: total}: the totals of the progress bars
+    "advance": {"step": "string", "n?": "integer"},  # a step's bar moves (one file moved)
+    "item": {
+        "scan_id": "integer",
+        "file_id?": "integer",
+        "step": "string",
+        "status": "string",  # done | failed | skipped
+        "error?": "string",
+    },
+    "batch": {
+        "batch": "integer",
+        "done": "integer",
+        "failed": "integer",
+        "finished": "integer",
+        "total": "integer",
+    },
+    "retry": {
+        "instance": "string",
+        "call": "string",
+        "attempt": "integer",
+        "wait": "number",
+        "reason": "string",
+    },
+    # target processing: processed counts the finished scans (done, error or interrupted)
+    "waiting": {"processed": "integer", "total": "integer", "elapsed": "number"},
+    "output": {"what": "string", "path": "string"},
+    "info": {"message": "string"},
+    "warning": {"message": "string"},
+    # the copy's or the download's summary
+    "summary": {
+        "text": "string",
+        "copied?": "integer",
+        "downloaded?": "integer",
+        "already_done": "integer",
+        "failed": "integer",
+        "failures_by_class?": "object",
+        "elapsed": "number",
+        "rate?": "number",
+        "hedges?": "object",  # {reads, sent, won}
+        "throttled?": "object",  # {instance: {decreases, pauses, lowest_rate, lowest_concurrency}}
+    },
+    # the analysis (of a copy job, or an analyze job): rows per comment
+    "analysis_summary": {"text": "string", "comments": "object", "rows": "integer"},
+    # an expected error that ends the run or refuses it (a run that started still ends with
+    # run_finished); without a run: the lock of another run, a command-line error
+    "error": {"exit_code": "integer", "status": "string", "message": "string", "hint?": "string"},
+    # the job file is invalid (exit 2): nothing ran, no other event follows
+    "job_invalid": {"file": "string", "exit_code": "integer", "message": "string", "problems": "array"},
+    # lifecycle: last line of every run that started
+    "run_finished": {
+        "exit_code": "integer",
+        "status": "string",
+        "done": "integer",
+        "failed": "integer",
+        "already_done": "integer",
+        "failures_by_class": "object",
+        "elapsed": "number",
+        "rate?": "number",
+        "comments?": "object",
+        "unprocessed?": "integer",
+    },
+}
+
+EVENTS_TEE = "SCANJOBS_EVENTS_TEE"
+"""A folder: every event of every EventBus is also appended to <folder>/<pid>.jsonl as its --json
+line, whatever the console shows (the tests set it, and check every line against EVENTS)."""
+
+
+def event_schemas() -> dict[str, dict[str, Any]]:
+    """Each event's JSON Schema (of a whole --json line), built from EVENTS."""
+    schemas = {}
+    for name, fields in EVENTS.items():
+        properties: dict[str, Any] = {
+            "ts": {"type": "number"},
+            "event": {"const": name},
+            "v": {"const": EVENTS_VERSION},
+        }
+        required = ["ts", "event", "v"]
+        for key, kind in fields.items():
+            field_name = key.rstrip("?")
+            properties[field_name] = {"type": kind.split("|")}
+            if not key.endswith("?"):
+                required.append(field_name)
+        schemas[name] = {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        }
+    return schemas
 
 
 class Sink(Protocol):
@@ -43,6 +159,10 @@ class EventBus:
     def __init__(self, *sinks: Sink) -> None:
         self._sinks = list(sinks)
         self._lock = threading.Lock()
+        tee = os.environ.get(EVENTS_TEE)
+        if tee:
+            stream = open(Path(tee) / f"{os.getpid()}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+            self._sinks.append(JsonSink(stream, owned=True))
 
     def add(self, sink: Sink) -> None:
         with self._lock:
@@ -64,23 +184,25 @@ class EventBus:
 
 
 class JsonSink:
-    """One JSON object per line: {"ts", "event", ...fields}."""
+    """One JSON object per line: {"ts", "event", "v", ...fields} (the contract is EVENTS)."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], *, owned: bool = False) -> None:
         self.stream = stream
+        self.owned = owned  # closed with the sink
 
     def handle(self, event: str, fields: Mapping[str, Any]) -> None:
-        record = {"ts": round(time.time(), 3), "event": event, **fields}
+        record = {"ts": round(time.time(), 3), "event": event, "v": EVENTS_VERSION, **fields}
         self.stream.write(json.dumps(record, default=str) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
-        pass
+        if self.owned:
+            self.stream.close()
 
 
 def _describe(event: str, f: Mapping[str, Any]) -> str | None:
     """The human line of an event, or None for events only bars show."""
-    if event == "run_started":
+    if event == "selected":
         final = f" ({f.get('final')} failed for good, left as they are)" if f.get("final") else ""
         return (
             f"{f.get('mode')} job {f.get('job')}: {f.get('total')} {f.get('unit', 'scan')}(s), "
@@ -107,7 +229,7 @@ def _describe(event: str, f: Mapping[str, Any]) -> str | None:
         return f"warning: {f.get('message')}"
     if event == "info":
         return str(f.get("message"))
-    if event == "summary":
+    if event in ("summary", "analysis_summary"):
         return str(f.get("text"))
     return None
 
@@ -120,7 +242,7 @@ class PlainSink:
         self.verbosity = verbosity
 
     def handle(self, event: str, fields: Mapping[str, Any]) -> None:
-        if self.verbosity < 0 and event not in ("warning", "summary"):
+        if self.verbosity < 0 and event not in ("warning", "summary", "analysis_summary"):
             return
         if event == "retry" and self.verbosity < 1:
             return
@@ -190,7 +312,7 @@ class RichSink:
             task = self.tasks.get(str(fields.get("step")))
             if task is not None:
                 self.progress.advance(task, 1)
-        if event in ("run_finished", "summary") and self.started:
+        if event in ("run_finished", "summary", "analysis_summary") and self.started:
             self.progress.stop()
             self.started = False
         self._line(event, fields)

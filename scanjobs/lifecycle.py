@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from scanjobs.errors import ExitCode, LockedError, ScanjobsError, StateError
 from scanjobs.events import EventBus, LogSink
@@ -13,7 +14,7 @@ from scanjobs.modes.base import PlanReport, RunContext, RunOptions, RunResult, S
 from scanjobs.ownership import claim_output, refusal_of
 from scanjobs.state import RunLock, StatePaths, StateStore
 
-__all__ = ["RunOptions", "run_job", "plan_job", "open_state_readonly", "restart_state"]
+__all__ = ["RunOptions", "error_fields", "run_job", "plan_job", "open_state_readonly", "restart_state"]
 
 
 def restart_state(job: Job) -> Path | None:
@@ -37,12 +38,47 @@ def _exit_code(result: RunResult, stop: StopSignal, options: RunOptions) -> Exit
     return ExitCode.OK
 
 
+def error_fields(exc: ScanjobsError) -> dict[str, Any]:
+    """The `error` event of an expected error."""
+    fields: dict[str, Any] = {
+        "exit_code": int(exc.exit_code),
+        "status": exc.exit_code.name.lower(),
+        "message": exc.message,
+    }
+    if exc.hint:
+        fields["hint"] = exc.hint
+    return fields
+
+
 def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
-    """`scanjobs run`: the whole lifecycle of one run of one job."""
+    """`scanjobs run`: the whole lifecycle of one run of one job.
+
+    Its events: `run_started` first (once the lock is taken), `run_finished` last, an `error`
+    before it when an expected error ends the run; a lock held by another run is one `error`.
+    """
     job.state_path.parent.mkdir(parents=True, exist_ok=True)
-    with RunLock(StatePaths(job.state_path).lock) as lock:
-        log = LogSink(job.log_path)
-        events.add(log)
+    lock = RunLock(StatePaths(job.state_path).lock)
+    try:
+        lock.acquire()
+    except ScanjobsError as exc:
+        events.emit("error", **error_fields(exc))
+        raise
+    try:
+        return _run_locked(job, options, events, lock)
+    finally:
+        lock.release()
+
+
+def _run_locked(job: Job, options: RunOptions, events: EventBus, lock: RunLock) -> ExitCode:
+    log = LogSink(job.log_path)
+    events.add(log)
+    events.emit("run_started", job=job.name, mode=job.mode, file=str(job.path))
+    started = time.monotonic()
+    code = ExitCode.INTERNAL
+    result = RunResult()
+    state: StateStore | None = None
+    run_id = 0
+    try:
         if lock.took_over:
             events.emit(
                 "warning",
@@ -58,33 +94,32 @@ def run_job(job: Job, options: RunOptions, events: EventBus) -> ExitCode:
         )
         run_id = state.start_run()
         stop = StopSignal(events)
-        started = time.monotonic()
-        code = ExitCode.INTERNAL
-        result = RunResult()
-        try:
-            claim_output(job, state)  # before the mode writes anything into the folder
-            with stop.installed():
-                result = mode_for(job).execute(RunContext(job, state, events, options, stop))
-            code = _exit_code(result, stop, options)
-        except ScanjobsError as exc:
-            code = exc.exit_code  # what the process exits with, recorded as such (not "internal")
-            raise
-        finally:
-            elapsed = time.monotonic() - started
-            summary = {
-                "done": result.done,
-                "failed": result.failed,
-                "already_done": result.already_done,
-                "failures_by_class": result.failures_by_class,
-                "elapsed": round(elapsed, 2),
-                **result.extra,
-            }
+        claim_output(job, state)  # before the mode writes anything into the folder
+        with stop.installed():
+            result = mode_for(job).execute(RunContext(job, state, events, options, stop))
+        code = _exit_code(result, stop, options)
+    except ScanjobsError as exc:
+        code = exc.exit_code  # what the process exits with, recorded as such (not "internal")
+        events.emit("error", **error_fields(exc))
+        raise
+    finally:
+        elapsed = time.monotonic() - started
+        summary = {
+            "done": result.done,
+            "failed": result.failed,
+            "already_done": result.already_done,
+            "failures_by_class": result.failures_by_class,
+            "elapsed": round(elapsed, 2),
+            **result.extra,
+        }
+        if state is not None:
             try:
-                state.finish_run(run_id, int(code), summary)
+                if run_id:
+                    state.finish_run(run_id, int(code), summary)
             except StateError as exc:  # the state that failed the run cannot record its end either
                 events.emit("warning", message=f"the run's end is not recorded: {exc.message}")
             state.close()
-            events.emit("run_finished", exit_code=int(code), status=code.name.lower(), **summary)
+        events.emit("run_finished", exit_code=int(code), status=code.name.lower(), **summary)
     return code
 
 

@@ -21,10 +21,10 @@ import yaml
 
 from scanjobs.errors import JobError
 from scanjobs.fsutil import atomic_path
-from scanjobs.jobfile import schema_path
 from scanjobs.jobfile.env import env_var_for, read_dotenv
 from scanjobs.jobfile.loader import INSTANCES_FILE
 from scanjobs.jobfile.yamlio import load_yaml
+from scanjobs.jobrepo import schema_home, write_schema
 
 __all__ = [
     "PlannedWrite",
@@ -110,10 +110,11 @@ def sandbox_job_text(
     name: str | None = None,
     output: str | None = None,
     copy_job: str = "copy.yaml",
+    schema_ref: str = "schemas/job.schema.json",
 ) -> str:
     """A small commented job of `mode` against the sandbox (instances from instances.yaml beside)."""
     ids = ", ".join(str(i) for i in list(info["source_scan_ids"])[:scans])
-    lines = [f"# yaml-language-server: $schema={_schema_ref()}"]
+    lines = [f"# yaml-language-server: $schema={schema_ref}"]
     if mode == "copy":
         lines += [
             '# Copy sandbox "production" scans into the sandbox "staging" store, then compare.',
@@ -153,10 +154,6 @@ def sandbox_job_text(
             f"output: {output or 'results/analysis'}",
         ]
     return "\n".join(lines) + "\n"
-
-
-def _schema_ref() -> str:
-    return str(schema_path().resolve())
 
 
 def sandbox_instances(
@@ -216,11 +213,15 @@ def write_sandbox_job(
     mode: str, path: Path, sandbox_dir: Path, *, force: bool = False, output: str | None = None
 ) -> Path:
     """`init MODE PATH --sandbox DIR`: a job against that sandbox (writing into `output`) plus
-    its instances and secrets beside it, each file checked before any is written."""
+    its instances and secrets beside it, each file checked before any is written; then the
+    schema its modeline names (see `schema_home`)."""
     info = read_sandbox_info(sandbox_dir, wait=60)
+    ref, schema = schema_home(path)
     writes = plan_sandbox_instances(info, path.parent, force=force)
-    writes.append(PlannedWrite(path, sandbox_job_text(mode, info, output=output), _kept_mode(path, 0o644)))
+    text = sandbox_job_text(mode, info, output=output, schema_ref=ref)
+    writes.append(PlannedWrite(path, text, _kept_mode(path, 0o644)))
     write_all(writes)
+    write_schema(schema)
     return path
 
 

@@ -452,5 +452,9 @@ class StateStore:
             )
 
     def runs(self) -> list[dict[str, Any]]:
+        """Every run recorded, oldest first; `summary` as the object finish_run was given."""
         with self._lock:
-            return [dict(r) for r in self._conn.execute("SELECT * FROM runs ORDER BY id").fetchall()]
+            rows = [dict(r) for r in self._conn.execute("SELECT * FROM runs ORDER BY id").fetchall()]
+        for row in rows:
+            row["summary"] = json.loads(row["summary"]) if row.get("summary") else None
+        return rows

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 from importlib import resources
 from pathlib import Path
 
 from scanjobs.errors import JobError
-from scanjobs.jobfile import BaseJob, schema_path
+from scanjobs.jobfile import BaseJob
 from scanjobs.jobfile.loader import INSTANCES_FILE
+from scanjobs.jobrepo import schema_home, write_schema
 from scanjobs.sandboxjobs import write_sandbox_job
 
 __all__ = ["template_text", "write_template"]
@@ -22,9 +22,12 @@ def template_text(mode: str) -> str:
     return resources.files("scanjobs.templates").joinpath(f"{mode}.yaml").read_text(encoding="utf-8")
 
 
-def write_template(mode: str, path: Path | None, *, force: bool = False, sandbox: Path | None = None) -> Path:
-    """Write the template of `mode`, its modeline pointing at the installed schema, its output
-    `results/<file name>` beside it.
+def write_template(
+    mode: str, path: Path | None, *, force: bool = False, sandbox: Path | None = None
+) -> tuple[Path, Path]:
+    """Write the template of `mode`, its output `results/<file name>` beside it, its modeline
+    naming the schema its repository keeps (`schema_home`: written there, or brought up to
+    date); the job's path and the schema's.
 
     With `sandbox` (a `scanjobs sandbox up --dir` folder), write a small job against that sandbox
     instead, plus instances.yaml and .env beside it (merged into the user's own; see
@@ -39,13 +42,9 @@ def write_template(mode: str, path: Path | None, *, force: bool = False, sandbox
     # each job its own output folder (two jobs in one would mix their reports): the folder a
     # job without `output:` gets, named after the job's file
     output = BaseJob.default_output(target)
+    ref, schema = schema_home(target)
     if sandbox is not None:
-        return write_sandbox_job(mode, target, sandbox, force=force, output=output)
-    schema = schema_path().resolve()
-    try:
-        ref = os.path.relpath(schema, target.parent)
-    except ValueError:  # another drive (Windows)
-        ref = str(schema)
+        return write_sandbox_job(mode, target, sandbox, force=force, output=output), schema
     text = _OUTPUT_LINE.sub(
         f"output: {output}    # this job's own folder, relative to this file's", template_text(mode)
     )
@@ -54,4 +53,5 @@ def write_template(mode: str, path: Path | None, *, force: bool = False, sandbox
         lines[0] = f"{MODELINE}{ref}\n"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("".join(lines), encoding="utf-8")
-    return target
+    write_schema(schema)
+    return target, schema

@@ -340,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             first = run_scanjobs(["run", str(job_path), "--json"], jobs)
             mapped = first_event(first, "output", what="scan mapping")
-            analysed = first_event(first, "summary", text="analysis:")
+            analysed = first_event(first, "analysis_summary")
             print(
                 f"first run after the copy (exit {first.code}): {first.seconds:.1f}s, mapping CSV "
                 f"written at {mapped or float('nan'):.1f}s, analysis summary at "

@@ -139,7 +139,7 @@ def analyze_pairs(
     ):
         events.emit("output", what=what, path=str(path))
     text = "analysis: " + ", ".join(f"{n} {c}" for c, n in counts.items() if n)
-    events.emit("summary", text=text, comments=counts, rows=len(analysis))
+    events.emit("analysis_summary", text=text, comments=counts, rows=len(analysis))
     return {
         "comments": counts,
         "unprocessed": unprocessed,
@@ -270,7 +270,7 @@ class AnalyzeRun:
         job, events = self.job, self.ctx.events
         pairs = job_pairs(job)
         events.emit(
-            "run_started", job=job.name, mode="analyze", total=len(pairs), todo=len(pairs), already_done=0
+            "selected", job=job.name, mode="analyze", total=len(pairs), todo=len(pairs), already_done=0
         )
         source_db = open_db(job.source, job)
         try:

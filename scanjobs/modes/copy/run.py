@@ -120,7 +120,7 @@ class CopyRun:
             selected, records, done_ids=done, limit=options.limit, retry_failed_only=options.retry_failed
         )
         self.events.emit(
-            "run_started",
+            "selected",
             job=self.job.name,
             mode="copy",
             total=len(selected) + len(missing),

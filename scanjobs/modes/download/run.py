@@ -237,7 +237,7 @@ class DownloadRun:
                 )
             todo.append(image)
         self.events.emit(
-            "run_started",
+            "selected",
             job=self.job.name,
             mode="download",
             unit="file",
