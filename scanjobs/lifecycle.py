@@ -11,6 +11,7 @@ from scanjobs.events import EventBus, LogSink
 from scanjobs.jobfile import Job
 from scanjobs.modes import mode_for
 from scanjobs.modes.base import PlanReport, RunContext, RunOptions, RunResult, StopSignal
+from scanjobs.notify import RunEnd, SummaryKeeper, announce, unusable_targets
 from scanjobs.ownership import claim_output, refusal_of
 from scanjobs.state import RunLock, StatePaths, StateStore
 
@@ -78,6 +79,9 @@ def _run_locked(job: Job, options: RunOptions, events: EventBus, lock: RunLock) 
     result = RunResult()
     state: StateStore | None = None
     run_id = 0
+    summary_text = SummaryKeeper()
+    events.add(summary_text)
+    stopped_by: str | None = None  # why the run ended before its summary, for its notification
     try:
         if lock.took_over:
             events.emit(
@@ -100,7 +104,11 @@ def _run_locked(job: Job, options: RunOptions, events: EventBus, lock: RunLock) 
         code = _exit_code(result, stop, options)
     except ScanjobsError as exc:
         code = exc.exit_code  # what the process exits with, recorded as such (not "internal")
+        stopped_by = exc.message
         events.emit("error", **error_fields(exc))
+        raise
+    except Exception:
+        stopped_by = f"an internal error (its traceback is in {job.log_path})"
         raise
     finally:
         elapsed = time.monotonic() - started
@@ -119,6 +127,11 @@ def _run_locked(job: Job, options: RunOptions, events: EventBus, lock: RunLock) 
             except StateError as exc:  # the state that failed the run cannot record its end either
                 events.emit("warning", message=f"the run's end is not recorded: {exc.message}")
             state.close()
+        if job.notify:
+            # the gate's verdict (issue 15, point 3) goes in RunEnd.verdict
+            text = f"stopped by {stopped_by}" if stopped_by else summary_text.text
+            end = RunEnd(job.name, job.mode, int(code), code.name.lower(), text)
+            announce(job.notify, end, events, [s for i in job.instances() for s in i.secrets()])
         events.emit("run_finished", exit_code=int(code), status=code.name.lower(), **summary)
     return code
 
@@ -159,5 +172,13 @@ def plan_job(job: Job, events: EventBus) -> PlanReport:
     else:
         checks.append(f"  ok   state: {'resumes ' + str(paths.db) if state else 'none yet'}")
     report.lines[1:1] = checks
+    if job.notify:  # a target apprise cannot use is a warning of the run, never its verdict
+        unusable = unusable_targets(job.notify)
+        usable = [t.describe() for t in job.notify if t not in unusable]
+        if usable:
+            report.lines.append(f"  ok   notify: {', '.join(usable)}")
+        report.lines += [
+            f"  warn notify: apprise cannot use {t.describe()}: a run would end without it" for t in unusable
+        ]
     report.lines.append(report.verdict())
     return report

@@ -13,7 +13,6 @@ import os
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
-from datetime import date
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -23,7 +22,8 @@ import jsonschema
 import yaml
 
 from scanjobs.errors import JobError
-from scanjobs.jobfile.env import SECRET_REFERENCE, UnsetVariable, env_var_for, expand, read_dotenv
+from scanjobs.jobfile.dates import DateSpec, local_today
+from scanjobs.jobfile.env import REFERENCE, SECRET_REFERENCE, UnsetVariable, env_var_for, expand, read_dotenv
 from scanjobs.jobfile.model import (
     AnalysisOptions,
     AnalyzeJob,
@@ -40,6 +40,7 @@ from scanjobs.jobfile.model import (
     InstanceLimits,
     InstanceSpec,
     Job,
+    NotifyTarget,
     RetryOptions,
     ScanQuery,
     ScanSelection,
@@ -58,6 +59,9 @@ INSTANCES_FILE = "instances.yaml"
 _SECRET_FIELDS = ((("password",), "PASSWORD"), (("db", "password"), "DB_PASSWORD"), (("token",), "TOKEN"))
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# An apprise URL's scheme; the plain webhooks that may be written out (no user, no parameters).
+_NOTIFY_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_PLAIN_WEBHOOK = re.compile(r"^(json|form|xml)s?://[^/?#@\s]+(/[^?#@\s]*)?$", re.IGNORECASE)
 # The password of a URL's user:password@, which a message quoting the URL must not show.
 _URL_PASSWORD = re.compile(r"(://[^/?#@\s:]*:)[^/?#@\s]*@")
 
@@ -157,6 +161,8 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return "; ".join(bits) or error.message
     if error.validator == "oneOf" and "duration" in json.dumps(error.schema.get("description", "")):
         return f"{error.instance!r} is not a duration (use e.g. 90s, 30m, 1h30m, or seconds)"
+    if error.validator == "pattern" and error.schema.get("title") == "query date":
+        return f"{error.instance!r} is not a date ({error.schema['description']})"
     if error.validator in ("minProperties", "maxProperties") and isinstance(error.instance, dict):
         options = ", ".join(error.schema.get("properties", {}))
         return f"give exactly one of: {options}"
@@ -382,15 +388,24 @@ class _Builder:
             return ScanSelection("ids", ids=tuple(dict.fromkeys(int(i) for i in scans["ids"])))
         if kind == "query":
             q = scans["query"]
-            d_from = date.fromisoformat(q["from"]) if "from" in q else None
-            d_to = date.fromisoformat(q["to"]) if "to" in q else None
-            if d_from and d_to and d_from > d_to:
-                self.problems.append(
-                    f"{self.where('scans', 'query', 'to')}: `to` ({d_to}) is before `from` ({d_from})"
-                )
-            given: dict[str, Any] = {k: q[k] for k in ("store", "status", "limit") if k in q}
-            given.update({k: v for k, v in (("date_from", d_from), ("date_to", d_to)) if v is not None})
-            query = ScanQuery(**given)
+            stores = q["store"] if isinstance(q["store"], list) else [q["store"]]
+            given: dict[str, Any] = {k: q[k] for k in ("status", "limit") if k in q}
+            for key, field_name in (("from", "date_from"), ("to", "date_to")):
+                if key in q:
+                    try:
+                        given[field_name] = DateSpec.parse(q[key])
+                    except ValueError as exc:
+                        self.problems.append(f"{self.where('scans', 'query', key)}: {exc}")
+            query = ScanQuery(tuple(int(s) for s in stores), **given)
+            first, last = query.date_from, query.date_to
+            # Both absolute or both relative: in order whatever the day (a mixed pair may be in
+            # order today and not next month; a run that finds it reversed selects nothing and says so).
+            if first and last and first.relative == last.relative:
+                today = local_today(self.env)
+                if first.resolve(today) > last.resolve(today):
+                    self.problems.append(
+                        f"{self.where('scans', 'query', 'to')}: `to` ({last}) is before `from` ({first})"
+                    )
             return ScanSelection("query", query=query)
         file = self.file_path(scans[kind], "scans", kind)
         if file is not None and kind in ("file", "pairs"):
@@ -478,6 +493,30 @@ class _Builder:
 
         return AnalysisOptions(**_given(self.data.get("analysis", {}), wait_for_processing=wait))
 
+    def notify(self) -> tuple[NotifyTarget, ...]:
+        """The `notify` URLs, each a secret. A URL written out in full may only be a plain
+        webhook to a host (json://, form://, xml://) without credentials or parameters: any
+        other carries its tokens in the URL, which a job file must not hold."""
+        targets = []
+        for i, raw in enumerate(self.data.get("notify", [])):
+            place = f"notify[{i}]"
+            url = self.text(raw, "notify", i)
+            scheme = _NOTIFY_SCHEME.match(url)
+            if scheme is None:
+                self.problems.append(
+                    f"{self.where('notify', i)}: not an apprise URL (scheme://...; the value is not shown)"
+                )
+                continue
+            variables = [m.group(1) for m in REFERENCE.finditer(raw) if m.group(1)]
+            if not variables and not _PLAIN_WEBHOOK.match(url):
+                self.problems.append(
+                    f"{self.where('notify', i)}: a {scheme.group(1)}:// URL written out holds its tokens: "
+                    "write them (or the whole URL) as ${VAR} references, set in the environment or .env"
+                )
+            secret = Secret(f"notification target {place}", variables[0] if variables else "", url)
+            targets.append(NotifyTarget(place, scheme.group(1).lower(), secret))
+        return tuple(targets)
+
     def build(self) -> Job | None:
         """The job of the file's mode, or None when a problem was recorded."""
         d = self.data
@@ -527,7 +566,7 @@ class _Builder:
             self.check_folder(output, "output")
         # Every section is read (and its problems reported) whatever the mode, as the schema
         # admits each in every mode; a mode's job keeps only the sections it uses.
-        batch, retry, analysis = self.batch(), self.retry(), self.analysis()
+        batch, retry, analysis, notify = self.batch(), self.retry(), self.analysis(), self.notify()
         copy = CopyOptions(**_given(d.get("copy", {})))
         download = DownloadOptions(**_given(d.get("download", {})))
         if retry.backoff.initial > retry.backoff.max:
@@ -542,6 +581,7 @@ class _Builder:
             "output": output,
             "batch": batch,
             "retry": retry,
+            "notify": notify,
         }
         if mode == "copy" and target is not None and store is not None:
             return CopyJob(**common, target=CopyTarget(target, store), copy=copy, analysis=analysis)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal, TypeAlias
 
 from scanjobs.errors import JobError
+from scanjobs.jobfile.dates import DateSpec
 
 Mode = Literal["copy", "download", "analyze"]
 Strategy = Literal["auto", "mapped"]
@@ -31,6 +32,7 @@ __all__ = [
     "AnalyzeTarget",
     "ScanQuery",
     "ScanSelection",
+    "NotifyTarget",
     "CopyOptions",
     "Workers",
     "BatchOptions",
@@ -157,11 +159,36 @@ class AnalyzeTarget:
 
 @dataclass(frozen=True, slots=True)
 class ScanQuery:
-    store: int
-    date_from: date | None = None
-    date_to: date | None = None
+    """Scans of one or more stores created between two dates (each optional, inclusive), as
+    written: a relative date means nothing until `dates(today)` resolves it."""
+
+    stores: tuple[int, ...]
+    date_from: DateSpec | None = None
+    date_to: DateSpec | None = None
     status: str = "done"
     limit: int | None = None
+
+    @property
+    def relative(self) -> bool:
+        """Whether a date depends on the day of the run (`-7d`, `today`...)."""
+        return any(d is not None and d.relative for d in (self.date_from, self.date_to))
+
+    def dates(self, today: date) -> tuple[date | None, date | None]:
+        """(from, to) on the day `today`."""
+        first = self.date_from.resolve(today) if self.date_from else None
+        last = self.date_to.resolve(today) if self.date_to else None
+        return first, last
+
+    def describe(self, today: date | None = None) -> str:
+        """'store 8 scans (status done) from -7d to today', with the dates they resolve to on
+        `today` when given."""
+        where = ("store " if len(self.stores) == 1 else "stores ") + ", ".join(map(str, self.stores))
+        text = f"{where} scans (status {self.status})"
+        text += f" from {self.date_from or '...'} to {self.date_to or '...'}"
+        if today is not None and self.relative:
+            first, last = self.dates(today)
+            text += f" ({first or '...'} to {last or '...'})"
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +202,24 @@ class ScanSelection:
         if self.kind == "ids":
             return f"{len(self.ids)} scan id(s)"
         if self.kind == "query" and self.query:
-            q = self.query
-            span = f" from {q.date_from or '...'} to {q.date_to or '...'}"
-            return f"store {q.store} scans (status {q.status}){span}"
+            return self.query.describe()
         return f"{self.kind} {self.file}"
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyTarget:
+    """Where the end of a run is announced: an apprise URL (Slack, Teams, email, a webhook...).
+
+    The whole URL is a secret (its tokens are ${VAR} references): messages name a target by
+    its place and scheme, `notify[0] (slack)`.
+    """
+
+    place: str
+    scheme: str
+    url: Secret
+
+    def describe(self) -> str:
+        return f"{self.place} ({self.scheme})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +298,7 @@ class BaseJob:
     output: Path
     batch: BatchOptions = BatchOptions()
     retry: RetryOptions = RetryOptions()
+    notify: tuple[NotifyTarget, ...] = ()
     version: int = 1
 
     @staticmethod

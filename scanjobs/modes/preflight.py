@@ -14,7 +14,7 @@ from scanjobs.events import Events
 from scanjobs.jobfile.model import InstanceSpec, Job
 from scanjobs.modes.base import PlanReport
 from scanjobs.modes.reads import ColumnCheck, Reads, check_columns
-from scanjobs.modes.resources import open_api, open_db, select_scan_ids
+from scanjobs.modes.resources import open_api, open_db, select_scan_ids, selection_day, why_nothing_selected
 from scanjobs.platform.db import PlatformDB, ScanFileRef
 from scanjobs.state import ItemKind, StateStore, Status
 
@@ -121,17 +121,25 @@ class Preflight:
             self.note("state: nothing recorded yet")
         return counts
 
-    def select(self, db: PlatformDB, *, known: Set[int] = frozenset()) -> list[int]:
-        """The scans the job selects on its source database (`known`: see select_scan_ids)."""
-        found = self.check("scan selection", lambda: select_scan_ids(self.job.scans, db, known=known))
+    def select(self, db: PlatformDB, state: StateStore | None, *, known: Set[int] = frozenset()) -> list[int]:
+        """The scans the job selects on its source database (`known`: see select_scan_ids;
+        relative dates counted from the day the state keeps, else from today, as a run would)."""
+        selection = self.job.scans
+        today = selection_day(selection, state)
+        found = self.check("scan selection", lambda: select_scan_ids(selection, db, today=today, known=known))
         if found is None:
             return []
         selected, missing = found
         self.facts.update(selected=len(selected), missing=missing)
+        query = selection.query
+        if query is not None and query.relative:
+            self.note(f"{query.describe(today)}, counted from {today}")
         self.note(
             f"{len(selected)} scan(s) found"
             + (f", {len(missing)} not found: {', '.join(map(str, missing[:20]))}" if missing else "")
         )
+        if query is not None and not selected:
+            self.note(why_nothing_selected(query, db, today))
         if missing:
             self.worsen(ExitCode.PARTIAL)
         return selected

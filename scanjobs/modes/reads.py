@@ -41,7 +41,8 @@ class Reads:
 
 
 def _selection(scans: ScanSelection) -> set[str]:
-    return {"scan_ids_query"} if scans.kind == "query" else {"scan_ids_existing"}
+    # store_scan_dates: why a query selected nothing (each store's scans and their dates)
+    return {"scan_ids_query", "store_scan_dates"} if scans.kind == "query" else {"scan_ids_existing"}
 
 
 # The analysis (analyze jobs; the last step of copy jobs): the ids on each side, the details,

@@ -8,31 +8,40 @@ import time
 from collections.abc import Iterable, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from scanjobs.cells import csv_cell
 from scanjobs.events import Events
 from scanjobs.fsutil import atomic_open
-from scanjobs.jobfile.model import BaseJob, InstanceSpec, ScanSelection
+from scanjobs.jobfile.dates import local_today
+from scanjobs.jobfile.model import BaseJob, InstanceSpec, ScanQuery, ScanSelection
 from scanjobs.jobfile.scanlist import read_id_column
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.budget import BudgetCounts, Limits
 from scanjobs.platform.db import PlatformDB
 from scanjobs.platform.hedge import HedgeCounts
 from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
+from scanjobs.state import StateStore
 
 __all__ = [
     "retry_policy",
     "open_api",
     "open_db",
     "select_scan_ids",
+    "selection_day",
+    "warn_nothing_selected",
+    "why_nothing_selected",
     "read_id_column",
     "write_csv",
     "request_workers",
     "Stopwatch",
     "Traffic",
 ]
+
+# The state's meta key of the day a query's relative dates count from.
+_SELECTION_DAY = "selection_day"
 
 
 def retry_policy(job: BaseJob) -> tuple[RetryPolicy, Timeouts]:
@@ -107,18 +116,66 @@ def open_db(instance: InstanceSpec, job: BaseJob) -> PlatformDB:
     return client
 
 
+def selection_day(selection: ScanSelection, state: StateStore | None, events: Events | None = None) -> date:
+    """The day a query's relative dates (`-7d`, `today`) count from: the one the job's state
+    keeps, else the machine's local date. A run (`events` given) records it the first time a
+    relative date needs it, so that a run resumed the next day selects the same scans, and says
+    which dates the query stands for. `--restart` starts a new state, which counts afresh."""
+    query = selection.query
+    recorded = state.meta(_SELECTION_DAY) if state is not None else None
+    day = date.fromisoformat(recorded) if recorded else local_today()
+    if events is not None and state is not None and query is not None and query.relative:
+        if not recorded:
+            state.set_meta(_SELECTION_DAY, day.isoformat())
+        since = "today" if day == local_today() else f"{day}, the day this job's first run counted from"
+        events.emit("info", message=f"scans.query: {query.describe(day)}, counted from {since}")
+    return day
+
+
+def warn_nothing_selected(
+    events: Events, selection: ScanSelection, db: PlatformDB, today: date, selected: Sequence[int]
+) -> None:
+    """A query that selected no scan says why (`why_nothing_selected`)."""
+    if selection.query is not None and not selected:
+        events.emit("warning", message=why_nothing_selected(selection.query, db, today))
+
+
 def select_scan_ids(
-    selection: ScanSelection, db: PlatformDB, *, known: Set[int] = frozenset()
+    selection: ScanSelection, db: PlatformDB, *, today: date, known: Set[int] = frozenset()
 ) -> tuple[list[int], list[int]]:
-    """(existing ids in selection order, ids that do not exist on the source). Ids in `known`
-    (scans already copied, say) are taken as existing without asking the database."""
+    """(existing ids in selection order, ids that do not exist on the source). A query's
+    relative dates count from `today` (`selection_day`). Ids in `known` (scans already copied,
+    say) are taken as existing without asking the database."""
     if selection.kind == "query" and selection.query is not None:
         q = selection.query
-        ids = db.select_scan_ids(store=q.store, date_from=q.date_from, date_to=q.date_to, status=q.status)
+        date_from, date_to = q.dates(today)
+        ids = db.select_scan_ids(stores=q.stores, date_from=date_from, date_to=date_to, status=q.status)
         return (ids[: q.limit] if q.limit else ids), []
     wanted = list(selection.ids) if selection.kind == "ids" else read_id_column(selection.file or Path())
     missing = set(db.missing_scan_ids([i for i in wanted if i not in known]))
     return [i for i in wanted if i not in missing], [i for i in wanted if i in missing]
+
+
+def why_nothing_selected(query: ScanQuery, db: PlatformDB, today: date) -> str:
+    """The warning for a query that selected no scan: what it asked for, and what each of its
+    stores has (how many scans, with which status, created when)."""
+    found = {s.store_id: s for s in db.store_scan_dates(query.stores, query.status)}
+    parts = []
+    for store in query.stores:
+        have = found.get(store)
+        if have is None:
+            parts.append(f"store {store} has no scans")
+        elif have.with_status == 0:
+            parts.append(
+                f"store {store} has {have.scans} scan(s), none with status {query.status} "
+                f"(created {have.first_created} to {have.last_created})"
+            )
+        else:
+            parts.append(
+                f"store {store} has {have.with_status} scan(s) with status {query.status}, "
+                f"created {have.first_created} to {have.last_created}"
+            )
+    return f"scans.query selected no scans: it asks for {query.describe(today)}; " + "; ".join(parts)
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

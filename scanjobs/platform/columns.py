@@ -80,6 +80,7 @@ QUERY_COLUMNS: Mapping[str, Mapping[str, frozenset[str]]] = {
     "section_names": {SECTION: _cols("id planogram_id name"), PLANOGRAM: _cols("id name")},
     "scans_using_files": {SCAN: _cols("id store_id"), SCANFILE: _cols("id scan_id file_id")},
     "store_exists": {STORE: _cols("id")},
+    "store_scan_dates": {SCAN: _cols("store_id created_at status")},
     "store_planogram_names": {PLANOGRAMSTORE: _cols("id planogram_id"), PLANOGRAM: _cols("id name")},
     "unclaimed_uploads": {
         FILEUPLOAD: _cols("id store_id checksum original_filename created_at"),

@@ -25,6 +25,7 @@ __all__ = [
     "PlatformDB",
     "ScanFileRef",
     "SourceScan",
+    "StoreScanDates",
     "MappingNames",
     "ResolvedIds",
     "ScanProcessing",
@@ -68,6 +69,18 @@ class SourceScan:
     status: str
     provided_values: dict[str, Any]
     files: tuple[ScanFileRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreScanDates:
+    """A store's scans: how many, how many with the status asked for, and the creation dates of
+    the first and last of those (of all its scans when none has that status)."""
+
+    store_id: int
+    scans: int
+    with_status: int
+    first_created: date
+    last_created: date
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,15 +335,15 @@ class PlatformDB:
         self,
         *,
         ids: Sequence[int] | None = None,
-        store: int | None = None,
+        stores: Sequence[int] | None = None,
         date_from: date | None = None,
         date_to: date | None = None,
         status: str | None = "done",
     ) -> list[int]:
         """With `ids`: those that exist, in the given order (status and dates not applied).
 
-        Otherwise the scans of `store` created in [date_from, date_to] (inclusive, each
-        optional) with `status` (None = any), ordered by id.
+        Otherwise the scans of `stores` (None = any store) created in [date_from, date_to]
+        (inclusive, each optional) with `status` (None = any), ordered by id.
         """
         if ids is not None:
             wanted = _unique(ids)
@@ -338,8 +351,19 @@ class PlatformDB:
                 return []
             found = {row["id"] for row in self._query("scan_ids_existing", {"ids": wanted})}
             return [i for i in wanted if i in found]
-        params = {"store": store, "date_from": date_from, "date_to": date_to, "status": status}
+        params = {
+            "stores": None if stores is None else [int(s) for s in stores],
+            "date_from": date_from,
+            "date_to": date_to,
+            "status": status,
+        }
         return [row["id"] for row in self._query("scan_ids_query", params)]
+
+    def store_scan_dates(self, stores: Sequence[int], status: str | None = "done") -> list[StoreScanDates]:
+        """What each of `stores` holds: its scans, those with `status`, and the dates they were
+        created (stores without scans are left out)."""
+        params = {"stores": [int(s) for s in stores], "status": status}
+        return [StoreScanDates(**row) for row in self._query("store_scan_dates", params)]
 
     def missing_scan_ids(self, ids: Sequence[int]) -> list[int]:
         """The ids (in the given order) that are not scans of this instance."""

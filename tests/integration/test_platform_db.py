@@ -61,12 +61,35 @@ def test_select_by_ids_keeps_order_and_reports_missing(sandbox: Any, source_db: 
 def test_select_by_store_and_inclusive_dates(sandbox: Any, source_db: PlatformDB) -> None:
     scan = source_db.scans_with_files(sandbox.info["source_scan_ids"][:1])[0]
     day = scan.created_at.date()
-    found = source_db.select_scan_ids(store=scan.store_id, date_from=day, date_to=day,
+    found = source_db.select_scan_ids(stores=[scan.store_id], date_from=day, date_to=day,
                                       status=scan.status)  # fmt: skip
     assert scan.id in found and found == sorted(found)
-    before = source_db.select_scan_ids(store=scan.store_id, date_to=day - timedelta(days=1))
+    before = source_db.select_scan_ids(stores=[scan.store_id], date_to=day - timedelta(days=1))
     assert scan.id not in before
-    assert scan.id not in source_db.select_scan_ids(store=scan.store_id, status="no-such")
+    assert scan.id not in source_db.select_scan_ids(stores=[scan.store_id], status="no-such")
+
+
+def test_select_from_several_stores_and_their_dates(sandbox: Any, source_db: PlatformDB) -> None:
+    """issue 15, point 4: several stores in one query; each store's scans and dates for the
+    warning of a query that selects nothing."""
+    scans = source_db.scans_with_files(sandbox.info["source_scan_ids"])
+    stores = sorted({s.store_id for s in scans})
+    assert len(stores) >= 2
+    every = source_db.select_scan_ids(stores=stores)
+    assert every == sorted(every)
+    assert set(every) == {i for store in stores for i in source_db.select_scan_ids(stores=[store])}
+    assert {s.id for s in scans if s.status == "done"} <= set(every)
+    unknown = max(stores) + 1000
+    found = {s.store_id: s for s in source_db.store_scan_dates([*stores, unknown])}
+    assert set(found) == set(stores)  # a store without scans gives no row
+    for store in stores:
+        own = [s for s in scans if s.store_id == store and s.status == "done"]
+        if own:
+            assert found[store].first_created <= min(s.created_at.date() for s in own)
+            assert found[store].last_created >= max(s.created_at.date() for s in own)
+        assert found[store].with_status == len(source_db.select_scan_ids(stores=[store]))
+    none = source_db.store_scan_dates(stores, status="no-such")
+    assert all(s.with_status == 0 and s.scans > 0 for s in none)
 
 
 def test_scans_with_files_in_source_order(

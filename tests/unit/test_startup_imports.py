@@ -13,13 +13,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Loaded later, or never, by a copy or download run: reports (pandas, numpy, openpyxl), progress
-# bars (rich: only on a terminal), the sandbox (aiohttp), and the files behind `init`.
+# bars (rich: only on a terminal), the sandbox (aiohttp), notifications (apprise: when a run ends),
+# and the files behind `init`.
 LATER = (
     "pandas",
     "numpy",
     "openpyxl",
     "rich",
     "aiohttp",
+    "apprise",
     "scanjobs.report",
     "scanjobs.sandbox",
     "scanjobs.demo",

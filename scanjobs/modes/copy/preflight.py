@@ -34,7 +34,7 @@ def preflight_copy(job: CopyJob, state: StateStore | None, events: Events) -> Pl
         target_db.close()
     # as a run reads them: whole records only of the scans not done (see CopyRun.plan)
     done = state.source_ids(ItemKind.SCAN, Status.DONE) if state else set()
-    selected = pf.select(db, known=done) if db is not None else []
+    selected = pf.select(db, state, known=done) if db is not None else []
     unfinished = (
         state.items(ItemKind.SCAN, status=(Status.PENDING, Status.RUNNING, Status.FAILED)) if state else []
     )

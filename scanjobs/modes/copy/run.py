@@ -17,7 +17,16 @@ from scanjobs.modes.copy.pipeline import ScanPipeline, Translation
 from scanjobs.modes.copy.plan import UNFINISHED, CopyPlan, batch_size_for, plan_copy, request_uid, upload_uid
 from scanjobs.modes.outcome import Tally, summary_tail, warn_not_found
 from scanjobs.modes.reads import ADOPTION, job_reads, require_columns
-from scanjobs.modes.resources import Stopwatch, Traffic, open_api, open_db, select_scan_ids, write_csv
+from scanjobs.modes.resources import (
+    Stopwatch,
+    Traffic,
+    open_api,
+    open_db,
+    select_scan_ids,
+    selection_day,
+    warn_nothing_selected,
+    write_csv,
+)
 from scanjobs.platform.db import PlatformDB, SourceScan
 from scanjobs.state import ItemKind, ItemRecord, Status
 
@@ -98,7 +107,9 @@ class CopyRun:
         """The selected scans that exist on the source, and those that do not (recorded as failed)."""
         # a scan copied already existed on the source: only the others are looked for there
         self.copied = copied = self.state.source_ids(ItemKind.SCAN, Status.DONE)
-        selected, missing = select_scan_ids(self.job.scans, source_db, known=copied)
+        today = selection_day(self.job.scans, self.state, self.events)
+        selected, missing = select_scan_ids(self.job.scans, source_db, today=today, known=copied)
+        warn_nothing_selected(self.events, self.job.scans, source_db, today, selected)
         self.state.record_selection(ItemKind.SCAN, [*selected, *missing])  # removed ids leave the reports
         for scan_id in missing:
             self.state.mark_failed(

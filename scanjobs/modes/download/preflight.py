@@ -17,7 +17,7 @@ def preflight_download(job: DownloadJob, state: StateStore | None, events: Event
     pf.login(job.source, events)
     (reads,) = job_reads(job)
     db = pf.database(reads)
-    selected = pf.select(db) if db is not None else []
+    selected = pf.select(db, state) if db is not None else []
     counts = pf.state_counts(state, ItemKind.IMAGE)
     if db is not None:
         # what a run reads to name the files: its download_info, not the copy's query

@@ -24,6 +24,8 @@ from scanjobs.modes.resources import (
     open_db,
     request_workers,
     select_scan_ids,
+    selection_day,
+    warn_nothing_selected,
     write_csv,
 )
 from scanjobs.platform.api import PlatformAPI
@@ -191,7 +193,9 @@ class DownloadRun:
         """The scans this run takes (in selection order), those missing on the source, what the
         source says of the taken ones, and how many new scans are left for a later run."""
         job = self.job
-        selected, missing = select_scan_ids(job.scans, db)
+        today = selection_day(job.scans, self.state, self.events)
+        selected, missing = select_scan_ids(job.scans, db, today=today)
+        warn_nothing_selected(self.events, job.scans, db, today, selected)
         warn_not_found(self.events, missing, job.source.name)
         # a scan is known once a run took it, whether it had files or not (--limit moves on)
         known_scans = {

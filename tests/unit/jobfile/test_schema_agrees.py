@@ -65,6 +65,9 @@ UNREACHABLE = {
     ("instances", "*", "password"): "a secret is a ${VAR} reference, never 1 character long",
     ("instances", "*", "db", "password"): "a secret is a ${VAR} reference, never 1 character long",
     ("instances", "*", "token"): "a secret is a ${VAR} reference, never 1 character long",
+    ("notify", "[]"): "a notify target is a URL (scheme://...), never 1 character long",
+    # this test writes numbers as list items; test_notify.py checks that an empty list is refused
+    ("notify",): "its items are URLs, not numbers",
 }
 
 Path_ = tuple[str, ...]
@@ -159,6 +162,8 @@ def _owner(job: Any, path: Path_) -> Any:
             obj = job.scans.ids if key == "ids" else job.scans.file
         elif key == "[]":
             obj = obj[0]
+        elif key == "store" and isinstance(obj, ScanQuery):  # one store or a list of them: a tuple
+            obj = obj.stores
         else:
             obj = getattr(obj, FIELD_OF_KEY.get(key, key))
     return obj
@@ -236,7 +241,8 @@ def _bound_cases() -> list[tuple[Path_, str, Any, Any]]:
     cases = []
     for path, node in NODES:
         kind = node.get("type")
-        step: float = 1 if kind == "integer" else 0.001
+        kinds = kind if isinstance(kind, list) else [kind]  # scans.query.store: a number or a list
+        step: float = 1 if "integer" in kinds else 0.001
         for keyword in BOUNDS:
             if keyword not in node:
                 continue
@@ -253,7 +259,7 @@ def _bound_cases() -> list[tuple[Path_, str, Any, Any]]:
                 continue
             bound = node[keyword]
             past = bound - 1 if keyword.startswith("min") else bound + 1
-            if kind == "array":
+            if "array" in kinds:
                 cases.append((path, keyword, [1] * bound, [1] * past))
             else:
                 cases.append((path, keyword, "x" * bound, "x" * past))
@@ -280,6 +286,8 @@ def test_bound_is_what_the_code_accepts(
     value = _owner(job, path)
     if hasattr(value, "reveal"):  # a username given as text
         value = value.reveal()
+    if isinstance(value, tuple) and not isinstance(inside, list):  # scans.query.store: one store
+        (value,) = value
     if isinstance(inside, str) and isinstance(value, Path):
         assert value.name == inside
     elif isinstance(inside, list):
