@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 from scanjobs.errors import JobError, NotFoundOnSource, StateError
 from scanjobs.jobfile.model import CopyJob
-from scanjobs.modes.analyze.run import analyze_copy_job
+from scanjobs.modes.analyze.run import analyze_copy_job, pairs_from_state
 from scanjobs.modes.base import RunContext, RunResult
 from scanjobs.modes.copy.adoption import adopt_creates, adopt_uploads
 from scanjobs.modes.copy.mover import FileMover
@@ -41,6 +41,8 @@ class CopyRun:
         )
 
     def run(self) -> RunResult:
+        if self.ctx.options.reanalyze:
+            return self.reanalyze()
         clock = Stopwatch()
         with self.databases() as (source_db, target_db):
             self.check_columns(source_db, target_db)
@@ -61,6 +63,38 @@ class CopyRun:
             self.summarize(result, plan, clock)
             if self.job.analysis.enabled and not self.stop.requested:
                 analyze_copy_job(self.job, self.state, self.events, self.stop, source_db, target_db)
+        return result
+
+    def reanalyze(self) -> RunResult:
+        """`run --reanalyze`: the analysis of the pairs the state recorded, rewritten from the
+        platform's current data (the target's processing may have changed since); nothing is
+        selected or copied, so a finished job can be reanalysed as often as wanted."""
+        pairs = pairs_from_state(self.state)
+        copied = sum(1 for _, target in pairs if target is not None)
+        if not copied:
+            raise JobError(
+                f"--reanalyze: copy job '{self.job.name}' has not copied any scan yet",
+                hint="run it without --reanalyze first",
+            )
+        self.events.emit(
+            "run_started",
+            job=self.job.name,
+            mode="copy",
+            total=len(pairs),
+            todo=0,
+            already_done=copied,
+            reanalyze=True,
+        )
+        result = RunResult(already_done=copied, extra={"reanalyze": True})
+        with self.databases() as (source_db, target_db):
+            self.check_columns(source_db, target_db)
+            outcome = analyze_copy_job(
+                self.job, self.state, self.events, self.stop, source_db, target_db, reanalyze=True
+            )
+        if outcome is not None:
+            result.extra.update(
+                comments=outcome["comments"], scans=outcome["scans"], unprocessed=outcome["unprocessed"]
+            )
         return result
 
     # -- the steps -----------------------------------------------------------------------
