@@ -15,7 +15,8 @@ from typing import IO, Any, Protocol
 __all__ = ["Events", "EventBus", "JsonSink", "PlainSink", "RichSink", "LogSink", "make_console_sink"]
 
 # Stable event names (the `event` field of --json lines):
-#   run_started    {job, mode, total, todo, already_done, final?}
+#   run_started    {job, mode, total, todo, already_done, final?, reanalyze?}
+#                  reanalyze: true for `run --reanalyze` (todo 0: nothing is copied)
 #   plan           {steps: {step: total}}           totals of the progress bars
 #   item           {scan_id, step, status, error?}  status: done | failed | skipped
 #   batch          {batch, scans, done, failed}     every batch.size finished scans
@@ -25,7 +26,10 @@ __all__ = ["Events", "EventBus", "JsonSink", "PlainSink", "RichSink", "LogSink",
 #   warning        {message}
 #   summary        {counts..., elapsed, rate, hedges?: {reads, sent, won},
 #                   throttled?: {instance: {decreases, pauses, lowest_rate, lowest_concurrency}}}
-#   run_finished   {exit_code, status}
+#   summary        (the analysis) {text, comments: {comment: rows}, rows, scans,
+#                  scans_by_comment: {comment: scans with it, for the comments any scan has}}
+#   run_finished   {exit_code, status, ...the run's summary: done, failed, already_done, elapsed,
+#                  comments?, scans?, unprocessed?, reanalyze?}
 
 
 class Sink(Protocol):

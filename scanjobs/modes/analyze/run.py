@@ -246,8 +246,15 @@ class AnalyzeRun:
     def run(self) -> RunResult:
         job, events = self.job, self.ctx.events
         pairs = job_pairs(job)
+        reanalyze = {"reanalyze": True} if self.ctx.options.reanalyze else {}
         events.emit(
-            "run_started", job=job.name, mode="analyze", total=len(pairs), todo=len(pairs), already_done=0
+            "run_started",
+            job=job.name,
+            mode="analyze",
+            total=len(pairs),
+            todo=len(pairs),
+            already_done=0,
+            **reanalyze,
         )
         source_db = open_db(job.source, job)
         try:
@@ -276,5 +283,6 @@ class AnalyzeRun:
                 "comments": outcome["comments"],
                 "scans": outcome["scans"],
                 "unprocessed": outcome["unprocessed"],
+                **reanalyze,
             },
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from scanjobs.errors import JobError, NotFoundOnSource, StateError
 from scanjobs.jobfile.model import CopyJob
@@ -62,7 +63,8 @@ class CopyRun:
             self.tally.raise_fatal()
             self.summarize(result, plan, clock)
             if self.job.analysis.enabled and not self.stop.requested:
-                analyze_copy_job(self.job, self.state, self.events, self.stop, source_db, target_db)
+                outcome = analyze_copy_job(self.job, self.state, self.events, self.stop, source_db, target_db)
+                _record_analysis(result, outcome)
         return result
 
     def reanalyze(self) -> RunResult:
@@ -91,10 +93,7 @@ class CopyRun:
             outcome = analyze_copy_job(
                 self.job, self.state, self.events, self.stop, source_db, target_db, reanalyze=True
             )
-        if outcome is not None:
-            result.extra.update(
-                comments=outcome["comments"], scans=outcome["scans"], unprocessed=outcome["unprocessed"]
-            )
+        _record_analysis(result, outcome)
         return result
 
     # -- the steps -----------------------------------------------------------------------
@@ -289,3 +288,11 @@ class CopyRun:
             **self.traffic.fields(),
         )
         result.extra["rate"] = round(rate, 3)
+
+
+def _record_analysis(result: RunResult, outcome: dict[str, Any] | None) -> None:
+    """The analysis' figures in the run's summary (`status --runs`), when it wrote one."""
+    if outcome is not None:
+        result.extra.update(
+            comments=outcome["comments"], scans=outcome["scans"], unprocessed=outcome["unprocessed"]
+        )
