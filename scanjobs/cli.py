@@ -26,7 +26,7 @@ EXAMPLES = {
     "run": "scanjobs run jobs/copy.yaml            # rerun the same command to resume",
     "validate": "scanjobs validate jobs/*.yaml",
     "plan": "scanjobs plan jobs/copy.yaml",
-    "status": "scanjobs status jobs/copy.yaml --runs",
+    "status": "scanjobs status jobs/copy.yaml --json",
     "reset": "scanjobs reset jobs/copy.yaml --yes",
     "sandbox": "scanjobs sandbox up --dir .sandbox --scans 30",
     "demo": "scanjobs demo --dir scanjobs-demo",
