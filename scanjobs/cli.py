@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sqlite3
@@ -19,7 +20,7 @@ from scanjobs.errors import ExitCode, JobError, ScanjobsError, StateError
 from scanjobs.events import EventBus, make_console_sink
 from scanjobs.jobfile import load_job, schema_path
 from scanjobs.jobrepo import find_job_files, write_schema
-from scanjobs.state import ItemKind, RunLock, StateCounts, StatePaths, Status
+from scanjobs.state import ItemKind, RunLock, RunRecord, StateCounts, StatePaths, Status
 
 __all__ = ["main", "main_entry", "build_parser"]
 
@@ -94,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         "platform): for CI runs that know of them; they are still reported",
     )
     p.add_argument("--limit", type=int, metavar="N", help="take at most N new scans in this run")
+    p.add_argument(
+        "--reanalyze",
+        action="store_true",
+        help="only rewrite the analysis from the platform's current data (a copy job: the pairs "
+        "its state recorded), copying nothing; also on a finished job",
+    )
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     p.set_defaults(func=cmd_run)
 
@@ -131,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("status", "show a job's recorded progress (also while it runs)")
     _job_arg(p)
     p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.add_argument(
+        "--runs",
+        action="store_true",
+        help="list every run of the job instead: start, end, exit code, counts (--json: as objects)",
+    )
     p.set_defaults(func=cmd_status)
 
     p = add("reset", "delete a job's state (and only its state: outputs stay)")
@@ -268,8 +280,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     events = _events(args, json_lines=args.json)
     try:
+        refusal = None
         if args.limit is not None and args.limit < 1:
             refusal = JobError("--limit must be a positive number")
+        elif args.reanalyze and (args.restart or args.retry_failed or args.limit is not None):
+            refusal = JobError(
+                "--reanalyze copies nothing: it does not go with --restart, --retry-failed or --limit"
+            )
+        if refusal is not None:
             events.emit("error", **error_fields(refusal))
             raise refusal
         try:
@@ -283,6 +301,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 problems=exc.problems,
             )
             raise
+        if args.reanalyze and job.mode == "download":
+            refusal = JobError(f"--reanalyze: {args.job} is a download job, which has no analysis")
+            events.emit("error", **error_fields(refusal))
+            raise refusal
         code = run_job(
             job,
             RunOptions(
@@ -290,6 +312,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 retry_failed=args.retry_failed,
                 limit=args.limit,
                 accept_permanent=args.accept_permanent,
+                reanalyze=args.reanalyze,
             ),
             events,
         )
@@ -369,7 +392,97 @@ def status_report(job_path: Path) -> dict[str, Any]:
     }
 
 
+def runs_report(job_path: Path) -> dict[str, Any]:
+    """`status --runs --json`: the job, its state file, and every run the state recorded, oldest
+    first, each an object (a run going on now has `status` "running"; one that ended without
+    recording its end, killed say, "unrecorded")."""
+    # lazy: the platform clients (psycopg, requests) load only for commands that talk to it
+    from scanjobs.lifecycle import open_state_readonly
+
+    job = load_job(job_path)
+    paths = StatePaths(job.state_path)
+    records: list[RunRecord] = []
+    if paths.db.exists():
+        store = open_state_readonly(job)
+        try:
+            records = store.run_records()
+        finally:
+            store.close()
+    running = RunLock(paths.lock).running() is not None
+    runs = []
+    for run in records:
+        if run.exit_code is not None:
+            status = ExitCode(run.exit_code).name.lower() if run.exit_code in set(ExitCode) else "other"
+        else:
+            status = "running" if running and run is records[-1] else "unrecorded"
+        runs.append(
+            {
+                "id": run.id,
+                "started": _iso(run.started_at),
+                "finished": _iso(run.finished_at),
+                "exit_code": run.exit_code,
+                "status": status,
+                "pid": run.pid,
+                "host": run.host,
+                "summary": run.summary,
+            }
+        )
+    return {"job": str(job.path), "state": str(paths.db), "runs": runs}
+
+
+def _iso(timestamp: float | None) -> str | None:
+    """A recorded time in the local time zone, ISO 8601 with its offset."""
+    if timestamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+
+
+def _print_runs(report: dict[str, Any]) -> None:
+    runs = report["runs"]
+    print(f"job {report['job']}: {len(runs)} run(s)")
+    if not runs:
+        return
+    rows = [("run", "started", "ended", "exit", "done", "failed", "already done", "elapsed", "")]
+    for run in runs:
+        s = run["summary"]
+        code = "-" if run["exit_code"] is None else f"{run['exit_code']} {run['status']}"
+        notes = []
+        if s.get("reanalyze"):
+            notes.append("reanalyze")
+        if "scans" in s:
+            notes.append(f"analysis: {s['scans']} scan(s)")
+        if run["exit_code"] is None:
+            notes.append(run["status"])
+        rows.append(
+            (
+                str(run["id"]),
+                _local(run["started"]),
+                _local(run["finished"]),
+                code,
+                str(s.get("done", "-")),
+                str(s.get("failed", "-")),
+                str(s.get("already_done", "-")),
+                f"{s['elapsed']:.1f}s" if isinstance(s.get("elapsed"), (int, float)) else "-",
+                ", ".join(notes),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _local(iso: str | None) -> str:
+    return "-" if iso is None else iso[:19].replace("T", " ")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.runs:
+        runs = runs_report(args.job)
+        if args.json:
+            print(json.dumps(runs, indent=2, default=str))
+        else:
+            _print_runs(runs)
+        return int(ExitCode.OK)
     report = status_report(args.job)
     counts = report["counts"]  # a StateCounts
     if args.json:

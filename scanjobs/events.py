@@ -51,6 +51,7 @@ EVENTS: dict[str, dict[str, str]] = {
         "retry?": "integer",
         "deferred?": "integer",  # new scans left for a later run (--limit)
         "scans?": "integer",
+        "reanalyze?": "boolean",  # `run --reanalyze`: todo 0, nothing is copied
     },
     "plan": {"steps": "object"},  # {step: total}: the totals of the progress bars
     "advance": {"step": "string", "n?": "integer"},  # a step's bar moves (one file moved)
@@ -94,7 +95,14 @@ EVENTS: dict[str, dict[str, str]] = {
         "throttled?": "object",  # {instance: {decreases, pauses, lowest_rate, lowest_concurrency}}
     },
     # the analysis (of a copy job, or an analyze job): rows per comment
-    "analysis_summary": {"text": "string", "comments": "object", "rows": "integer"},
+    # (scans: source scans; scans_by_comment: scans with each comment any scan has)
+    "analysis_summary": {
+        "text": "string",
+        "comments": "object",
+        "rows": "integer",
+        "scans?": "integer",
+        "scans_by_comment?": "object",
+    },
     # an expected error that ends the run or refuses it (a run that started still ends with
     # run_finished); without a run: the lock of another run, a command-line error
     "error": {"exit_code": "integer", "status": "string", "message": "string", "hint?": "string"},
@@ -111,7 +119,9 @@ EVENTS: dict[str, dict[str, str]] = {
         "elapsed": "number",
         "rate?": "number",
         "comments?": "object",
+        "scans?": "integer",
         "unprocessed?": "integer",
+        "reanalyze?": "boolean",
     },
 }
 

@@ -30,6 +30,7 @@ class RunOptions:
     retry_failed: bool = False
     limit: int | None = None
     accept_permanent: bool = False  # permanent failures alone do not fail the run (exit 0)
+    reanalyze: bool = False  # only the analysis, from the platform's current data; nothing copied
 
 
 class StopSignal:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ __all__ = [
     "summary_counts",
     "write_csv",
     "write_excel",
+    "write_json",
     "write_reports",
 ]
 
@@ -39,6 +42,7 @@ class ReportPaths:
     target_details: Path
     analysis_csv: Path
     analysis_xlsx: Path
+    job_json: Path | None = None  # the job's metadata (`write_reports(..., metadata=)`)
 
 
 def summary_counts(analysis: pd.DataFrame) -> dict[str, int]:
@@ -105,16 +109,28 @@ def write_reports(
     source_details: pd.DataFrame,
     target_details: pd.DataFrame,
     analysis: pd.DataFrame,
+    metadata: Mapping[str, object] | None = None,
 ) -> ReportPaths:
-    """Write the four report files into `output_dir` and return their paths."""
+    """Write the four report files into `output_dir` and return their paths; with `metadata`
+    (the job and run that wrote them), also its sheet "Job" in the workbook and the sidecar
+    `analysis_job.json`."""
     paths = ReportPaths(
         source_details=output_dir / "source_scandetails.csv",
         target_details=output_dir / "target_scandetails.csv",
         analysis_csv=output_dir / "analysis_with_comments.csv",
         analysis_xlsx=output_dir / "analysis_with_comments.xlsx",
+        job_json=None if metadata is None else output_dir / "analysis_job.json",
     )
     write_csv(_tidy_ids(source_details), paths.source_details)
     write_csv(_tidy_ids(target_details), paths.target_details)
     write_csv(analysis, paths.analysis_csv)
-    write_excel(analysis, paths.analysis_xlsx)
+    write_excel(analysis, paths.analysis_xlsx, metadata)
+    if paths.job_json is not None:
+        write_json(metadata or {}, paths.job_json)
     return paths
+
+
+def write_json(document: Mapping[str, object], path: Path) -> None:
+    """Write `document` as indented UTF-8 JSON, atomically."""
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -1,4 +1,4 @@
-"""Excel writer for the analysis: coloured rows by comment, a summary sheet and a chart.
+"""Excel writer for the analysis: coloured rows by comment, a summary sheet and a chart, the job.
 
 Written with XlsxWriter, row by row to the file (its constant-memory mode): a report of 100k
 scans holds millions of cells, which openpyxl took a minute and gigabytes to write (XlsxWriter:
@@ -12,8 +12,9 @@ import functools
 import math
 import re
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import xlsxwriter
@@ -21,10 +22,18 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from scanjobs.fsutil import atomic_path
+from scanjobs.report.figures import CommentFigure, comment_figures, scan_count, worst_comments
 from scanjobs.report.rules import Comment
 from scanjobs.report.sheetrows import add_rows, sheet_part
 
-__all__ = ["PERCENT_FORMAT", "write_excel", "comment_counts", "planogram_comment_counts"]
+__all__ = [
+    "PERCENT_FORMAT",
+    "comment_counts",
+    "flatten",
+    "planogram_comment_counts",
+    "write_excel",
+    "write_job_sheet",
+]
 
 # The *_pct values are already percentages (83.5 means 83.5 %), so the format appends a
 # literal "%" instead of Excel's `0.0%`, which would multiply by 100.
@@ -92,6 +101,8 @@ class _Writer:
     def __init__(self, wb: xlsxwriter.Workbook) -> None:
         self.bold = wb.add_format({"bold": True})
         self.date = wb.add_format({"num_format": DATE_FORMAT})
+        self.percent = wb.add_format({"num_format": PERCENT_FORMAT})
+        self.fills: dict[Comment, Format] = {}
 
     def put(self, ws: Worksheet, row: int, col: int, value: object, fmt: Format | None = None) -> None:
         value = _cell_value(value)
@@ -134,6 +145,23 @@ def _widths(analysis: pd.DataFrame) -> list[int]:
     return widths
 
 
+def _object_rows(frame: pd.DataFrame, chunk: int = 10_000) -> Iterator[tuple[Any, ...]]:
+    """The rows as tuples of Python objects (NA as pd.NA), converted a chunk at a time: the whole
+    frame as objects at once doubled the peak memory of a 100k-scan report."""
+    for start in range(0, len(frame), chunk):
+        yield from frame.iloc[start : start + chunk].astype(object).itertuples(index=False, name=None)
+
+
+def _frozen_columns(columns: Sequence[object]) -> int:
+    """How many leading columns are scan ids (`source_scan_id`, `target_scan_id`): kept in view."""
+    count = 0
+    for name in columns:
+        if not str(name).endswith("scan_id"):
+            break
+        count += 1
+    return count
+
+
 def _fill(wb: xlsxwriter.Workbook, comment: Comment, **extra: object) -> Format:
     return wb.add_format({"pattern": 1, "bg_color": f"#{comment.fill}", **extra})
 
@@ -145,7 +173,8 @@ def _write_analysis(wb: xlsxwriter.Workbook, w: _Writer, analysis: pd.DataFrame)
     returned function (sheetrows.py: XlsxWriter took a minute for a 100k-scan analysis)."""
     ws = wb.add_worksheet("Analysis")
     columns = list(analysis.columns)
-    ws.freeze_panes(1, 0)
+    # the header and the scan ids (the first columns) stay in view when scrolling
+    ws.freeze_panes(1, _frozen_columns(columns))
     ws.autofilter(0, 0, len(analysis), max(0, len(columns) - 1))
     for index, width in enumerate(_widths(analysis)):
         ws.set_column(index, index, width)
@@ -166,40 +195,82 @@ def _write_analysis(wb: xlsxwriter.Workbook, w: _Writer, analysis: pd.DataFrame)
     return add
 
 
+def _figures_table(ws: Worksheet, w: _Writer, top: int, title: str, figures: list[CommentFigure]) -> int:
+    """A Comment | Rows | Scans | % of scans table at row `top`; the row after its total."""
+    w.header(ws, top, [title, "Rows", "Scans", "% of scans"])
+    for row, figure in enumerate(figures, start=top + 1):
+        ws.write_string(row, 0, figure.comment.text, w.fills[figure.comment])
+        ws.write_number(row, 1, figure.rows)
+        ws.write_number(row, 2, figure.scans)
+        ws.write_number(row, 3, figure.pct_of_scans, w.percent)
+    return top + len(figures) + 1
+
+
 def _write_summary(wb: xlsxwriter.Workbook, w: _Writer, analysis: pd.DataFrame) -> None:
+    """Rows and scans per comment (a scan counts once per comment it has), then each scan under
+    its worst comment (once), then rows per target POG and comment (figures.py says why both)."""
     ws = wb.add_worksheet("Summary")
-    counts = comment_counts(analysis)
+    ws.freeze_panes(1, 1)
+    w.fills = {c: _fill(wb, c) for c in Comment}
+    figures = comment_figures(analysis)
     table = planogram_comment_counts(analysis)
     ws.set_column(0, 0, max(len(c.text) for c in Comment) + 2)
-    ws.set_column(1, 1, 10)
-    w.header(ws, 0, ["Comment", "Count"])
-    for row, (text, count) in enumerate(counts.items(), start=1):
-        ws.write_string(row, 0, text, _fill(wb, Comment.from_text(text)))
-        ws.write_number(row, 1, count)
-    total_row = len(counts) + 1  # 0-based
-    w.header(ws, total_row, ["Total", sum(counts.values())])
+    ws.set_column(1, 3, 10)
+    total_row = _figures_table(ws, w, 0, "Comment", figures)
+    w.header(ws, total_row, ["Total", len(analysis), scan_count(analysis)])
 
     chart = wb.add_chart({"type": "bar"})
     chart.add_series(
         {
-            "name": ["Summary", 0, 1],
-            "categories": ["Summary", 1, 0, len(counts), 0],
-            "values": ["Summary", 1, 1, len(counts), 1],
+            "name": ["Summary", 0, 2],
+            "categories": ["Summary", 1, 0, len(figures), 0],
+            "values": ["Summary", 1, 2, len(figures), 2],
         }
     )
-    chart.set_title({"name": "Rows per comment"})
+    chart.set_title({"name": "Scans per comment"})
     chart.set_legend({"none": True})
     chart.set_size({"width": 18 * 37.8, "height": 9 * 37.8})  # 18 x 9 cm, as before
-    ws.insert_chart("D2", chart)
+    ws.insert_chart("F2", chart)
+
+    worst_top = total_row + 3
+    worst_end = _figures_table(ws, w, worst_top, "Worst comment per scan", worst_comments(analysis))
+    w.header(ws, worst_end, ["Total", len(analysis), scan_count(analysis)])
 
     # The per-planogram table starts below the chart (about 18 rows high): no overlap.
-    top = max(total_row + 3, 21)
+    top = max(worst_end + 3, 21)
     w.header(ws, top, ["Target planogram name", *table.columns, "Total"])
     for row, (name, values) in enumerate(table.iterrows(), start=top + 1):
         w.put(ws, row, 0, name)  # a target POG name from the platform
         for col, value in enumerate(values, start=1):
             ws.write_number(row, col, int(value))
         ws.write_number(row, len(table.columns) + 1, int(values.sum()))
+
+
+def write_job_sheet(wb: xlsxwriter.Workbook, metadata: Mapping[str, object]) -> None:
+    """Sheet "Job": one `field | value` row per item of `metadata`, nested mappings flattened
+    to dotted names (`source.api_url`), lists as their items joined by ", ". A reusable writer:
+    any report that has a job's metadata (modes/metadata.py) can add it."""
+    w = _Writer(wb)
+    ws = wb.add_worksheet("Job")
+    ws.freeze_panes(1, 1)
+    ws.set_column(0, 0, 28)
+    ws.set_column(1, 1, 80)
+    w.header(ws, 0, ["Field", "Value"])
+    for row, (name, value) in enumerate(flatten(metadata), start=1):
+        ws.write_string(row, 0, name)
+        w.put(ws, row, 1, value)
+
+
+def flatten(metadata: Mapping[str, object], prefix: str = "") -> Iterator[tuple[str, object]]:
+    """`(dotted name, value)` for each leaf of `metadata`, in its order; a list becomes one text."""
+    for key, value in metadata.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from flatten(value, name + ".")
+        elif isinstance(value, (list, tuple)):
+            yield name, ", ".join(str(v) for v in value)
+        else:
+            yield name, value
 
 
 def _same_workbook(new: Path, old: Path) -> bool:
@@ -215,13 +286,15 @@ def _same_workbook(new: Path, old: Path) -> bool:
         return False
 
 
-def write_excel(analysis: pd.DataFrame, path: Path) -> None:
-    """Write `analysis` to `path` (sheets "Analysis" and "Summary"), atomically; a workbook
-    with the same content is left as it is."""
+def write_excel(analysis: pd.DataFrame, path: Path, metadata: Mapping[str, object] | None = None) -> None:
+    """Write `analysis` to `path` (sheets "Analysis", "Summary", and "Job" when `metadata` is
+    given), atomically; a workbook with the same content is left as it is."""
     with atomic_path(path, suffix=".xlsx", same=_same_workbook) as tmp:
         wb = xlsxwriter.Workbook(str(tmp), _OPTIONS)
         w = _Writer(wb)
         add_analysis_rows = _write_analysis(wb, w, analysis)
         _write_summary(wb, w, analysis)
+        if metadata is not None:
+            write_job_sheet(wb, metadata)
         wb.close()
         add_analysis_rows(tmp)

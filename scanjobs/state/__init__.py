@@ -14,7 +14,7 @@ from __future__ import annotations
 from scanjobs.state.lock import RunLock
 from scanjobs.state.migrations import FORMAT_VERSION, MIGRATIONS, Migration
 from scanjobs.state.paths import StatePaths, state_files
-from scanjobs.state.records import ItemKind, ItemRecord, StateCounts, Status, StepCount
+from scanjobs.state.records import ItemKind, ItemRecord, RunRecord, StateCounts, Status, StepCount
 from scanjobs.state.store import StateStore
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "ItemRecord",
     "Migration",
     "RunLock",
+    "RunRecord",
     "StateCounts",
     "StatePaths",
     "StateStore",

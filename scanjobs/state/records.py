@@ -11,7 +11,7 @@ from typing import Any
 
 from scanjobs.errors import PERMANENT_FAILURES
 
-__all__ = ["ItemKind", "Status", "ItemRecord", "StepCount", "StateCounts"]
+__all__ = ["ItemKind", "Status", "ItemRecord", "RunRecord", "StepCount", "StateCounts"]
 
 
 class _TextEnum(str, Enum):
@@ -130,3 +130,33 @@ class StateCounts:
             by_status[r.status.value] = by_status.get(r.status.value, 0) + r.n
             out.setdefault(f"{r.kind.value}:steps", {})[f"{r.step}/{r.status.value}"] = r.n
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run of a job as the state recorded it (`StateStore.run_records()`): its start, its end
+    and exit code (None while it runs, or when it was killed), and its summary (the counts)."""
+
+    id: int
+    started_at: float
+    finished_at: float | None
+    exit_code: int | None
+    pid: int
+    host: str
+    summary: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RunRecord:
+        try:
+            summary = json.loads(row["summary"]) if row["summary"] else {}
+        except ValueError:  # a summary that is no JSON (hand-edited): the run is still listed
+            summary = {}
+        return cls(
+            id=int(row["id"]),
+            started_at=float(row["started_at"]),
+            finished_at=None if row["finished_at"] is None else float(row["finished_at"]),
+            exit_code=None if row["exit_code"] is None else int(row["exit_code"]),
+            pid=int(row["pid"]),
+            host=str(row["host"]),
+            summary=summary if isinstance(summary, dict) else {},
+        )

@@ -18,7 +18,7 @@ from scanjobs import failpoints
 from scanjobs.errors import StateError
 from scanjobs.state import migrations
 from scanjobs.state.paths import StatePaths
-from scanjobs.state.records import ItemKind, ItemRecord, StateCounts, Status
+from scanjobs.state.records import ItemKind, ItemRecord, RunRecord, StateCounts, Status
 
 __all__ = ["StateStore"]
 
@@ -458,3 +458,9 @@ class StateStore:
         for row in rows:
             row["summary"] = json.loads(row["summary"]) if row.get("summary") else None
         return rows
+
+    def run_records(self) -> list[RunRecord]:
+        """Every run, oldest first, its summary parsed (`scanjobs status --runs`)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM runs ORDER BY id").fetchall()
+        return [RunRecord.from_row(r) for r in rows]

@@ -435,7 +435,7 @@ def test_excel_fills_header_filter_and_summary(copied: CopyRun) -> None:
     header = [c.value for c in ws[1]]
     assert header == list(copied.rows[0])
     assert all(c.font.bold for c in ws[1])
-    assert ws.freeze_panes == "A2"
+    assert ws.freeze_panes == "C2"  # the header row and both scan id columns
     assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}{len(copied.rows) + 1}"
     assert ws.max_row == len(copied.rows) + 1
     comment_col = header.index("comment")

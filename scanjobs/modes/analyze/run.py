@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from scanjobs.jobfile import load_job
 from scanjobs.jobfile.model import AnalyzeJob, CopyJob
 from scanjobs.jobfile.scanlist import read_pairs_csv
 from scanjobs.modes.base import RunContext, RunResult, StopSignal
+from scanjobs.modes.metadata import RunTimes, current_run, report_metadata
 from scanjobs.modes.reads import job_reads, require_columns
 from scanjobs.modes.resources import Stopwatch, open_db
 from scanjobs.platform.db import PlatformDB, ScanProcessing
@@ -103,11 +105,16 @@ def analyze_pairs(
     pairs: Sequence[tuple[int, int | None]],
     source_db: PlatformDB,
     target_db: PlatformDB,
+    *,
+    run: RunTimes = (None, None),
+    reanalyze: bool = False,
 ) -> dict[str, Any]:
-    """Compare the pairs and write the reports under job.output; the comment counts and paths."""
-    # here, not at the top: the reports need pandas and openpyxl, which copy and download jobs
+    """Compare the pairs and write the reports under job.output, with the metadata of `run`
+    (its id and start); the comment counts and paths."""
+    # here, not at the top: the reports need pandas and XlsxWriter, which copy and download jobs
     # without analysis would load for nothing (half a second of start-up)
     from scanjobs.report import summary_counts, write_reports
+    from scanjobs.report.figures import comment_figures, scan_count
 
     # ids an instance does not have are said at once, not waited for nor read as report-less
     unknown_sources = source_db.missing_scan_ids([s for s, _ in pairs])
@@ -129,19 +136,41 @@ def analyze_pairs(
     source_details, target_details, analysis = analyse_in_batches(
         pairs, source_db, target_db, processed, unknown_sources, unknown_targets, failed
     )
-    paths = write_reports(job.output, source_details, target_details, analysis)
+    scans = scan_count(analysis)
+    metadata = report_metadata(
+        job,
+        run,
+        finished_at=time.time(),
+        pairs=len(pairs),
+        rows=len(analysis),
+        scans=scans,
+        reanalyze=reanalyze,
+    )
+    paths = write_reports(job.output, source_details, target_details, analysis, metadata)
     counts = summary_counts(analysis)
     for what, path in (
         ("source details", paths.source_details),
         ("target details", paths.target_details),
         ("analysis CSV", paths.analysis_csv),
         ("Excel report", paths.analysis_xlsx),
+        ("job metadata", paths.job_json),
     ):
         events.emit("output", what=what, path=str(path))
-    text = "analysis: " + ", ".join(f"{n} {c}" for c, n in counts.items() if n)
-    events.emit("analysis_summary", text=text, comments=counts, rows=len(analysis))
+    figures = [f for f in comment_figures(analysis) if f.scans]
+    text = f"analysis: {scans} scan(s), {len(analysis)} row(s); scans per comment: " + ", ".join(
+        f"{f.comment.text} {f.scans} ({f.pct_of_scans:g}%)" for f in figures
+    )
+    events.emit(
+        "analysis_summary",
+        text=text,
+        comments=counts,
+        rows=len(analysis),
+        scans=scans,
+        scans_by_comment={f.comment.text: f.scans for f in figures},
+    )
     return {
         "comments": counts,
+        "scans": scans,
         "unprocessed": unprocessed,
         "excel": str(paths.analysis_xlsx),
     }
@@ -220,8 +249,11 @@ def analyze_copy_job(
     source_db: PlatformDB,
     target_db: PlatformDB,
     pairs: Sequence[tuple[int, int | None]] | None = None,
+    *,
+    reanalyze: bool = False,
 ) -> dict[str, Any] | None:
-    """The analysis step of a copy job; skipped when the same pairs were fully analysed before.
+    """The analysis step of a copy job; skipped when the same pairs were fully analysed before,
+    unless `reanalyze` (`run --reanalyze`: the platform's data may have changed since).
     `pairs`: the job's pairs (`pairs_from_state`) when the caller has them already."""
     pairs = pairs_from_state(state) if pairs is None else pairs
     if not pairs:
@@ -229,10 +261,12 @@ def analyze_copy_job(
     signature = _signature(pairs)
     report = job.output / "analysis_with_comments.xlsx"
     done = state.meta("analysis_complete")
-    if done is not None and done == _analysed(signature, report):
+    if not reanalyze and done is not None and done == _analysed(signature, report):
         events.emit("info", message=f"analysis up to date: {report}")
         return None
-    result = analyze_pairs(job, events, stop, pairs, source_db, target_db)
+    result = analyze_pairs(
+        job, events, stop, pairs, source_db, target_db, run=current_run(state), reanalyze=reanalyze
+    )
     analysed = _analysed(signature, report)
     if result["unprocessed"] == 0 and analysed is not None:
         state.set_meta("analysis_complete", analysed)
@@ -269,8 +303,15 @@ class AnalyzeRun:
     def run(self) -> RunResult:
         job, events = self.job, self.ctx.events
         pairs = job_pairs(job)
+        reanalyze = {"reanalyze": True} if self.ctx.options.reanalyze else {}
         events.emit(
-            "selected", job=job.name, mode="analyze", total=len(pairs), todo=len(pairs), already_done=0
+            "selected",
+            job=job.name,
+            mode="analyze",
+            total=len(pairs),
+            todo=len(pairs),
+            already_done=0,
+            **reanalyze,
         )
         source_db = open_db(job.source, job)
         try:
@@ -278,12 +319,27 @@ class AnalyzeRun:
             try:
                 source, target = job_reads(job)
                 require_columns([(source_db, source), (target_db, target)], "analyze", events)
-                outcome = analyze_pairs(job, events, self.ctx.stop, pairs, source_db, target_db)
+                outcome = analyze_pairs(
+                    job,
+                    events,
+                    self.ctx.stop,
+                    pairs,
+                    source_db,
+                    target_db,
+                    run=current_run(self.ctx.state),
+                    reanalyze=self.ctx.options.reanalyze,
+                )
             finally:
                 target_db.close()
         finally:
             source_db.close()
         copied = sum(1 for _, t in pairs if t is not None)
         return RunResult(
-            done=copied, extra={"comments": outcome["comments"], "unprocessed": outcome["unprocessed"]}
+            done=copied,
+            extra={
+                "comments": outcome["comments"],
+                "scans": outcome["scans"],
+                "unprocessed": outcome["unprocessed"],
+                **reanalyze,
+            },
         )

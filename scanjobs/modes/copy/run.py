@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from scanjobs.errors import JobError, NotFoundOnSource, StateError
 from scanjobs.jobfile.model import CopyJob
@@ -51,6 +52,8 @@ class CopyRun:
         )
 
     def run(self) -> RunResult:
+        if self.ctx.options.reanalyze:
+            return self.reanalyze()
         clock = Stopwatch()
         with self.databases() as (source_db, target_db):
             self.check_columns(source_db, target_db)
@@ -72,7 +75,39 @@ class CopyRun:
             self.summarize(result, plan, clock)
             del selected, plan  # 100k scans' ids: memory the analysis needs more
             if self.job.analysis.enabled and not self.stop.requested:
-                analyze_copy_job(self.job, self.state, self.events, self.stop, source_db, target_db, pairs)
+                outcome = analyze_copy_job(
+                    self.job, self.state, self.events, self.stop, source_db, target_db, pairs
+                )
+                _record_analysis(result, outcome)
+        return result
+
+    def reanalyze(self) -> RunResult:
+        """`run --reanalyze`: the analysis of the pairs the state recorded, rewritten from the
+        platform's current data (the target's processing may have changed since); nothing is
+        selected or copied, so a finished job can be reanalysed as often as wanted."""
+        pairs = pairs_from_state(self.state)
+        copied = sum(1 for _, target in pairs if target is not None)
+        if not copied:
+            raise JobError(
+                f"--reanalyze: copy job '{self.job.name}' has not copied any scan yet",
+                hint="run it without --reanalyze first",
+            )
+        self.events.emit(
+            "selected",
+            job=self.job.name,
+            mode="copy",
+            total=len(pairs),
+            todo=0,
+            already_done=copied,
+            reanalyze=True,
+        )
+        result = RunResult(already_done=copied, extra={"reanalyze": True})
+        with self.databases() as (source_db, target_db):
+            self.check_columns(source_db, target_db)
+            outcome = analyze_copy_job(
+                self.job, self.state, self.events, self.stop, source_db, target_db, pairs, reanalyze=True
+            )
+        _record_analysis(result, outcome)
         return result
 
     # -- the steps -----------------------------------------------------------------------
@@ -271,3 +306,11 @@ class CopyRun:
             **self.traffic.fields(),
         )
         result.extra["rate"] = round(rate, 3)
+
+
+def _record_analysis(result: RunResult, outcome: dict[str, Any] | None) -> None:
+    """The analysis' figures in the run's summary (`status --runs`), when it wrote one."""
+    if outcome is not None:
+        result.extra.update(
+            comments=outcome["comments"], scans=outcome["scans"], unprocessed=outcome["unprocessed"]
+        )

@@ -78,7 +78,7 @@ def test_header_bold_frozen_and_filtered(tmp_path: Path, details: Any) -> None:
     header = next(ws.iter_rows(max_row=1))
     assert [c.value for c in header] == list(analysis.columns)
     assert all(c.font.bold for c in header)
-    assert ws.freeze_panes == "A2"
+    assert ws.freeze_panes == "C2"  # the header row and both scan id columns
     assert ws.auto_filter.ref == f"A1:{header[-1].column_letter}{len(analysis) + 1}"
     assert all(8 <= ws.column_dimensions[c.column_letter].width <= 52 for c in header)
 
