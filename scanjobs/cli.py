@@ -214,7 +214,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         ]
         token = "; or, for an API login, an instance's token: NAME_TOKEN" if api_login else ""
         note = f" (to run it, set: {', '.join(dict.fromkeys(unset))}{token})" if unset else ""
-        print(f"{path}: ok, mode {job.mode}, {job.scans.describe()}{note}")
+        print(f"{path}: ok, mode {job.mode}, {job.describe()}{note}")
     return int(worst)
 
 

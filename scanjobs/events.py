@@ -25,6 +25,8 @@ __all__ = ["Events", "EventBus", "JsonSink", "PlainSink", "RichSink", "LogSink",
 #   warning        {message}
 #   summary        {counts..., elapsed, rate, hedges?: {reads, sent, won},
 #                   throttled?: {instance: {decreases, pauses, lowest_rate, lowest_concurrency}}}
+#   gate           {report, verdict, text, limits: [{subject, limit, actual, scans, total, verdict,
+#                   excess_scans}]}    report: analysis | compare; verdict: passed | breached
 #   run_finished   {exit_code, status}
 
 
@@ -107,7 +109,7 @@ def _describe(event: str, f: Mapping[str, Any]) -> str | None:
         return f"warning: {f.get('message')}"
     if event == "info":
         return str(f.get("message"))
-    if event == "summary":
+    if event in ("summary", "gate"):
         return str(f.get("text"))
     return None
 
@@ -120,7 +122,7 @@ class PlainSink:
         self.verbosity = verbosity
 
     def handle(self, event: str, fields: Mapping[str, Any]) -> None:
-        if self.verbosity < 0 and event not in ("warning", "summary"):
+        if self.verbosity < 0 and event not in ("warning", "summary", "gate"):
             return
         if event == "retry" and self.verbosity < 1:
             return

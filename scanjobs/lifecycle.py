@@ -32,6 +32,8 @@ def _exit_code(result: RunResult, stop: StopSignal, options: RunOptions) -> Exit
         return ExitCode.PARTIAL
     if result.failed and not (options.accept_permanent and result.permanent == result.failed):
         return ExitCode.PARTIAL
+    if result.gate_breached:  # after failures: a gate judges a report of whatever was done
+        return ExitCode.GATE
     return ExitCode.OK
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from scanjobs.cells import csv_cell
 from scanjobs.events import Events
 from scanjobs.fsutil import atomic_open
-from scanjobs.jobfile.model import BaseJob, InstanceSpec, ScanSelection
+from scanjobs.jobfile.model import InstanceSpec, ScanJob, ScanSelection
 from scanjobs.jobfile.scanlist import read_id_column
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.budget import BudgetCounts, Limits
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-def retry_policy(job: BaseJob) -> tuple[RetryPolicy, Timeouts]:
+def retry_policy(job: ScanJob) -> tuple[RetryPolicy, Timeouts]:
     r = job.retry
     return (
         RetryPolicy(
@@ -51,7 +51,7 @@ def retry_policy(job: BaseJob) -> tuple[RetryPolicy, Timeouts]:
     )
 
 
-def open_api(instance: InstanceSpec, job: BaseJob, events: Events, *, pool_size: int = 32) -> PlatformAPI:
+def open_api(instance: InstanceSpec, job: ScanJob, events: Events, *, pool_size: int = 32) -> PlatformAPI:
     """A logged-in API client (or one whose token the platform took); retries are reported as
     `retry` events."""
     policy, timeouts = retry_policy(job)
@@ -98,7 +98,7 @@ def request_workers(workers: int, name: str) -> tuple[threading.BoundedSemaphore
     return threading.BoundedSemaphore(workers), ThreadPoolExecutor(2 * workers, thread_name_prefix=name)
 
 
-def open_db(instance: InstanceSpec, job: BaseJob) -> PlatformDB:
+def open_db(instance: InstanceSpec, job: ScanJob) -> PlatformDB:
     db = instance.db
     client = PlatformDB(
         db.host, db.port, db.dbname, db.user, db.password.reveal(), connect_timeout=job.retry.timeout.connect

@@ -40,6 +40,16 @@ class ReportPaths:
     analysis_csv: Path
     analysis_xlsx: Path
 
+    @classmethod
+    def in_folder(cls, output_dir: Path) -> ReportPaths:
+        """The files of the analysis written into `output_dir` (a job's output)."""
+        return cls(
+            source_details=output_dir / "source_scandetails.csv",
+            target_details=output_dir / "target_scandetails.csv",
+            analysis_csv=output_dir / "analysis_with_comments.csv",
+            analysis_xlsx=output_dir / "analysis_with_comments.xlsx",
+        )
+
 
 def summary_counts(analysis: pd.DataFrame) -> dict[str, int]:
     """Comment text -> number of analysis rows, every comment listed (zero included)."""
@@ -104,12 +114,7 @@ def write_reports(
     analysis: pd.DataFrame,
 ) -> ReportPaths:
     """Write the four report files into `output_dir` and return their paths."""
-    paths = ReportPaths(
-        source_details=output_dir / "source_scandetails.csv",
-        target_details=output_dir / "target_scandetails.csv",
-        analysis_csv=output_dir / "analysis_with_comments.csv",
-        analysis_xlsx=output_dir / "analysis_with_comments.xlsx",
-    )
+    paths = ReportPaths.in_folder(output_dir)
     write_csv(_tidy_ids(source_details), paths.source_details)
     write_csv(_tidy_ids(target_details), paths.target_details)
     write_csv(analysis, paths.analysis_csv)

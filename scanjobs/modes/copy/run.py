@@ -15,6 +15,7 @@ from scanjobs.modes.copy.mover import FileMover
 from scanjobs.modes.copy.payload import Untranslatable, hint_ids, translate_hints
 from scanjobs.modes.copy.pipeline import ScanPipeline, Translation
 from scanjobs.modes.copy.plan import UNFINISHED, CopyPlan, batch_size_for, plan_copy, request_uid, upload_uid
+from scanjobs.modes.gate import apply_analysis_gate
 from scanjobs.modes.outcome import Tally, summary_tail, warn_not_found
 from scanjobs.modes.reads import ADOPTION, job_reads, require_columns
 from scanjobs.modes.resources import Stopwatch, Traffic, open_api, open_db, select_scan_ids, write_csv
@@ -61,6 +62,7 @@ class CopyRun:
             self.summarize(result, plan, clock)
             if self.job.analysis.enabled and not self.stop.requested:
                 analyze_copy_job(self.job, self.state, self.events, self.stop, source_db, target_db)
+                apply_analysis_gate(self.job, self.events, result)
         return result
 
     # -- the steps -----------------------------------------------------------------------
