@@ -25,6 +25,7 @@ __all__ = ["Events", "EventBus", "JsonSink", "PlainSink", "RichSink", "LogSink",
 #   warning        {message}
 #   summary        {counts..., elapsed, rate, hedges?: {reads, sent, won},
 #                   throttled?: {instance: {decreases, pauses, lowest_rate, lowest_concurrency}}}
+#   summary        (compare) {text, classes: {class: rows}, rows, scans}
 #   gate           {report, verdict, text, limits: [{subject, limit, actual, scans, total, verdict,
 #                   excess_scans}]}    report: analysis | compare; verdict: passed | breached
 #   run_finished   {exit_code, status}

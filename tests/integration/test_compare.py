@@ -222,3 +222,16 @@ def test_a_side_without_an_analysis_is_refused(
     assert run(job) == ExitCode.INVALID
     assert "compare.baseline: there is no analysis at" in capsys.readouterr().err
     assert not (folder / "results" / "nothing" / "compare.csv").exists()
+
+
+def test_plan_finds_both_analyses_without_the_platform(
+    twice: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = twice["jobs"]
+    job = compare_job(
+        twice["folder"], "planned", {"baseline": jobs["release-a"].name, "candidate": "out-release-b"}
+    )
+    assert main(["plan", str(job)]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert "ok   baseline" in out and "ok   candidate" in out and "(exit 0)" in out
+    assert not (twice["folder"] / "results" / "planned").exists()  # a plan writes nothing
