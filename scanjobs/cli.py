@@ -254,7 +254,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         ]
         token = "; or, for an API login, an instance's token: NAME_TOKEN" if api_login else ""
         note = f" (to run it, set: {', '.join(dict.fromkeys(unset))}{token})" if unset else ""
-        print(f"{path}: ok, mode {job.mode}, {job.scans.describe()}{note}")
+        print(f"{path}: ok, mode {job.mode}, {job.describe()}{note}")
     if folders:
         skipped = f"; {len(found.skipped)} other YAML file(s) skipped (no `mode:`)" if found.skipped else ""
         print(f"{len(found.jobs)} job file(s): {len(found.jobs) - invalid} ok, {invalid} invalid{skipped}")

@@ -33,6 +33,7 @@ class ExitCode(IntEnum):
     INTERNAL = 3  # a bug: traceback written to a log beside the state
     STATE = 4  # state unusable, newer format, or locked by another run
     UNREACHABLE = 5  # platform unreachable or auth refused after retries
+    GATE = 6  # finished and reported, but the job's quality gate was breached
     INTERRUPTED = 130
 
 

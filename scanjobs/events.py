@@ -94,6 +94,11 @@ EVENTS: dict[str, dict[str, str]] = {
         "hedges?": "object",  # {reads, sent, won}
         "throttled?": "object",  # {instance: {decreases, pauses, lowest_rate, lowest_concurrency}}
     },
+    # the compare's summary: rows per class (improved, regressed, unchanged, ...), and scans
+    "compare_summary": {"text": "string", "classes": "object", "rows": "integer", "scans": "integer"},
+    # a quality gate's verdict (report: analysis | compare; verdict: passed | breached), each
+    # limit with {subject, limit, actual, scans, total, verdict, excess_scans}
+    "gate": {"report": "string", "verdict": "string", "text": "string", "limits": "array"},
     # the analysis (of a copy job, or an analyze job): rows per comment
     # (scans: source scans; scans_by_comment: scans with each comment any scan has)
     "analysis_summary": {
@@ -122,6 +127,7 @@ EVENTS: dict[str, dict[str, str]] = {
         "scans?": "integer",
         "unprocessed?": "integer",
         "reanalyze?": "boolean",
+        "gate?": "string",  # the quality gate's verdict: passed | breached
     },
 }
 
@@ -152,6 +158,10 @@ def event_schemas() -> dict[str, dict[str, Any]]:
             "additionalProperties": False,
         }
     return schemas
+
+
+# What -q still shows: warnings, the summaries and a gate's verdict.
+_QUIET_SHOWN = ("warning", "summary", "analysis_summary", "compare_summary", "gate")
 
 
 class Sink(Protocol):
@@ -239,7 +249,7 @@ def _describe(event: str, f: Mapping[str, Any]) -> str | None:
         return f"warning: {f.get('message')}"
     if event == "info":
         return str(f.get("message"))
-    if event in ("summary", "analysis_summary"):
+    if event in ("summary", "analysis_summary", "compare_summary", "gate"):
         return str(f.get("text"))
     return None
 
@@ -252,7 +262,13 @@ class PlainSink:
         self.verbosity = verbosity
 
     def handle(self, event: str, fields: Mapping[str, Any]) -> None:
-        if self.verbosity < 0 and event not in ("warning", "summary", "analysis_summary"):
+        if self.verbosity < 0 and event not in (
+            "warning",
+            "summary",
+            "analysis_summary",
+            "compare_summary",
+            "gate",
+        ):
             return
         if event == "retry" and self.verbosity < 1:
             return
@@ -322,7 +338,7 @@ class RichSink:
             task = self.tasks.get(str(fields.get("step")))
             if task is not None:
                 self.progress.advance(task, 1)
-        if event in ("run_finished", "summary", "analysis_summary") and self.started:
+        if event in ("run_finished", "summary", "analysis_summary", "compare_summary") and self.started:
             self.progress.stop()
             self.started = False
         self._line(event, fields)

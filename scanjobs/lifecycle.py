@@ -36,6 +36,8 @@ def _exit_code(result: RunResult, stop: StopSignal, options: RunOptions) -> Exit
         return ExitCode.PARTIAL
     if result.failed and not (options.accept_permanent and result.permanent == result.failed):
         return ExitCode.PARTIAL
+    if result.gate_breached:  # after failures: a gate judges a report of whatever was done
+        return ExitCode.GATE
     return ExitCode.OK
 
 
@@ -128,9 +130,8 @@ def _run_locked(job: Job, options: RunOptions, events: EventBus, lock: RunLock) 
                 events.emit("warning", message=f"the run's end is not recorded: {exc.message}")
             state.close()
         if job.notify:
-            # the gate's verdict (issue 15, point 3) goes in RunEnd.verdict
             text = f"stopped by {stopped_by}" if stopped_by else summary_text.text
-            end = RunEnd(job.name, job.mode, int(code), code.name.lower(), text)
+            end = RunEnd(job.name, job.mode, int(code), code.name.lower(), text, result.gate_text)
             announce(job.notify, end, events, [s for i in job.instances() for s in i.secrets()])
         events.emit("run_finished", exit_code=int(code), status=code.name.lower(), **summary)
     return code

@@ -53,15 +53,23 @@ def message(end: RunEnd) -> tuple[str, str, apprise.NotifyType]:
     return title, body, kind
 
 
+_SUMMARIES = ("summary", "analysis_summary", "compare_summary")
+
+
 class SummaryKeeper:
-    """An event sink that keeps the text of the run's last `summary` event, for its notification."""
+    """An event sink that keeps the texts of the run's summaries (the copy's or download's, the
+    analysis', the compare's), for its notification."""
 
     def __init__(self) -> None:
-        self.text = ""
+        self._texts: dict[str, str] = {}
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self._texts[e] for e in _SUMMARIES if e in self._texts)
 
     def handle(self, event: str, fields: Mapping[str, Any]) -> None:
-        if event == "summary" and fields.get("text"):
-            self.text = str(fields["text"])
+        if event in _SUMMARIES and fields.get("text"):
+            self._texts[event] = str(fields["text"])
 
     def close(self) -> None:
         pass

@@ -31,12 +31,16 @@ from scanjobs.jobfile.model import (
     Backoff,
     BaseJob,
     BatchOptions,
+    CompareJob,
+    CompareOptions,
     CopyJob,
     CopyOptions,
     CopyTarget,
     DbSpec,
     DownloadJob,
     DownloadOptions,
+    Gate,
+    GateLimit,
     InstanceLimits,
     InstanceSpec,
     Job,
@@ -64,6 +68,8 @@ _NOTIFY_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _PLAIN_WEBHOOK = re.compile(r"^(json|form|xml)s?://[^/?#@\s]+(/[^?#@\s]*)?$", re.IGNORECASE)
 # The password of a URL's user:password@, which a message quoting the URL must not show.
 _URL_PASSWORD = re.compile(r"(://[^/?#@\s:]*:)[^/?#@\s]*@")
+# What mode compare reads instead of a platform: these keys of other modes mean nothing there.
+_NOT_FOR_COMPARE = ("source", "target", "scans", "copy", "download", "analysis", "batch", "retry")
 
 
 def schema_path() -> Path:
@@ -163,6 +169,8 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return f"{error.instance!r} is not a duration (use e.g. 90s, 30m, 1h30m, or seconds)"
     if error.validator == "pattern" and error.schema.get("title") == "query date":
         return f"{error.instance!r} is not a date ({error.schema['description']})"
+    if error.validator == "oneOf" and "gate's limit" in json.dumps(error.schema.get("description", "")):
+        return f"{error.instance!r} is not a gate limit (a count of scans like 3, or a share like 5%)"
     if error.validator in ("minProperties", "maxProperties") and isinstance(error.instance, dict):
         options = ", ".join(error.schema.get("properties", {}))
         return f"give exactly one of: {options}"
@@ -491,7 +499,47 @@ class _Builder:
         def wait(value: Any) -> float:
             return self.duration(value, "analysis", "wait_for_processing")
 
-        return AnalysisOptions(**_given(self.data.get("analysis", {}), wait_for_processing=wait))
+        def gate(limits: Mapping[str, Any]) -> Gate:
+            return self.gate(limits, "analysis", "gate")
+
+        return AnalysisOptions(**_given(self.data.get("analysis", {}), wait_for_processing=wait, gate=gate))
+
+    def gate(self, limits: Mapping[str, Any], *path: str) -> Gate:
+        """A gate's limits (the schema admits a count, or a share as text like `5%`)."""
+        parsed = []
+        for subject, value in limits.items():
+            if isinstance(value, int):
+                parsed.append(GateLimit(subject, count=value))
+                continue
+            percent = float(str(value).strip().rstrip("%"))
+            if percent > 100:
+                self.problems.append(f"{self.where(*path, subject)}: {value!r} is more than 100%")
+            parsed.append(GateLimit(subject, share=percent / 100))
+        return Gate(tuple(parsed))
+
+    def build_compare(self) -> CompareJob | None:
+        """mode compare: the two sides and the gate; no instance is read."""
+        d = self.data
+        for key in _NOT_FOR_COMPARE:
+            if key in d:
+                self.problems.append(
+                    f"{self.where(key)}: mode compare reads two analyses, not the platform; remove {key}"
+                )
+        section = d["compare"]
+        baseline = self.file_path(section["baseline"], "compare", "baseline")
+        candidate = self.file_path(section["candidate"], "compare", "candidate")
+        gate = self.gate(section.get("gate", {}), "compare", "gate")
+        if baseline is not None and baseline == candidate:
+            self.problems.append(f"{self.where('compare', 'candidate')}: the candidate is the baseline")
+        name = self.text(d.get("name", BaseJob.default_name(self.path)), "name")
+        output = self.file_path(d.get("output", BaseJob.default_output(self.path)), "output")
+        if output is not None:
+            self.check_folder(output, "output")
+        if self.problems or baseline is None or candidate is None or output is None:
+            return None
+        return CompareJob(
+            path=self.path, name=name, output=output, compare=CompareOptions(baseline, candidate, gate)
+        )
 
     def notify(self) -> tuple[NotifyTarget, ...]:
         """The `notify` URLs, each a secret. A URL written out in full may only be a plain
@@ -522,6 +570,10 @@ class _Builder:
         d = self.data
         self.check_secret_literals()
         mode = d["mode"]
+        if mode == "compare":
+            return self.build_compare()
+        if "compare" in d:
+            self.problems.append(f"{self.where('compare')}: compare is for mode compare; remove it")
         source = self.instance(d["source"], ("source",))
         target: InstanceSpec | None = None
         store: int | None = None
@@ -554,6 +606,15 @@ class _Builder:
             self.problems.append(
                 f"{self.where('scans', selection.kind)}: mode analyze takes scans.pairs (a CSV) or "
                 "scans.from_job (a copy job)"
+            )
+        if mode == "copy" and d.get("analysis", {}).get("enabled") is False and "gate" in d["analysis"]:
+            self.problems.append(
+                f"{self.where('analysis', 'gate')}: a gate judges the analysis, which this job turns off "
+                "(analysis.enabled: false)"
+            )
+        if mode == "download" and "gate" in d.get("analysis", {}):
+            self.problems.append(
+                f"{self.where('analysis', 'gate')}: mode download writes no analysis to judge"
             )
         if mode == "download" and "target" in d:
             self.problems.append(

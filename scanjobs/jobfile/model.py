@@ -1,7 +1,7 @@
 """The validated job: frozen dataclasses that everything downstream reads (never raw dicts).
 
-One job type per mode (`CopyJob`, `DownloadJob`, `AnalyzeJob`; `Job` is their union), so a
-copy job's target store is never optional. Every default of a job file lives here, on these
+One job type per mode (`CopyJob`, `DownloadJob`, `AnalyzeJob`, `CompareJob`; `Job` is their
+union), so a copy job's target store is never optional. Every default of a job file lives here, on these
 dataclasses: the loader passes only what the file says, and a test checks that the schema's
 `default`s are these.
 """
@@ -18,7 +18,7 @@ from typing import Literal, TypeAlias
 from scanjobs.errors import JobError
 from scanjobs.jobfile.dates import DateSpec
 
-Mode = Literal["copy", "download", "analyze"]
+Mode = Literal["copy", "download", "analyze", "compare"]
 Strategy = Literal["auto", "mapped"]
 CapturedAt = Literal["now", "source"]
 SelectionKind = Literal["ids", "query", "file", "pairs", "from_job"]
@@ -39,12 +39,17 @@ __all__ = [
     "Backoff",
     "Timeout",
     "RetryOptions",
+    "GateLimit",
+    "Gate",
     "AnalysisOptions",
     "DownloadOptions",
+    "CompareOptions",
     "BaseJob",
+    "ScanJob",
     "CopyJob",
     "DownloadJob",
     "AnalyzeJob",
+    "CompareJob",
     "Job",
 ]
 
@@ -267,14 +272,57 @@ class RetryOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class GateLimit:
+    """One limit of a quality gate: at most `count` scans, or at most `share` (a fraction) of
+    the scans, with `subject` (an analysis comment, or a compare class)."""
+
+    subject: str
+    count: int | None = None
+    share: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.count is None) == (self.share is None):
+            raise ValueError(f"gate limit {self.subject!r}: a count or a share (one of them)")
+
+    def describe(self) -> str:
+        """The limit as a job file writes it: `5%` or `3`."""
+        return f"{self.share * 100:g}%" if self.share is not None else str(self.count)
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """A quality gate (`analysis.gate`, `compare.gate`): a run whose report breaches any of its
+    limits ends with exit code 6 (`ExitCode.GATE`), its reports written all the same."""
+
+    limits: tuple[GateLimit, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.limits)
+
+    def limit(self, subject: str) -> GateLimit | None:
+        return next((limit for limit in self.limits if limit.subject == subject), None)
+
+
+@dataclass(frozen=True, slots=True)
 class AnalysisOptions:
     enabled: bool = True
     wait_for_processing: float = 1800.0
+    gate: Gate = Gate()
 
 
 @dataclass(frozen=True, slots=True)
 class DownloadOptions:
     section_max_length: int = 80
+
+
+@dataclass(frozen=True, slots=True)
+class CompareOptions:
+    """mode compare: the two analyses, each a copy or analyze job file (the analysis in its
+    output) or a results folder holding an analysis, both resolved; and the gate."""
+
+    baseline: Path
+    candidate: Path
+    gate: Gate = Gate()
 
 
 def _fingerprint(fields: dict[str, object]) -> str:
@@ -293,11 +341,7 @@ class BaseJob:
 
     path: Path
     name: str
-    source: InstanceSpec
-    scans: ScanSelection
     output: Path
-    batch: BatchOptions = BatchOptions()
-    retry: RetryOptions = RetryOptions()
     notify: tuple[NotifyTarget, ...] = ()
     version: int = 1
 
@@ -320,8 +364,12 @@ class BaseJob:
         return self.path.with_name(self.path.stem + ".state.log")
 
     def instances(self) -> tuple[InstanceSpec, ...]:
-        """The instances the job connects to: the source, then the target if it has one."""
-        return (self.source,)
+        """The instances the job connects to (none for a compare job)."""
+        return ()
+
+    def describe(self) -> str:
+        """What the job works on, in a few words (for `validate`)."""
+        raise NotImplementedError
 
     def fingerprint_fields(self) -> dict[str, object]:
         """What done work depends on: changing any of it makes recorded work wrong."""
@@ -332,7 +380,24 @@ class BaseJob:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CopyJob(BaseJob):
+class ScanJob(BaseJob):
+    """A job on platform scans (copy, download, analyze): a source instance and a selection."""
+
+    source: InstanceSpec
+    scans: ScanSelection
+    batch: BatchOptions = BatchOptions()
+    retry: RetryOptions = RetryOptions()
+
+    def instances(self) -> tuple[InstanceSpec, ...]:
+        """The instances the job connects to: the source, then the target if it has one."""
+        return (self.source,)
+
+    def describe(self) -> str:
+        return self.scans.describe()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyJob(ScanJob):
     """mode copy: source scans become scans of `target.store`, then (optionally) the analysis."""
 
     mode: Literal["copy"] = field(default="copy", init=False)
@@ -353,7 +418,7 @@ class CopyJob(BaseJob):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DownloadJob(BaseJob):
+class DownloadJob(ScanJob):
     """mode download: the images of source scans into `output`; it reads only the source."""
 
     mode: Literal["download"] = field(default="download", init=False)
@@ -364,7 +429,7 @@ class DownloadJob(BaseJob):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AnalyzeJob(BaseJob):
+class AnalyzeJob(ScanJob):
     """mode analyze: compare source/target pairs (`scans` is pairs or from_job).
 
     `analysis.enabled` does not apply (the analysis is what the job does). A `target.store`
@@ -388,5 +453,20 @@ class AnalyzeJob(BaseJob):
         }
 
 
-Job: TypeAlias = CopyJob | DownloadJob | AnalyzeJob
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompareJob(BaseJob):
+    """mode compare: two analyses of the same source scans, row by row (no platform access)."""
+
+    mode: Literal["compare"] = field(default="compare", init=False)
+    compare: CompareOptions
+
+    def describe(self) -> str:
+        return f"{self.compare.baseline} (baseline) vs {self.compare.candidate} (candidate)"
+
+    def fingerprint_fields(self) -> dict[str, object]:
+        # a compare is recomputed whole by every run: no recorded work depends on its sides
+        return {"mode": self.mode, "output": str(self.output)}
+
+
+Job: TypeAlias = CopyJob | DownloadJob | AnalyzeJob | CompareJob
 """Any job; narrow it by `isinstance` (or `match`) to reach a mode's own sections."""

@@ -89,6 +89,8 @@ class RunResult:
     already_done: int = 0
     failures_by_class: dict[str, int] = field(default_factory=dict)
     threshold_stop: bool = False
+    gate_breached: bool = False  # the job's quality gate judged the report and it failed: exit 6
+    gate_text: str | None = None  # the gate's verdict line, for the run's notification
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from scanjobs.errors import ExitCode, PlatformError, ScanjobsError
 from scanjobs.events import Events
-from scanjobs.jobfile.model import InstanceSpec, Job
+from scanjobs.jobfile.model import InstanceSpec, Job, ScanJob
 from scanjobs.modes.base import PlanReport
 from scanjobs.modes.reads import ColumnCheck, Reads, check_columns
 from scanjobs.modes.resources import open_api, open_db, select_scan_ids, selection_day, why_nothing_selected
@@ -34,6 +34,13 @@ class Preflight:
             lines=[f"plan for {job.path.name} ({job.mode} job {job.name!r})"],
         )
         self.columns: dict[str, ColumnCheck] = {}  # per side, the databases that passed
+
+    @property
+    def scan_job(self) -> ScanJob:
+        """The job, for the checks of a job that reads the platform (a compare job reads none)."""
+        if not isinstance(self.job, ScanJob):
+            raise TypeError(f"a {self.job.mode} job reads no platform")
+        return self.job
 
     @property
     def lines(self) -> list[str]:
@@ -69,7 +76,7 @@ class Preflight:
 
     def login(self, instance: InstanceSpec, events: Events) -> None:
         def go() -> str:
-            open_api(instance, self.job, events).close()
+            open_api(instance, self.scan_job, events).close()
             return instance.api_url
 
         self.check(f"API login to {instance.name}", go)
@@ -89,7 +96,7 @@ class Preflight:
         """The database of `reads.instance`, connected and holding every table and column the
         job reads there (the check a run starts with); None, and a FAIL line, otherwise."""
         instance = reads.instance
-        db = self.check(f"database of {instance.name}", lambda: open_db(instance, self.job))
+        db = self.check(f"database of {instance.name}", lambda: open_db(instance, self.scan_job))
         if db is None:
             return None
 
@@ -124,7 +131,7 @@ class Preflight:
     def select(self, db: PlatformDB, state: StateStore | None, *, known: Set[int] = frozenset()) -> list[int]:
         """The scans the job selects on its source database (`known`: see select_scan_ids;
         relative dates counted from the day the state keeps, else from today, as a run would)."""
-        selection = self.job.scans
+        selection = self.scan_job.scans
         today = selection_day(selection, state)
         found = self.check("scan selection", lambda: select_scan_ids(selection, db, today=today, known=known))
         if found is None:

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 
 from scanjobs.errors import PlatformError
 from scanjobs.events import Events
-from scanjobs.jobfile.model import AnalyzeJob, CopyJob, DownloadJob, InstanceSpec, Job, ScanSelection
+from scanjobs.jobfile.model import (
+    AnalyzeJob,
+    CompareJob,
+    CopyJob,
+    DownloadJob,
+    InstanceSpec,
+    Job,
+    ScanSelection,
+)
 from scanjobs.platform.columns import Gaps, schema_gaps
 from scanjobs.platform.db import PlatformDB
 
@@ -53,6 +61,8 @@ _ANALYSIS_TARGET = {"scan_ids_existing", "processing_status", "scan_details"}
 
 def job_reads(job: Job) -> tuple[Reads, ...]:
     """Pure: what a run of `job` (and its plan) reads, per instance, source first."""
+    if isinstance(job, CompareJob):
+        return ()  # it reads the analyses' CSVs, no database
     if isinstance(job, DownloadJob):
         return (Reads("source", job.source, frozenset({*_selection(job.scans), "download_info"})),)
     if isinstance(job, AnalyzeJob):

@@ -16,7 +16,7 @@ from scanjobs.cells import csv_cell
 from scanjobs.events import Events
 from scanjobs.fsutil import atomic_open
 from scanjobs.jobfile.dates import local_today
-from scanjobs.jobfile.model import BaseJob, InstanceSpec, ScanQuery, ScanSelection
+from scanjobs.jobfile.model import InstanceSpec, ScanJob, ScanQuery, ScanSelection
 from scanjobs.jobfile.scanlist import read_id_column
 from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.budget import BudgetCounts, Limits
@@ -44,7 +44,7 @@ __all__ = [
 _SELECTION_DAY = "selection_day"
 
 
-def retry_policy(job: BaseJob) -> tuple[RetryPolicy, Timeouts]:
+def retry_policy(job: ScanJob) -> tuple[RetryPolicy, Timeouts]:
     r = job.retry
     return (
         RetryPolicy(
@@ -60,7 +60,7 @@ def retry_policy(job: BaseJob) -> tuple[RetryPolicy, Timeouts]:
     )
 
 
-def open_api(instance: InstanceSpec, job: BaseJob, events: Events, *, pool_size: int = 32) -> PlatformAPI:
+def open_api(instance: InstanceSpec, job: ScanJob, events: Events, *, pool_size: int = 32) -> PlatformAPI:
     """A logged-in API client (or one whose token the platform took); retries are reported as
     `retry` events."""
     policy, timeouts = retry_policy(job)
@@ -107,7 +107,7 @@ def request_workers(workers: int, name: str) -> tuple[threading.BoundedSemaphore
     return threading.BoundedSemaphore(workers), ThreadPoolExecutor(2 * workers, thread_name_prefix=name)
 
 
-def open_db(instance: InstanceSpec, job: BaseJob) -> PlatformDB:
+def open_db(instance: InstanceSpec, job: ScanJob) -> PlatformDB:
     db = instance.db
     client = PlatformDB(
         db.host, db.port, db.dbname, db.user, db.password.reveal(), connect_timeout=job.retry.timeout.connect

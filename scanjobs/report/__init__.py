@@ -44,6 +44,16 @@ class ReportPaths:
     analysis_xlsx: Path
     job_json: Path | None = None  # the job's metadata (`write_reports(..., metadata=)`)
 
+    @classmethod
+    def in_folder(cls, output_dir: Path) -> ReportPaths:
+        """The files of the analysis written into `output_dir` (a job's output)."""
+        return cls(
+            source_details=output_dir / "source_scandetails.csv",
+            target_details=output_dir / "target_scandetails.csv",
+            analysis_csv=output_dir / "analysis_with_comments.csv",
+            analysis_xlsx=output_dir / "analysis_with_comments.xlsx",
+        )
+
 
 def summary_counts(analysis: pd.DataFrame) -> dict[str, int]:
     """Comment text -> number of analysis rows, every comment listed (zero included)."""

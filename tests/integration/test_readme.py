@@ -82,3 +82,6 @@ def test_walkthrough_commands_run_as_written(tmp_path: Path) -> None:
     assert (tmp_path / "try" / "results" / "analyze" / "analysis_with_comments.csv").is_file()
     assert not (tmp_path / "try" / "download.state.sqlite").exists()  # reset
     assert (tmp_path / "try" / "results" / "download" / "manifest.csv").is_file()
+    assert (tmp_path / "try" / "results" / "compare" / "compare.xlsx").is_file()
+    assert "gate passed (compare): regressed: 0 of" in output
+    assert "gate breached (analysis): Wrong POG Name Mapping:" in output  # and the run exited 6

@@ -16,6 +16,7 @@ from scanjobs.jobfile import load_job
 from scanjobs.jobfile.model import AnalyzeJob, CopyJob
 from scanjobs.jobfile.scanlist import read_pairs_csv
 from scanjobs.modes.base import RunContext, RunResult, StopSignal
+from scanjobs.modes.gate import apply_analysis_gate
 from scanjobs.modes.metadata import RunTimes, current_run, report_metadata
 from scanjobs.modes.reads import job_reads, require_columns
 from scanjobs.modes.resources import Stopwatch, open_db
@@ -334,7 +335,7 @@ class AnalyzeRun:
         finally:
             source_db.close()
         copied = sum(1 for _, t in pairs if t is not None)
-        return RunResult(
+        result = RunResult(
             done=copied,
             extra={
                 "comments": outcome["comments"],
@@ -343,3 +344,5 @@ class AnalyzeRun:
                 **reanalyze,
             },
         )
+        apply_analysis_gate(job, events, result)
+        return result

@@ -16,6 +16,7 @@ from scanjobs.modes.copy.mover import FileMover
 from scanjobs.modes.copy.payload import Untranslatable, hint_ids, translate_hints
 from scanjobs.modes.copy.pipeline import ScanPipeline, Translation
 from scanjobs.modes.copy.plan import UNFINISHED, CopyPlan, batch_size_for, plan_copy, request_uid, upload_uid
+from scanjobs.modes.gate import apply_analysis_gate
 from scanjobs.modes.outcome import Tally, summary_tail, warn_not_found
 from scanjobs.modes.reads import ADOPTION, job_reads, require_columns
 from scanjobs.modes.resources import (
@@ -79,6 +80,7 @@ class CopyRun:
                     self.job, self.state, self.events, self.stop, source_db, target_db, pairs
                 )
                 _record_analysis(result, outcome)
+                apply_analysis_gate(self.job, self.events, result)
         return result
 
     def reanalyze(self) -> RunResult:
@@ -108,6 +110,7 @@ class CopyRun:
                 self.job, self.state, self.events, self.stop, source_db, target_db, pairs, reanalyze=True
             )
         _record_analysis(result, outcome)
+        apply_analysis_gate(self.job, self.events, result)
         return result
 
     # -- the steps -----------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 
 import scanjobs.jobfile as jobfile_pkg
 from scanjobs.errors import JobError
-from scanjobs.jobfile import AnalyzeJob, CopyJob, DownloadJob, load_job
+from scanjobs.jobfile import AnalyzeJob, CompareJob, CopyJob, DownloadJob, load_job
 from scanjobs.jobfile import model as jobfile_model
 
 STG = 'stg: {api_url: "https://stg.example.com/", db: {host: db.stg.example.com, port: 6543, dbname: stgdb}}'
@@ -207,4 +207,4 @@ def test_sections_a_mode_does_not_use_are_still_checked(tmp_path: Path) -> None:
 
 def test_job_is_the_union_of_the_mode_types() -> None:
     assert jobfile_pkg.Job is jobfile_model.Job
-    assert set(jobfile_model.Job.__args__) == {CopyJob, DownloadJob, AnalyzeJob}
+    assert set(jobfile_model.Job.__args__) == {CopyJob, DownloadJob, AnalyzeJob, CompareJob}

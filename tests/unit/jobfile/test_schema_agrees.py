@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from scanjobs.jobfile.model import (
     CopyOptions,
     DbSpec,
     DownloadOptions,
+    Gate,
     InstanceLimits,
     InstanceSpec,
     RetryOptions,
@@ -100,6 +102,8 @@ NODES = list(_walk(SCHEMA))
 
 
 def _mode_for(path: Path_) -> str:
+    if path[:1] == ("compare",):
+        return "compare"
     if path[:1] == ("download",):
         return "download"
     if path[:2] in (("scans", "pairs"), ("scans", "from_job")):
@@ -112,6 +116,9 @@ def _job_data(
 ) -> dict[str, Any]:
     """The smallest valid job of the mode `path` belongs to, with `value` at `path` if set."""
     mode = _mode_for(path)
+    if mode == "compare":  # no platform: neither source nor scans
+        data = {"version": 1, "mode": "compare", "compare": {"baseline": "b", "candidate": "c"}}
+        return _set(data, path, value) if set_value else data
     data: dict[str, Any] = {
         "version": 1,
         "mode": mode,
@@ -131,6 +138,11 @@ def _job_data(
         return data
     if companion and path in COMPANIONS:
         data = _job_data(COMPANIONS[path], value, set_value=True, companion=False)
+    return _set(data, path, value)
+
+
+def _set(data: dict[str, Any], path: Path_, value: Any) -> dict[str, Any]:
+    """`data` with `value` at `path`."""
     node: Any = data
     keys = ["a" if k == "*" else k for k in path]
     for key, after in zip(keys, [*keys[1:], None], strict=True):
@@ -164,6 +176,8 @@ def _owner(job: Any, path: Path_) -> Any:
             obj = obj[0]
         elif key == "store" and isinstance(obj, ScanQuery):  # one store or a list of them: a tuple
             obj = obj.stores
+        elif isinstance(obj, Gate):  # a limit's subject: the count it allows
+            obj = obj.limit(key).count
         else:
             obj = getattr(obj, FIELD_OF_KEY.get(key, key))
     return obj
@@ -296,7 +310,7 @@ def test_bound_is_what_the_code_accepts(
         assert value == inside, (path, value, inside)
 
     data = _job_data(path, outside, set_value=True)
-    with pytest.raises(JobError, match=_dotted(path).replace(".", r"\.")):
+    with pytest.raises(JobError, match=re.escape(_dotted(path))):
         _load(tmp_path, data)
     assert main(["validate", str(tmp_path / "job.yaml")]) == 2
     assert _dotted(path) in capsys.readouterr().err
