@@ -124,6 +124,7 @@ EVENTS: dict[str, dict[str, str]] = {
         "elapsed": "number",
         "rate?": "number",
         "comments?": "object",
+        "classes?": "object",  # a compare's rows per class
         "scans?": "integer",
         "unprocessed?": "integer",
         "reanalyze?": "boolean",

@@ -86,7 +86,7 @@ def test_relative_dates_select_the_absolute_range_and_a_rerun_next_day_keeps_it(
     absolute = _job(tmp_path, sandbox, "absolute", f"{{store: {stores}, from: {earliest}, to: {last}}}")
     code, events = _run(relative, capsys)
     assert code == 0
-    first_total = next(e for e in events if e["event"] == "run_started")["total"]
+    first_total = next(e for e in events if e["event"] == "selected")["total"]
     assert _run(absolute, capsys)[0] == 0
     assert _selected(relative) == _selected(absolute) == week
     said = [e["message"] for e in events if e["event"] == "info" and "scans.query" in e["message"]]
@@ -100,7 +100,7 @@ def test_relative_dates_select_the_absolute_range_and_a_rerun_next_day_keeps_it(
     code, events = _run(relative, capsys)
     assert code == 0
     assert _selected(relative) == week
-    started = next(e for e in events if e["event"] == "run_started")
+    started = next(e for e in events if e["event"] == "selected")
     assert started["total"] == first_total and started["already_done"] == first_total
     assert any(f"counted from {today}, the day this job's first run" in e.get("message", "") for e in events)
     # plan counts as the run would

@@ -126,7 +126,7 @@ def test_reanalyze_rewrites_the_analysis_from_current_data_and_copies_nothing(
 
     assert main(["run", str(copied.job), "--reanalyze", "--json"]) == 0
     events = json_events(capsys.readouterr().out)
-    started = next(e for e in events if e["event"] == "run_started")
+    started = next(e for e in events if e["event"] == "selected")
     assert started["reanalyze"] is True and started["todo"] == 0
     assert not [e for e in events if e["event"] == "item"], "a reanalysis copies nothing"
     assert scans_in_store(copied.sb, copied.store) == scans_before

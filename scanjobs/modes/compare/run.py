@@ -42,7 +42,7 @@ class CompareRun:
             except ValueError as exc:
                 raise JobError(f"compare.{side.role}: {exc}") from None
         scans = len(set(frames[0]["source_scan_id"].dropna()) | set(frames[1]["source_scan_id"].dropna()))
-        events.emit("run_started", job=job.name, mode="compare", total=scans, todo=scans, already_done=0)
+        events.emit("selected", job=job.name, mode="compare", total=scans, todo=scans, already_done=0)
         compare = build_compare(frames[0], frames[1])
         job.output.mkdir(parents=True, exist_ok=True)
         csv_path, xlsx_path = job.output / COMPARE_CSV, job.output / COMPARE_XLSX

@@ -68,7 +68,7 @@ UNREACHABLE = {
     ("instances", "*", "db", "password"): "a secret is a ${VAR} reference, never 1 character long",
     ("instances", "*", "token"): "a secret is a ${VAR} reference, never 1 character long",
     ("notify", "[]"): "a notify target is a URL (scheme://...), never 1 character long",
-    # this test writes numbers as list items; test_notify.py checks that an empty list is refused
+    # this test writes numbers as list items; test_notify_message.py checks that an empty list is refused
     ("notify",): "its items are URLs, not numbers",
 }
 
