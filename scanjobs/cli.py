@@ -20,7 +20,7 @@ from scanjobs.errors import ExitCode, JobError, ScanjobsError, StateError
 from scanjobs.events import EventBus, make_console_sink
 from scanjobs.jobfile import load_job, schema_path
 from scanjobs.jobrepo import find_job_files, write_schema
-from scanjobs.state import ItemKind, RunLock, RunRecord, StateCounts, StatePaths, Status
+from scanjobs.state import ItemKind, RunLock, RunRecord, StateCounts, StatePaths, StateStore, Status
 
 __all__ = ["main", "main_entry", "build_parser"]
 
@@ -339,10 +339,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return int(report.exit_code)
 
 
-def status_report(job_path: Path) -> dict[str, Any]:
-    # lazy: the platform clients (psycopg, requests) load only for commands that talk to it
-    from scanjobs.lifecycle import open_state_readonly
+def _open_state_to_read(job: Any) -> StateStore:
+    """The job's state to read (`status`): not every page checked first (half a second at 100k
+    scans), so a damaged one is met as sqlite3.DatabaseError, which the reader reports as a
+    StateError. The lifecycle and the modes are not imported: `status` talks to no platform."""
+    return StateStore.open(job.state_path, create=False, verify=False)
 
+
+def status_report(job_path: Path) -> dict[str, Any]:
     job = load_job(job_path)
     paths = StatePaths(job.state_path)
     if not paths.db.exists():
@@ -356,9 +360,9 @@ def status_report(job_path: Path) -> dict[str, Any]:
             "runs": [],
             "running": None,
         }
-    store = open_state_readonly(job)
+    store = _open_state_to_read(job)
     try:
-        counts = store.counts()
+        counts, not_selected = store.counts_by_selection()
         failures = [
             {
                 "kind": r.kind.value,
@@ -372,7 +376,6 @@ def status_report(job_path: Path) -> dict[str, Any]:
             for kind in (ItemKind.SCAN, ItemKind.IMAGE, ItemKind.FILE)
             for r in store.items(kind, status=Status.FAILED, selected_only=True)
         ]
-        not_selected = store.counts(selected=False)
         runs = store.runs()
     except sqlite3.DatabaseError as exc:  # a damaged page: status does not check them first
         raise StateError(f"state file is damaged ({exc}): {paths.db}") from None
@@ -396,14 +399,11 @@ def runs_report(job_path: Path) -> dict[str, Any]:
     """`status --runs --json`: the job, its state file, and every run the state recorded, oldest
     first, each an object (a run going on now has `status` "running"; one that ended without
     recording its end, killed say, "unrecorded")."""
-    # lazy: the platform clients (psycopg, requests) load only for commands that talk to it
-    from scanjobs.lifecycle import open_state_readonly
-
     job = load_job(job_path)
     paths = StatePaths(job.state_path)
     records: list[RunRecord] = []
     if paths.db.exists():
-        store = open_state_readonly(job)
+        store = _open_state_to_read(job)
         try:
             records = store.run_records()
         finally:

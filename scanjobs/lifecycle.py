@@ -15,18 +15,12 @@ from scanjobs.notify import RunEnd, SummaryKeeper, announce, unusable_targets
 from scanjobs.ownership import claim_output, refusal_of
 from scanjobs.state import RunLock, StatePaths, StateStore
 
-__all__ = ["RunOptions", "error_fields", "run_job", "plan_job", "open_state_readonly", "restart_state"]
+__all__ = ["RunOptions", "error_fields", "run_job", "plan_job", "restart_state"]
 
 
 def restart_state(job: Job) -> Path | None:
     """Move the job's state aside (kept as a backup, never replacing one); return the backup path."""
     return StatePaths(job.state_path).move_aside()
-
-
-def open_state_readonly(job: Job) -> StateStore:
-    """The job's state to read (`status`): not every page checked first, so a damaged one is
-    met as sqlite3.DatabaseError, which the reader reports as a StateError."""
-    return StateStore.open(job.state_path, create=False, verify=False)
 
 
 def _exit_code(result: RunResult, stop: StopSignal, options: RunOptions) -> ExitCode:

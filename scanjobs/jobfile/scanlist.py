@@ -38,9 +38,10 @@ def _shown(cell: str) -> str:
     return repr(cell if len(cell) <= _SHOWN else cell[:_SHOWN] + "...")
 
 
-def _rows(path: Path, what: str) -> list[tuple[int, list[str]]]:
-    """(first line, cells) of each CSV record with a non-blank cell."""
-    reader = csv.reader(io.StringIO(read_utf8(path, what), newline=""))
+def _rows(path: Path, what: str, text: str | None = None) -> list[tuple[int, list[str]]]:
+    """(first line, cells) of each CSV record with a non-blank cell (of `text`, the file's text
+    when already read)."""
+    reader = csv.reader(io.StringIO(read_utf8(path, what) if text is None else text, newline=""))
     rows: list[tuple[int, list[str]]] = []
     line = 1
     try:
@@ -67,7 +68,12 @@ def read_id_column(path: Path) -> list[int]:
 
 @functools.lru_cache(maxsize=4)
 def _read_id_column(path: Path, version: tuple[int, int, int] | None) -> tuple[int, ...]:
-    rows = _rows(path, "scan list")
+    text = read_utf8(path, "scan list")
+    if '"' in text or "," in text:
+        rows = _rows(path, "scan list", text)
+    else:  # one column, nothing quoted: its lines are its records, as the csv module reads them
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        rows = [(number, [line]) for number, line in enumerate(lines, start=1) if line.strip()]
     if not rows:
         raise JobError(f"the scan list {path} is empty")
     header = [c.strip().lower() for c in rows[0][1]]

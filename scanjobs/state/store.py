@@ -435,6 +435,18 @@ class StateStore:
             ).fetchall()
         return StateCounts.from_rows(tuple(r) for r in rows)
 
+    def counts_by_selection(self) -> tuple[StateCounts, StateCounts]:
+        """`counts()` and `counts(selected=False)` in one pass over the items."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT selected, kind, step, status, COUNT(*) FROM items GROUP BY selected, kind, step, "
+                "status ORDER BY kind, step, status"
+            ).fetchall()
+        return (
+            StateCounts.from_rows(tuple(r)[1:] for r in rows if r[0]),
+            StateCounts.from_rows(tuple(r)[1:] for r in rows if not r[0]),
+        )
+
     # -- runs ----------------------------------------------------------------------------
     def start_run(self) -> int:
         with self.transaction() as c:

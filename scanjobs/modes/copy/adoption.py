@@ -31,6 +31,7 @@ from scanjobs.platform.db import FoundScan, FoundUpload, PlatformDB, SourceScan
 from scanjobs.state import ItemKind, ItemRecord, StateStore, Status
 
 __all__ = [
+    "UNSETTLED",
     "unsettled_uploads",
     "intent_checksum",
     "match_uploads",
@@ -56,6 +57,10 @@ def intent_checksum(record: ItemRecord) -> str | None:
     return str(value) if value else None
 
 
+# The statuses an unsettled upload's record can have (`unsettled_uploads`).
+UNSETTLED = (Status.RUNNING, Status.FAILED)
+
+
 def unsettled_uploads(records: Sequence[ItemRecord]) -> list[ItemRecord]:
     """File records whose upload was sent (or may have been) without its answer being recorded:
     an upload intent left by a kill, or an upload failed in a way that does not prove the
@@ -64,7 +69,7 @@ def unsettled_uploads(records: Sequence[ItemRecord]) -> list[ItemRecord]:
         r
         for r in records
         if r.step == "upload"
-        and r.status in (Status.RUNNING, Status.FAILED)
+        and r.status in UNSETTLED
         and intent_checksum(r)
         and r.error_class != "PermanentError"  # the platform refused it: it made nothing
     ]
@@ -128,8 +133,9 @@ def adopt_uploads(
     `window(bytes)`: the longest an upload attempt of that many bytes can last (its wall-clock
     limit), so the latest its file can have been created after its intent.
     """
-    files = state.items(ItemKind.FILE)
-    unsettled = [r for r in unsettled_uploads(files) if r.source_id in file_ids]
+    # only the unsettled ones are read whole: a finished job has hundreds of thousands of files
+    maybe = state.items(ItemKind.FILE, status=UNSETTLED)
+    unsettled = [r for r in unsettled_uploads(maybe) if r.source_id in file_ids]
     if not unsettled:
         return 0
     try:
@@ -147,7 +153,7 @@ def adopt_uploads(
     adopted, doubt = match_uploads(
         unsettled,
         found,
-        {int(r.target_id) for r in files if r.target_id},
+        {int(r.target_id) for r in state.items(ItemKind.FILE) if r.target_id},
         offset=offset,
         window=window,
         early=EARLY + uncertainty,

@@ -6,7 +6,7 @@ from scanjobs.errors import ExitCode
 from scanjobs.events import Events
 from scanjobs.jobfile.model import CopyJob
 from scanjobs.modes.base import PlanReport
-from scanjobs.modes.copy.adoption import unsettled_uploads
+from scanjobs.modes.copy.adoption import UNSETTLED, unsettled_uploads
 from scanjobs.modes.copy.plan import batch_size_for, plan_copy, scans_in_flight_needed
 from scanjobs.modes.preflight import Preflight
 from scanjobs.modes.reads import ADOPTION, job_reads
@@ -40,7 +40,7 @@ def preflight_copy(job: CopyJob, state: StateStore | None, events: Events) -> Pl
     )
     records = {r.key: r for r in unfinished}
     pf.state_counts(state, ItemKind.SCAN)
-    unsettled = unsettled_uploads(state.items(ItemKind.FILE)) if state else []
+    unsettled = unsettled_uploads(state.items(ItemKind.FILE, status=UNSETTLED)) if state else []
     if unsettled:
         columns = pf.columns.get("target")
         pf.note(

@@ -166,3 +166,13 @@ def test_outcomes_are_the_selected_items_in_selection_order(tmp_path: Path) -> N
         (r.key, r.source_id, r.target_id, r.status) for r in store.items(ItemKind.SCAN, selected_only=True)
     ] == store.outcomes(ItemKind.SCAN)
     store.close()
+
+
+def test_counts_by_selection_are_the_two_counts(tmp_path: Path) -> None:
+    store = StateStore.open(tmp_path / "s.sqlite", fingerprint="f")
+    store.add_items("scan", [(str(i), i) for i in range(1, 8)])
+    store.select_only([ItemKind.SCAN], [1, 2, 3])
+    both = store.counts_by_selection()
+    assert both == (store.counts(), store.counts(selected=False))
+    assert both[0].total(ItemKind.SCAN) == 3 and both[1].total(ItemKind.SCAN) == 4
+    store.close()
