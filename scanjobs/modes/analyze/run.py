@@ -137,6 +137,7 @@ def analyze_pairs(
     source_details, target_details, analysis = analyse_in_batches(
         pairs, source_db, target_db, processed, unknown_sources, unknown_targets, failed
     )
+    del processed, failed  # as above: the reports are written next
     scans = scan_count(analysis)
     metadata = report_metadata(
         job,
