@@ -19,7 +19,8 @@ def apply_gate(
 ) -> None:
     """Judge `report` (rows with a `source_scan_id` and `column`, the subject of each limit)."""
     # here, not at the top: the gate needs pandas, which copy and download load only for reports
-    from scanjobs.report.gate import judge, scans_per_value
+    from scanjobs.report.figures import scans_per_value
+    from scanjobs.report.gate import judge
 
     scans, total = scans_per_value(report, column)
     verdict = judge(gate, scans, total, what)

@@ -1,7 +1,7 @@
 """Excel writer for a compare: rows coloured by class, and a summary of classes and transitions.
 
-Written like the analysis workbook (`excel.py`, whose cell writer and options it shares):
-XlsxWriter in constant-memory mode, so each sheet is written row by row, in order.
+Written like the analysis workbook, with `excel.py`'s coloured-rows sheet (its rows added as
+sheet XML once XlsxWriter has saved the rest) and its cell writer.
 """
 
 from __future__ import annotations
@@ -14,8 +14,14 @@ import xlsxwriter
 
 from scanjobs.fsutil import atomic_path
 from scanjobs.report.compare import CLASS_RULE, NONE, CompareClass, class_counts, transition_counts
-from scanjobs.report.excel import _OPTIONS, PERCENT_FORMAT, _object_rows, _same_workbook, _widths, _Writer
-from scanjobs.report.gate import scans_per_value
+from scanjobs.report.excel import (
+    WORKBOOK_OPTIONS,
+    CellWriter,
+    coloured_rows,
+    fill_format,
+    same_workbook,
+)
+from scanjobs.report.figures import scans_per_value
 from scanjobs.report.rules import Comment
 
 __all__ = ["write_compare_excel"]
@@ -23,31 +29,8 @@ __all__ = ["write_compare_excel"]
 _PERCENT_COLUMNS = frozenset({"baseline_pog_pct", "candidate_pog_pct", "pog_pct_difference"})
 
 
-def _write_rows(wb: xlsxwriter.Workbook, w: _Writer, compare: pd.DataFrame) -> None:
-    ws = wb.add_worksheet("Compare")
-    columns = list(compare.columns)
-    ws.freeze_panes(1, 1)  # the header and the source scan id stay in view
-    ws.autofilter(0, 0, len(compare), max(0, len(columns) - 1))
-    for index, width in enumerate(_widths(compare)):
-        ws.set_column(index, index, width)
-    w.header(ws, 0, columns)
-    fills = {
-        c.text: (
-            wb.add_format({"pattern": 1, "bg_color": f"#{c.fill}"}),
-            wb.add_format({"pattern": 1, "bg_color": f"#{c.fill}", "num_format": PERCENT_FORMAT}),
-        )
-        for c in CompareClass
-    }
-    pct = [col in _PERCENT_COLUMNS for col in columns]
-    class_at = columns.index("class")
-    for row, values in enumerate(_object_rows(compare), start=1):
-        plain, percent = fills[values[class_at]]
-        for col, (value, is_pct) in enumerate(zip(values, pct, strict=True)):
-            w.put(ws, row, col, value, percent if is_pct else plain)
-
-
 def _write_summary(
-    wb: xlsxwriter.Workbook, w: _Writer, compare: pd.DataFrame, sides: Mapping[str, str]
+    wb: xlsxwriter.Workbook, w: CellWriter, compare: pd.DataFrame, sides: Mapping[str, str]
 ) -> None:
     ws = wb.add_worksheet("Summary")
     ws.set_column(0, 1, max(len(c.text) for c in Comment) + 2)
@@ -66,14 +49,14 @@ def _write_summary(
     w.header(ws, row, ["Class", "Rows", "Scans"])
     for kind in CompareClass:
         row += 1
-        ws.write_string(row, 0, kind.text, wb.add_format({"pattern": 1, "bg_color": f"#{kind.fill}"}))
+        ws.write_string(row, 0, kind.text, fill_format(wb, kind.fill))
         ws.write_number(row, 1, counts[kind.text])
         ws.write_number(row, 2, scans.get(kind.text, 0))
     row += 1
     w.header(ws, row, ["Total", sum(counts.values()), total])
     row += 2
 
-    comment_fills = {c.text: wb.add_format({"pattern": 1, "bg_color": f"#{c.fill}"}) for c in Comment}
+    comment_fills = {c.text: fill_format(wb, c.fill) for c in Comment}
     w.header(ws, row, ["Baseline comment", "Candidate comment", "Rows"])
     for baseline, candidate, n in transition_counts(compare):
         row += 1
@@ -85,9 +68,20 @@ def _write_summary(
 def write_compare_excel(compare: pd.DataFrame, path: Path, sides: Mapping[str, str]) -> None:
     """Write `compare` to `path` (sheets "Compare" and "Summary"; `sides` labels where each
     analysis came from), atomically; a workbook with the same content is left as it is."""
-    with atomic_path(path, suffix=".xlsx", same=_same_workbook) as tmp:
-        wb = xlsxwriter.Workbook(str(tmp), _OPTIONS)
-        w = _Writer(wb)
-        _write_rows(wb, w, compare)
+    with atomic_path(path, suffix=".xlsx", same=same_workbook) as tmp:
+        wb = xlsxwriter.Workbook(str(tmp), WORKBOOK_OPTIONS)
+        w = CellWriter(wb)
+        columns = list(compare.columns)
+        add_compare_rows = coloured_rows(
+            wb,
+            w,
+            "Compare",
+            compare,
+            key="class",
+            kinds=CompareClass,
+            percent=[col in _PERCENT_COLUMNS for col in columns],
+            frozen_columns=1,  # the source scan id stays in view
+        )
         _write_summary(wb, w, compare, sides)
         wb.close()
+        add_compare_rows(tmp)

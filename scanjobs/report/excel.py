@@ -12,9 +12,9 @@ import functools
 import math
 import re
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import pandas as pd
 import xlsxwriter
@@ -47,7 +47,7 @@ _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _SAVE_TIME_PART = "docProps/core.xml"  # created/modified: all we set in it is the time of the save
 _MIN_WIDTH, _MAX_WIDTH = 8, 50
 # No guessing: a text cell stays text (never a formula, a number or a link), NaN is no error.
-_OPTIONS = {
+WORKBOOK_OPTIONS = {
     "constant_memory": True,
     "strings_to_formulas": False,
     "strings_to_numbers": False,
@@ -87,14 +87,14 @@ def _cell_value(value: object) -> object:
 
 
 @functools.lru_cache(maxsize=65_536)
-def _text_cell(value: str) -> str:
+def text_cell(value: str) -> str:
     """`_cell_value` of a text, remembered: names repeat on thousands of rows."""
     text = _cell_value(value)
     assert isinstance(text, str)
     return text
 
 
-class _Writer:
+class CellWriter:
     """Writes values into a sheet by their type: text always as text (platform text is data:
     `=HYPERLINK(...)` must not become a live formula, `#N/A` an error, `1e5` a number)."""
 
@@ -127,7 +127,7 @@ class _Writer:
             self.put(ws, row, col, name, self.bold)
 
 
-def _widths(analysis: pd.DataFrame) -> list[int]:
+def column_widths(analysis: pd.DataFrame) -> list[int]:
     """Each column's width: its longest value as text, within _MIN_WIDTH and _MAX_WIDTH."""
     widths = []
     for col in analysis.columns:
@@ -145,13 +145,6 @@ def _widths(analysis: pd.DataFrame) -> list[int]:
     return widths
 
 
-def _object_rows(frame: pd.DataFrame, chunk: int = 10_000) -> Iterator[tuple[Any, ...]]:
-    """The rows as tuples of Python objects (NA as pd.NA), converted a chunk at a time: the whole
-    frame as objects at once doubled the peak memory of a 100k-scan report."""
-    for start in range(0, len(frame), chunk):
-        yield from frame.iloc[start : start + chunk].astype(object).itertuples(index=False, name=None)
-
-
 def _frozen_columns(columns: Sequence[object]) -> int:
     """How many leading columns are scan ids (`source_scan_id`, `target_scan_id`): kept in view."""
     count = 0
@@ -162,40 +155,75 @@ def _frozen_columns(columns: Sequence[object]) -> int:
     return count
 
 
-def _fill(wb: xlsxwriter.Workbook, comment: Comment, **extra: object) -> Format:
-    return wb.add_format({"pattern": 1, "bg_color": f"#{comment.fill}", **extra})
+class Coloured(Protocol):
+    """What colours a row: an analysis comment or a compare class (its text and fill colour)."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def fill(self) -> str: ...
 
 
-def _write_analysis(wb: xlsxwriter.Workbook, w: _Writer, analysis: pd.DataFrame) -> Callable[[Path], None]:
-    """The Analysis sheet: one row per analysis row, each cell (the empty ones too, so the row is
-    coloured across its width) filled with its comment's colour; the header frozen and
+def fill_format(wb: xlsxwriter.Workbook, fill: str, **extra: object) -> Format:
+    """A format filling a cell with `fill` (hex RGB, a comment's or a compare class's colour)."""
+    return wb.add_format({"pattern": 1, "bg_color": f"#{fill}", **extra})
+
+
+def coloured_rows(
+    wb: xlsxwriter.Workbook,
+    w: CellWriter,
+    name: str,
+    frame: pd.DataFrame,
+    *,
+    key: str,
+    kinds: Iterable[Coloured],
+    percent: Sequence[bool],
+    frozen_columns: int,
+) -> Callable[[Path], None]:
+    """A sheet `name` of `frame`'s rows, each cell (the empty ones too, so the row is coloured
+    across its width) filled with the colour of the row's `key` value (one of `kinds`), the
+    `percent` columns in PERCENT_FORMAT; the header and `frozen_columns` columns frozen, and
     filtered. XlsxWriter writes the header; the rows are added to the saved file by the
     returned function (sheetrows.py: XlsxWriter took a minute for a 100k-scan analysis)."""
-    ws = wb.add_worksheet("Analysis")
-    columns = list(analysis.columns)
-    # the header and the scan ids (the first columns) stay in view when scrolling
-    ws.freeze_panes(1, _frozen_columns(columns))
-    ws.autofilter(0, 0, len(analysis), max(0, len(columns) - 1))
-    for index, width in enumerate(_widths(analysis)):
+    ws = wb.add_worksheet(name)
+    columns = list(frame.columns)
+    ws.freeze_panes(1, frozen_columns)
+    ws.autofilter(0, 0, len(frame), max(0, len(columns) - 1))
+    for index, width in enumerate(column_widths(frame)):
         ws.set_column(index, index, width)
     w.header(ws, 0, columns)
-    # Each (comment, percent or not) style, as the XF index the cells name: registered now, so
+    # Each (kind, percent or not) style, as the XF index the cells name: registered now, so
     # the saved workbook's styles hold them although XlsxWriter writes no cell of them.
-    pct = [str(col).endswith("_pct") for col in columns]
     styles = {}
-    for c in Comment:
-        plain = _fill(wb, c)._get_xf_index()
-        percent = _fill(wb, c, num_format=PERCENT_FORMAT)._get_xf_index()
-        styles[c.text] = [percent if is_pct else plain for is_pct in pct]
+    for kind in kinds:
+        plain = fill_format(wb, kind.fill)._get_xf_index()
+        pct = fill_format(wb, kind.fill, num_format=PERCENT_FORMAT)._get_xf_index()
+        styles[kind.text] = [pct if is_pct else plain for is_pct in percent]
     part = sheet_part(len(wb.worksheets()))
 
     def add(path: Path) -> None:
-        add_rows(path, part, analysis, styles, "comment", first_row=2, text_of=_text_cell)
+        add_rows(path, part, frame, styles, key, first_row=2, text_of=text_cell)
 
     return add
 
 
-def _figures_table(ws: Worksheet, w: _Writer, top: int, title: str, figures: list[CommentFigure]) -> int:
+def _write_analysis(wb: xlsxwriter.Workbook, w: CellWriter, analysis: pd.DataFrame) -> Callable[[Path], None]:
+    """The Analysis sheet, coloured by comment; the header and the scan ids (the first columns)
+    stay in view when scrolling."""
+    columns = list(analysis.columns)
+    return coloured_rows(
+        wb,
+        w,
+        "Analysis",
+        analysis,
+        key="comment",
+        kinds=Comment,
+        percent=[str(col).endswith("_pct") for col in columns],
+        frozen_columns=_frozen_columns(columns),
+    )
+
+
+def _figures_table(ws: Worksheet, w: CellWriter, top: int, title: str, figures: list[CommentFigure]) -> int:
     """A Comment | Rows | Scans | % of scans table at row `top`; the row after its total."""
     w.header(ws, top, [title, "Rows", "Scans", "% of scans"])
     for row, figure in enumerate(figures, start=top + 1):
@@ -206,12 +234,12 @@ def _figures_table(ws: Worksheet, w: _Writer, top: int, title: str, figures: lis
     return top + len(figures) + 1
 
 
-def _write_summary(wb: xlsxwriter.Workbook, w: _Writer, analysis: pd.DataFrame) -> None:
+def _write_summary(wb: xlsxwriter.Workbook, w: CellWriter, analysis: pd.DataFrame) -> None:
     """Rows and scans per comment (a scan counts once per comment it has), then each scan under
     its worst comment (once), then rows per target POG and comment (figures.py says why both)."""
     ws = wb.add_worksheet("Summary")
     ws.freeze_panes(1, 1)
-    w.fills = {c: _fill(wb, c) for c in Comment}
+    w.fills = {c: fill_format(wb, c.fill) for c in Comment}
     figures = comment_figures(analysis)
     table = planogram_comment_counts(analysis)
     ws.set_column(0, 0, max(len(c.text) for c in Comment) + 2)
@@ -250,7 +278,7 @@ def write_job_sheet(wb: xlsxwriter.Workbook, metadata: Mapping[str, object]) -> 
     """Sheet "Job": one `field | value` row per item of `metadata`, nested mappings flattened
     to dotted names (`source.api_url`), lists as their items joined by ", ". A reusable writer:
     any report that has a job's metadata (modes/metadata.py) can add it."""
-    w = _Writer(wb)
+    w = CellWriter(wb)
     ws = wb.add_worksheet("Job")
     ws.freeze_panes(1, 1)
     ws.set_column(0, 0, 28)
@@ -273,7 +301,7 @@ def flatten(metadata: Mapping[str, object], prefix: str = "") -> Iterator[tuple[
             yield name, value
 
 
-def _same_workbook(new: Path, old: Path) -> bool:
+def same_workbook(new: Path, old: Path) -> bool:
     """True when `old` is a workbook with the content of `new`: every save is stamped with its
     time (the core properties), which is no change of the report."""
     try:
@@ -289,9 +317,9 @@ def _same_workbook(new: Path, old: Path) -> bool:
 def write_excel(analysis: pd.DataFrame, path: Path, metadata: Mapping[str, object] | None = None) -> None:
     """Write `analysis` to `path` (sheets "Analysis", "Summary", and "Job" when `metadata` is
     given), atomically; a workbook with the same content is left as it is."""
-    with atomic_path(path, suffix=".xlsx", same=_same_workbook) as tmp:
-        wb = xlsxwriter.Workbook(str(tmp), _OPTIONS)
-        w = _Writer(wb)
+    with atomic_path(path, suffix=".xlsx", same=same_workbook) as tmp:
+        wb = xlsxwriter.Workbook(str(tmp), WORKBOOK_OPTIONS)
+        w = CellWriter(wb)
         add_analysis_rows = _write_analysis(wb, w, analysis)
         _write_summary(wb, w, analysis)
         if metadata is not None:

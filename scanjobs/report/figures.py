@@ -18,7 +18,15 @@ import pandas as pd
 
 from scanjobs.report.rules import Comment
 
-__all__ = ["SCAN_COLUMN", "WORST_FIRST", "CommentFigure", "comment_figures", "scan_count", "worst_comments"]
+__all__ = [
+    "SCAN_COLUMN",
+    "WORST_FIRST",
+    "CommentFigure",
+    "comment_figures",
+    "scan_count",
+    "scans_per_value",
+    "worst_comments",
+]
 
 SCAN_COLUMN = "source_scan_id"
 # Worst first: a mapping error, then a row that could not be compared (something is missing, so
@@ -57,6 +65,14 @@ def scan_count(analysis: pd.DataFrame) -> int:
     return int(analysis[SCAN_COLUMN].nunique(dropna=True))
 
 
+def scans_per_value(frame: pd.DataFrame, column: str) -> tuple[dict[str, int], int]:
+    """(value of `column` -> how many scans have a row with it, how many scans there are): a
+    scan counts once per value however many of its rows have it."""
+    scans = frame[[SCAN_COLUMN, column]].drop_duplicates()
+    counts = scans[column].astype(object).value_counts()
+    return {str(k): int(v) for k, v in counts.items()}, scan_count(frame)
+
+
 def _figure(comment: Comment, rows: object, scans: object, total: int) -> CommentFigure:
     n = int(scans)  # type: ignore[call-overload]
     return CommentFigure(comment, int(rows), n, round(100.0 * n / total, 1) if total else 0.0)  # type: ignore[call-overload]
@@ -65,9 +81,8 @@ def _figure(comment: Comment, rows: object, scans: object, total: int) -> Commen
 def comment_figures(analysis: pd.DataFrame) -> list[CommentFigure]:
     """Rows and scans per comment, every comment listed (zero included), in `Comment` order; a
     scan counts once per comment it has."""
-    total = scan_count(analysis)
+    scans, total = scans_per_value(analysis, "comment")
     rows = analysis["comment"].value_counts()
-    scans = analysis[[SCAN_COLUMN, "comment"]].drop_duplicates()["comment"].value_counts()
     return [_figure(c, rows.get(c.text, 0), scans.get(c.text, 0), total) for c in Comment]
 
 

@@ -12,20 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 from scanjobs.jobfile.model import Gate, GateLimit
 
-__all__ = ["LimitVerdict", "GateVerdict", "judge", "scans_per_value"]
-
-SCAN_COLUMN = "source_scan_id"
-
-
-def scans_per_value(frame: pd.DataFrame, column: str) -> tuple[dict[str, int], int]:
-    """(value of `column` -> how many scans have a row with it, how many scans there are)."""
-    scans = frame[[SCAN_COLUMN, column]].drop_duplicates()
-    counts = scans[column].astype(object).value_counts()
-    return {str(k): int(v) for k, v in counts.items()}, int(frame[SCAN_COLUMN].nunique())
+__all__ = ["LimitVerdict", "GateVerdict", "judge"]
 
 
 @dataclass(frozen=True, slots=True)

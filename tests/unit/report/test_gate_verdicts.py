@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from scanjobs.jobfile.model import Gate, GateLimit
-from scanjobs.report.gate import judge, scans_per_value
+from scanjobs.report.figures import scans_per_value
+from scanjobs.report.gate import judge
 
 
 def test_a_scan_counts_once_per_subject() -> None:

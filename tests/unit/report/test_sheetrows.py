@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from scanjobs.report.excel import _text_cell
+from scanjobs.report.excel import text_cell
 from scanjobs.report.sheetrows import add_rows, sheet_part
 
 
@@ -32,7 +32,7 @@ def workbook(path: Path, frame: pd.DataFrame) -> None:
         {"k": [style] * len(frame.columns)},
         "key",
         first_row=2,
-        text_of=_text_cell,
+        text_of=text_cell,
     )
 
 
@@ -73,7 +73,7 @@ def test_any_text_is_well_formed_xml(text: str) -> None:
         path = Path(tmp) / "a.xlsx"
         workbook(path, pd.DataFrame({"text": [text]}))
         value = load_workbook(path)["Data"].cell(2, 1).value
-    expected = _text_cell(text)
+    expected = text_cell(text)
     if "_x" in expected:  # openpyxl does not unescape inline text: Excel does
         return
     assert (value or "") == expected
