@@ -19,19 +19,39 @@ __all__ = ["ID_COLUMNS", "MAX_SCAN_ID", "read_id_column", "read_pairs_csv", "sca
 ID_COLUMNS = ("scan_id", "source_scan_id", "id", "scan")
 MAX_SCAN_ID = 2**63 - 1  # bigint: the schema's positiveInt maximum too
 _SHOWN = 40  # characters of a refused cell shown in a message
+_DIGITS = len(str(MAX_SCAN_ID))
 
 
 def scan_id(cell: str) -> int | None:
     """The scan id a cell holds (1 to MAX_SCAN_ID, ASCII digits), or None.
 
     str.isdigit alone admits '²' (int() then raises) and '١٢' (read as 12); the length test
-    comes before int(), which refuses texts of more than 4300 digits with ValueError.
+    comes before int(), which refuses texts of more than 4300 digits, leading zeros included,
+    with ValueError.
     """
     text = cell.strip()
-    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > len(str(MAX_SCAN_ID)):
+    digits = text.lstrip("0")
+    if not (text.isascii() and text.isdigit()) or len(digits) > _DIGITS:
         return None
-    value = int(text)
+    value = int(digits or "0")
     return value if 0 < value <= MAX_SCAN_ID else None
+
+
+def scan_ids(cells: list[str]) -> list[int] | None:
+    """`scan_id` of each cell when every cell holds one, else None (the caller then names the
+    cells that do not): the same rule, checked over the whole list at once, for lists of 100k."""
+    if not cells:
+        return []
+    texts = [cell.strip() for cell in cells]
+    joined = "".join(texts)
+    if not (all(texts) and joined.isascii() and joined.isdigit()):
+        return None
+    if max(map(len, texts)) > _DIGITS:
+        return None  # too long, or leading zeros: left to scan_id
+    values = list(map(int, texts))
+    if min(values) < 1 or max(values) > MAX_SCAN_ID:
+        return None
+    return values
 
 
 def _shown(cell: str) -> str:
@@ -83,16 +103,18 @@ def _read_id_column(path: Path, version: tuple[int, int, int] | None) -> tuple[i
         if len(header) != 1 and not all(scan_id(c) is not None for c in rows[0][1]):
             raise JobError(f"{path}: no scan id column (name one of: {', '.join(ID_COLUMNS)})")
         column = 0
-    ids, bad = [], []
-    for line, row in body:
-        cell = row[column] if column < len(row) else ""
-        number = scan_id(cell)
-        if number is None:
-            bad.append(f"line {line}: {_shown(cell.strip())}")
-        else:
-            ids.append(number)
-    if bad:
-        raise JobError(f"{path}: not scan ids (whole numbers from 1 to {MAX_SCAN_ID}):", bad[:20])
+    cells = [row[column] if column < len(row) else "" for _, row in body]
+    ids = scan_ids(cells)
+    if ids is None:  # a cell that is not a scan id, or one with leading zeros: cell by cell
+        ids, bad = [], []
+        for (line, _), cell in zip(body, cells, strict=True):
+            number = scan_id(cell)
+            if number is None:
+                bad.append(f"line {line}: {_shown(cell.strip())}")
+            else:
+                ids.append(number)
+        if bad:
+            raise JobError(f"{path}: not scan ids (whole numbers from 1 to {MAX_SCAN_ID}):", bad[:20])
     if not ids:
         raise JobError(f"the scan list {path} has no scan ids")
     return tuple(dict.fromkeys(ids))
