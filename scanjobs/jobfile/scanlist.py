@@ -89,25 +89,42 @@ def read_id_column(path: Path) -> list[int]:
 @functools.lru_cache(maxsize=4)
 def _read_id_column(path: Path, version: tuple[int, int, int] | None) -> tuple[int, ...]:
     text = read_utf8(path, "scan list")
+    # the cells of a column (a record's each), and each record's first line (to name a bad cell)
     if '"' in text or "," in text:
         rows = _rows(path, "scan list", text)
+        first = rows[0][1] if rows else []
+
+        def cells_of(column: int) -> list[str]:
+            return [row[column] if column < len(row) else "" for _, row in rows]
+
+        def lines_of() -> list[int]:
+            return [line for line, _ in rows]
+
     else:  # one column, nothing quoted: its lines are its records, as the csv module reads them
         lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        rows = [(number, [line]) for number, line in enumerate(lines, start=1) if line.strip()]
-    if not rows:
+        records = list(filter(str.strip, lines))  # no tuple per line: 100k lines in 10 ms
+        first = records[:1]
+
+        def cells_of(column: int) -> list[str]:
+            return records
+
+        def lines_of() -> list[int]:
+            return [n for n, line in enumerate(lines, start=1) if line.strip()]
+
+    if not first:
         raise JobError(f"the scan list {path} is empty")
-    header = [c.strip().lower() for c in rows[0][1]]
+    header = [c.strip().lower() for c in first]
     column = next((header.index(c) for c in ID_COLUMNS if c in header), None)
-    body = rows[1:] if column is not None else rows
+    skip = 0 if column is None else 1  # the header
     if column is None:
-        if len(header) != 1 and not all(scan_id(c) is not None for c in rows[0][1]):
+        if len(header) != 1 and not all(scan_id(c) is not None for c in first):
             raise JobError(f"{path}: no scan id column (name one of: {', '.join(ID_COLUMNS)})")
         column = 0
-    cells = [row[column] if column < len(row) else "" for _, row in body]
+    cells = cells_of(column)[skip:]
     ids = scan_ids(cells)
     if ids is None:  # a cell that is not a scan id, or one with leading zeros: cell by cell
         ids, bad = [], []
-        for (line, _), cell in zip(body, cells, strict=True):
+        for line, cell in zip(lines_of()[skip:], cells, strict=True):
             number = scan_id(cell)
             if number is None:
                 bad.append(f"line {line}: {_shown(cell.strip())}")
