@@ -8,8 +8,8 @@ Builds, against a sandbox on loopback:
 - the job's state through `scanjobs.state.StateStore`: N scans done (each with its target id)
   and 3 N files uploaded, as a copy that ran to the end records them.
 
-Then times whole processes (`python -m scanjobs ...`), as a user would run them, with each
-one's peak RSS:
+Then times whole processes (`python -m scanjobs ...`), as a user would run them (with a bytecode
+cache, as an installed scanjobs has: see `children.py`), with each one's peak RSS:
 - the first `run` after the copy: nothing to copy, the mapping CSV, then the analysis of the N
   pairs (wait for processing, both databases' details, CSVs and the Excel report);
 - a rerun of the finished job (the analysis is up to date);
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from children import child_env  # noqa: E402
 from copy_support import write_copy_job  # noqa: E402
 
 from scanjobs.jobfile import load_job  # noqa: E402
@@ -88,9 +88,8 @@ def _watch_peak(proc: subprocess.Popen[str], peak: list[int]) -> None:
         time.sleep(0.01)
 
 
-def run_scanjobs(args: Sequence[str], cwd: Path) -> Timed:
+def run_scanjobs(args: Sequence[str], cwd: Path, env: dict[str, str]) -> Timed:
     """`python -m scanjobs ARGS`; its own peak RSS, events timed as they arrive."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "scanjobs", *args],
@@ -282,7 +281,7 @@ def time_mapping_csv(job_path: Path, out: Path) -> tuple[float, float]:
     try:
         started = time.monotonic()
         outcomes = store.outcomes(ItemKind.SCAN)
-        pairs = [(source, target) for _, source, target, status in outcomes if status == Status.DONE]
+        pairs = [(source, target) for source, target, status in outcomes if status == Status.DONE]
         read = time.monotonic() - started
     finally:
         store.close()
@@ -338,7 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{time.monotonic() - started:.1f}s"
             )
 
-            first = run_scanjobs(["run", str(job_path), "--json"], jobs)
+            env = child_env(tmp / "pycache")
+            first = run_scanjobs(["run", str(job_path), "--json"], jobs, env)
             mapped = first_event(first, "output", what="scan mapping")
             analysed = first_event(first, "analysis_summary")
             print(
@@ -359,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ("status --json", ["status", str(job_path), "--json"]),
                 ("plan", ["plan", str(job_path)]),
             ):
-                timed = run_scanjobs(command, jobs)
+                timed = run_scanjobs(command, jobs, env)
                 ok = timed.code == 0 or (label == "plan" and timed.code in (0, 1))
                 results[label] = timed.seconds if ok else float("inf")
                 rss[label] = timed.rss_mb

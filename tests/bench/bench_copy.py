@@ -58,6 +58,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from children import child_env  # noqa: E402
 from copy_support import scans_in_store, uploads_in_store, write_copy_job  # noqa: E402
 
 from scanjobs.jobfile.model import BatchOptions, Workers  # noqa: E402
@@ -222,17 +223,6 @@ class ConnectionLog:
             rf"^(\d+\.\d+) \[\d+\] LOG:  connection authorized: user={re.escape(self.user)} ", re.M
         )
         return min((float(m.group(1)) for m in line.finditer(text)), default=None)
-
-
-def child_env(cache: Path) -> dict[str, str]:
-    """The children's environment, with a bytecode cache as an installed scanjobs has (compiled
-    at install), filled by one import of what a run loads before its first request."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(cache)
-    subprocess.run(
-        [sys.executable, "-c", "import scanjobs.cli, scanjobs.lifecycle"], cwd=ROOT, env=env, check=True
-    )
-    return env
 
 
 def timeline(events: list[dict[str, Any]], began_at: float, done: list[float]) -> str:
