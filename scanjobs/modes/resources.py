@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanjobs.cells import csv_cell
 from scanjobs.events import Events
@@ -18,12 +18,16 @@ from scanjobs.fsutil import atomic_open
 from scanjobs.jobfile.dates import local_today
 from scanjobs.jobfile.model import InstanceSpec, ScanJob, ScanQuery, ScanSelection
 from scanjobs.jobfile.scanlist import read_id_column
-from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.budget import BudgetCounts, Limits
 from scanjobs.platform.db import PlatformDB
 from scanjobs.platform.hedge import HedgeCounts
 from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
 from scanjobs.state import StateStore
+
+# The HTTP client (requests and urllib3 take 80 ms to import) is loaded when a run opens the API:
+# a run reaches the platform's database without it, and a rerun of a finished job never needs it.
+if TYPE_CHECKING:
+    from scanjobs.platform.api import PlatformAPI
 
 __all__ = [
     "retry_policy",
@@ -63,6 +67,8 @@ def retry_policy(job: ScanJob) -> tuple[RetryPolicy, Timeouts]:
 def open_api(instance: InstanceSpec, job: ScanJob, events: Events, *, pool_size: int = 32) -> PlatformAPI:
     """A logged-in API client (or one whose token the platform took); retries are reported as
     `retry` events."""
+    from scanjobs.platform.api import PlatformAPI  # lazy: see TYPE_CHECKING above
+
     policy, timeouts = retry_policy(job)
 
     def on_retry(event: RetryEvent) -> None:

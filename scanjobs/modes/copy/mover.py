@@ -8,16 +8,18 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from tempfile import SpooledTemporaryFile
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from scanjobs import failpoints
 from scanjobs.errors import StepFailed
 from scanjobs.events import Events
 from scanjobs.modes.copy.payload import upload_input_type
 from scanjobs.modes.resources import request_workers
-from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import ScanFileRef
 from scanjobs.state import ItemKind, StateStore, Status
+
+if TYPE_CHECKING:
+    from scanjobs.platform.api import PlatformAPI
 
 __all__ = ["FileMover", "SPOOL_BYTES"]
 

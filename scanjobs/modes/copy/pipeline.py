@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanjobs import failpoints
 from scanjobs.errors import NoFiles, StateError, StepFailed
@@ -15,9 +15,11 @@ from scanjobs.modes.base import StopSignal
 from scanjobs.modes.copy.mover import FileMover
 from scanjobs.modes.copy.payload import build_payload
 from scanjobs.modes.outcome import Tally, error_text
-from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import SourceScan
 from scanjobs.state import ItemKind, ItemRecord, StateStore
+
+if TYPE_CHECKING:
+    from scanjobs.platform.api import PlatformAPI
 
 __all__ = ["ScanPipeline", "Translation"]
 

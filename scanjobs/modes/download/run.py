@@ -7,7 +7,7 @@ import os
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from scanjobs import failpoints
 from scanjobs.errors import NoFiles, NotFoundOnSource, StateError
@@ -28,9 +28,11 @@ from scanjobs.modes.resources import (
     warn_nothing_selected,
     write_csv,
 )
-from scanjobs.platform.api import PlatformAPI
 from scanjobs.platform.db import DownloadInfo, PlatformDB, ScanFileRef
 from scanjobs.state import ItemKind, Status
+
+if TYPE_CHECKING:
+    from scanjobs.platform.api import PlatformAPI
 
 __all__ = ["DownloadRun", "MANIFEST_CSV", "FAILURES_CSV", "PART_PREFIX", "planned_images"]
 
