@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scanjobs.errors import StateError
+from scanjobs.state import verified
 from scanjobs.state.paths import StatePaths
 
 __all__ = [
@@ -22,12 +23,13 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_V1",
     "check_existing",
+    "quick_check",
     "recorded_version",
     "create",
     "upgrade",
 ]
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 SCHEMA_V1: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -82,6 +84,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "reports and status, and their record stays, so adding them back never redoes their work)",
         ("ALTER TABLE items ADD COLUMN selected INTEGER NOT NULL DEFAULT 1",),
     ),
+    Migration(
+        4,
+        "index items by (kind, selected, step, status): `status` counts them from the index alone "
+        "(a job of 100k scans: 0.04 s, where reading every item took 0.25 s)",
+        ("CREATE INDEX IF NOT EXISTS items_counts ON items (kind, selected, step, status)",),
+    ),
 )
 
 
@@ -118,11 +126,21 @@ def upgrade(conn: sqlite3.Connection) -> int:
     return version
 
 
+def quick_check(conn: sqlite3.Connection, path: Path) -> str:
+    """SQLite's check of every page of the file `conn` reads (`path`): "ok", or the first
+    problem found."""
+    row = conn.execute("PRAGMA quick_check").fetchone()
+    return str(row[0]) if row else "?"
+
+
 def check_existing(path: Path, *, verify: bool = True) -> int:
     """Refuse, without writing a byte, a state file we cannot fully trust (damaged, not ours, of
-    no or of a newer format); return its format version. Without `verify` the file's pages are
-    not checked (SQLite's quick_check reads all of them: half a second for 100k scans), for a
-    reader that turns a damaged page met later into a StateError itself."""
+    no or of a newer format); return its format version.
+
+    `verify` checks every page (SQLite's quick_check: half a second for 100k scans), unless the
+    file is exactly as the last clean close of a checked state left it (`verified.py`). Without
+    it the pages are not checked, for a reader that turns a damaged page met later into a
+    StateError itself."""
     remedy = (
         f"move it aside (or `scanjobs reset` the job) only if you are sure the work it "
         f"records can be redone: {path}"
@@ -133,9 +151,9 @@ def check_existing(path: Path, *, verify: bool = True) -> int:
     except sqlite3.Error as exc:
         raise StateError(f"cannot open state file {path}: {exc}", hint=remedy) from None
     try:
-        check = conn.execute("PRAGMA quick_check").fetchone() if verify else ("ok",)
-        if not check or check[0] != "ok":
-            raise StateError(f"state file is damaged ({check[0] if check else '?'}): {path}", hint=remedy)
+        check = quick_check(conn, path) if verify and not verified.still_verified(StatePaths(path)) else "ok"
+        if check != "ok":
+            raise StateError(f"state file is damaged ({check}): {path}", hint=remedy)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "meta" not in tables:
             raise StateError(f"not a scanjobs state file: {path}", hint=remedy)

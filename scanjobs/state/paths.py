@@ -27,7 +27,8 @@ def sqlite_uri(path: Path, *, mode: str) -> str:
 @dataclass(frozen=True, slots=True)
 class StatePaths:
     """The state of one job: `<stem>.state.sqlite` beside the job file, SQLite's WAL, SHM and
-    journal beside it, the run lock `<stem>.state.lock`, the log `<stem>.state.log`, and the
+    journal beside it, the record that it was verified (`<stem>.state.sqlite-verified`), the
+    run lock `<stem>.state.lock`, the log `<stem>.state.log`, and the
     backups `--restart` keeps (`<stem>.state.sqlite.bak-<time>[.<n>]`, with their own WAL...)."""
 
     db: Path
@@ -49,6 +50,11 @@ class StatePaths:
         return self._beside(self.db, "-journal")
 
     @property
+    def verified(self) -> Path:
+        """The record that the database was checked whole and is unchanged since (`verified.py`)."""
+        return self._beside(self.db, "-verified")
+
+    @property
     def lock(self) -> Path:
         return self.db.with_suffix(".lock")
 
@@ -63,9 +69,10 @@ class StatePaths:
 
     @property
     def files(self) -> tuple[Path, ...]:
-        """Every file that belongs to the state (and nothing else): the database files and the
-        lock. The log and the backups are not the state; they stay when it is deleted."""
-        return (*self.database_files, self.lock)
+        """Every file that belongs to the state (and nothing else): the database files, the
+        record that they were verified, and the lock. The log and the backups are not the state;
+        they stay when it is deleted."""
+        return (*self.database_files, self.verified, self.lock)
 
     @property
     def readonly_uri(self) -> str:
@@ -96,6 +103,7 @@ class StatePaths:
         """
         if not self.db.exists():
             return None
+        self.verified.unlink(missing_ok=True)  # it describes the file at its place, not a backup
         backup = self._reserve_backup(time.strftime("%Y%m%d-%H%M%S"))
         for path, suffix in zip(self.database_files, ("", *_SIDECARS), strict=True):
             if path.exists():
@@ -110,7 +118,7 @@ class StatePaths:
         if not files:
             return []
         with RunLock(self.lock):
-            for path in self.database_files:
+            for path in (self.verified, *self.database_files):
                 path.unlink(missing_ok=True)
         self.lock.unlink(missing_ok=True)
         return files

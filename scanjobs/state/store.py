@@ -16,11 +16,11 @@ from typing import Any
 
 from scanjobs import failpoints
 from scanjobs.errors import StateError
-from scanjobs.state import migrations
+from scanjobs.state import migrations, verified
 from scanjobs.state.paths import StatePaths
 from scanjobs.state.records import ItemKind, ItemRecord, RunRecord, StateCounts, Status
 
-__all__ = ["StateStore"]
+__all__ = ["COUNTS_SQL", "StateStore"]
 
 
 # SQLite's primary result codes for a file or disk that fails, as opposed to a statement of ours
@@ -42,6 +42,14 @@ _STORAGE_FAILURES = frozenset(
 )
 
 
+# The counts of `status`, read from the index items_counts alone (format 4): 0.04 s for a job of
+# 100k scans, where reading every item took 0.25 s.
+COUNTS_SQL = (
+    "SELECT selected, kind, step, status, COUNT(*) FROM items GROUP BY kind, selected, step, status "
+    "ORDER BY kind, step, status"
+)
+
+
 def _is_storage_failure(exc: sqlite3.Error) -> bool:
     """The state's file or disk failed (full, I/O error, read-only, locked too long)."""
     name = getattr(exc, "sqlite_errorname", None)  # Python 3.11+: e.g. SQLITE_IOERR_WRITE
@@ -56,11 +64,12 @@ class StateStore:
     Transitions: `record_intent` (RUNNING: about to act), `mark_done`, `mark_failed`.
     """
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, writer: bool = False) -> None:
         self.path = path
         self._conn = conn
         self._lock = threading.RLock()  # one connection shared by worker threads
         self._broken: str | None = None  # why writes fail, once one has failed
+        self._writer = writer  # opened to write, its file checked: a clean close records so
 
     @property
     def paths(self) -> StatePaths:
@@ -103,7 +112,7 @@ class StateStore:
         # loss the last transitions may be lost, which the deterministic request uid still covers.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
-        store = cls(path, conn)
+        store = cls(path, conn, writer=create)
         if fingerprint is not None and exists:
             store._refuse_changed(fingerprint, fingerprint_fields)  # before any write to the file
         if not exists:
@@ -152,8 +161,14 @@ class StateStore:
         return f" ({', '.join(changed)} changed)" if changed else ""
 
     def close(self) -> None:
+        """Close the connection. A writer that closes cleanly (every write recorded, the WAL
+        folded into the file) records the file as verified: the next run need not check every
+        page again (`verified.py`)."""
         with self._lock:
             self._conn.close()
+            if self._writer and self._broken is None:
+                verified.record(self.paths)
+            self._writer = False
 
     # -- transactions and meta -----------------------------------------------------------
     @contextlib.contextmanager
@@ -284,27 +299,33 @@ class StateStore:
         self.select_only([kind], source_ids)
         self.set_meta(key, digest)
 
+    def _tuples(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of a query as plain tuples: for 100k rows, a third faster than sqlite3.Row."""
+        with self._lock:
+            cursor = self._conn.cursor()
+            cursor.row_factory = None
+            return cursor.execute(sql, args).fetchall()
+
     def source_ids(self, kind: ItemKind | str, status: Status) -> set[int]:
         """The source ids of the items of a kind in `status`, selected or not (no records built)."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT source_id FROM items WHERE kind=? AND status=? AND source_id IS NOT NULL",
-                (ItemKind(kind).value, Status(status).value),
-            ).fetchall()
-        return {int(row[0]) for row in rows}
+        rows = self._tuples(
+            "SELECT source_id FROM items WHERE kind=? AND status=? AND source_id IS NOT NULL",
+            (ItemKind(kind).value, Status(status).value),
+        )
+        return {source_id for (source_id,) in rows}
 
-    def outcomes(self, kind: ItemKind | str) -> list[tuple[str, int | None, int | None, Status]]:
-        """(key, source id, target id, status) of each item of a kind the job selects, in the
-        order they were selected: what the reports need, without reading whole records (a
-        100k-scan state's records take seconds to build)."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT key, source_id, target_id, status FROM items WHERE kind=? AND selected=1 "
-                "ORDER BY seq",
-                (ItemKind(kind).value,),
-            ).fetchall()
+    def outcomes(self, kind: ItemKind | str) -> list[tuple[int, int | None, Status]]:
+        """(source id, target id, status) of each item of a kind the job selects, in the order
+        they were selected: what the reports need, without reading whole records (a 100k-scan
+        state's records take seconds to build) or keys (their texts take half the time). For
+        the kinds whose key is the source id (scans, files), as an item without one says."""
+        rows = self._tuples(
+            "SELECT COALESCE(source_id, CAST(key AS INTEGER)), target_id, status FROM items "
+            "WHERE kind=? AND selected=1 ORDER BY seq",
+            (ItemKind(kind).value,),
+        )
         statuses = {s.value: s for s in Status}
-        return [(key, source_id, target_id, statuses[status]) for key, source_id, target_id, status in rows]
+        return [(source_id, target_id, statuses[status]) for source_id, target_id, status in rows]
 
     def record_intent(
         self,
@@ -427,24 +448,14 @@ class StateStore:
     def counts(self, *, selected: bool = True) -> StateCounts:
         """The items the job selects (or, with `selected=False`, those it no longer selects)
         counted by kind, step and status."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT kind, step, status, COUNT(*) FROM items WHERE selected=? GROUP BY kind, step, "
-                "status ORDER BY kind, step, status",
-                (int(selected),),
-            ).fetchall()
-        return StateCounts.from_rows(tuple(r) for r in rows)
+        return self.counts_by_selection()[0 if selected else 1]
 
     def counts_by_selection(self) -> tuple[StateCounts, StateCounts]:
-        """`counts()` and `counts(selected=False)` in one pass over the items."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT selected, kind, step, status, COUNT(*) FROM items GROUP BY selected, kind, step, "
-                "status ORDER BY kind, step, status"
-            ).fetchall()
+        """`counts()` and `counts(selected=False)` in one pass over an index (`COUNTS_SQL`)."""
+        rows = self._tuples(COUNTS_SQL, ())
         return (
-            StateCounts.from_rows(tuple(r)[1:] for r in rows if r[0]),
-            StateCounts.from_rows(tuple(r)[1:] for r in rows if not r[0]),
+            StateCounts.from_rows(row[1:] for row in rows if row[0]),
+            StateCounts.from_rows(row[1:] for row in rows if not row[0]),
         )
 
     # -- runs ----------------------------------------------------------------------------

@@ -157,6 +157,7 @@ def test_hostile_section_names_stay_inside(small: Sandbox, tmp_path: Path) -> No
         "download.state.sqlite",
         "download.state.sqlite-wal",
         "download.state.sqlite-shm",
+        "download.state.sqlite-verified",
         "download.state.lock",
         "download.state.log",
     }

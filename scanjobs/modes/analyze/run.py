@@ -42,7 +42,7 @@ __all__ = [
 Pair = tuple[int, "int | None"]
 
 
-Outcome = tuple[str, "int | None", "int | None", Status]
+Outcome = tuple[int, "int | None", Status]
 
 
 def pairs_from_state(
@@ -51,8 +51,8 @@ def pairs_from_state(
     """Every scan of a copy job in selection order: done -> its target, otherwise None.
     `outcomes`: the state's scan outcomes when the caller has read them already."""
     return [
-        (int(source or key), target if status == Status.DONE else None)
-        for key, source, target, status in (state.outcomes(ItemKind.SCAN) if outcomes is None else outcomes)
+        (source, target if status == Status.DONE else None)
+        for source, target, status in (state.outcomes(ItemKind.SCAN) if outcomes is None else outcomes)
     ]
 
 

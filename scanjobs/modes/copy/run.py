@@ -274,7 +274,7 @@ class CopyRun:
         """The mapping and failures CSVs; the scans' outcomes they were written from."""
         job = self.job
         outcomes = self.state.outcomes(ItemKind.SCAN)
-        pairs = [(source, target) for _, source, target, status in outcomes if status == Status.DONE]
+        pairs = [(source, target) for source, target, status in outcomes if status == Status.DONE]
         write_csv(job.output / MAPPING_CSV, ["Source_Scan_ID", "Target_Scan_ID"], pairs)
         failures = [
             (r.source_id, r.step, r.error_class, r.error_message)

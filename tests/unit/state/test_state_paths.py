@@ -45,7 +45,8 @@ def test_names_match_the_job_and_the_old_state_files(tmp_path: Path) -> None:
         "copy.state.sqlite-shm",
         "copy.state.sqlite-journal",
     )
-    assert paths.files == (paths.db, paths.wal, paths.shm, paths.journal, paths.lock)
+    assert paths.verified.name == "copy.state.sqlite-verified"
+    assert paths.files == (paths.db, paths.wal, paths.shm, paths.journal, paths.verified, paths.lock)
     assert state_files(job.state_path) == list(paths.files)
     assert paths.existing() == [] and paths.backups() == []
 

@@ -14,6 +14,7 @@ import pytest
 
 from scanjobs.errors import StateError
 from scanjobs.state import FORMAT_VERSION, StateStore
+from scanjobs.state.store import COUNTS_SQL
 
 # the schema format 1 had when it was released (before the items_seq index)
 SCHEMA_V1 = """
@@ -72,13 +73,16 @@ def test_a_version_1_file_is_upgraded_when_opened_to_write(tmp_path: Path) -> No
     assert rec is not None and rec.status == "done" and rec.target_id == 99 and rec.data == {"files": [1, 2]}
     store.close()
 
-    assert FORMAT_VERSION == 3
-    assert raw(path, "SELECT value FROM meta WHERE key='format_version'") == [("3",)]
+    assert FORMAT_VERSION == 4
+    assert raw(path, "SELECT value FROM meta WHERE key='format_version'") == [("4",)]
     # format 3: every item is selected until a run of the job says otherwise
     assert raw(path, "SELECT DISTINCT selected FROM items") == [(1,)]
     assert ("items_seq",) in raw(path, "SELECT name FROM sqlite_master WHERE type='index'")
     plan = raw(path, "EXPLAIN QUERY PLAN SELECT MAX(seq) FROM items WHERE kind='file'")
     assert "items_seq" in str(plan)
+    # format 4: the counts of `status` read the index alone
+    plan = raw(path, f"EXPLAIN QUERY PLAN {COUNTS_SQL}")
+    assert "COVERING INDEX items_counts" in str(plan) and "GROUP BY" not in str(plan)
     assert [row[:13] for row in items_of(path)] == ITEMS  # the version-1 fields are intact
     assert raw(path, "SELECT id, exit_code, summary FROM runs") == [(1, 1, json.dumps({"done": 1}))]
     assert raw(path, "SELECT value FROM meta WHERE key='created_at'") == [("1700000000.0",)]

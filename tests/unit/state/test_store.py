@@ -161,10 +161,12 @@ def test_outcomes_are_the_selected_items_in_selection_order(tmp_path: Path) -> N
     store.mark_done(ItemKind.SCAN, "30", "create", target_id=300, data={"target_files": [1]})
     store.mark_failed(ItemKind.SCAN, "20", "create", RuntimeError("boom"))
     store.select_only([ItemKind.SCAN], [30, 20])
-    assert store.outcomes(ItemKind.SCAN) == [("30", 30, 300, Status.DONE), ("20", 20, None, Status.FAILED)]
+    assert store.outcomes(ItemKind.SCAN) == [(30, 300, Status.DONE), (20, None, Status.FAILED)]
     assert [
-        (r.key, r.source_id, r.target_id, r.status) for r in store.items(ItemKind.SCAN, selected_only=True)
+        (r.source_id, r.target_id, r.status) for r in store.items(ItemKind.SCAN, selected_only=True)
     ] == store.outcomes(ItemKind.SCAN)
+    store.add_items(ItemKind.SCAN, [("40", None)])  # an item without a source id: its key
+    assert store.outcomes(ItemKind.SCAN)[-1] == (40, None, Status.PENDING)
     store.close()
 
 
