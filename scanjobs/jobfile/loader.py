@@ -120,8 +120,18 @@ def _given(section: Mapping[str, Any], **convert: Callable[[Any], Any]) -> dict[
     return {key: convert[key](value) if key in convert else value for key, value in section.items()}
 
 
+_SHOWN = 60  # characters of a value's repr shown in a message
+
+
+def _shown(value: Any) -> str:
+    """A value as a message shows it: its repr, cut short when long (a hostile or mistaken job
+    may hold a text of thousands of characters where a number belongs)."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 3]}... ({len(text)} characters)"
+
+
 def _where(path: tuple[str | int, ...], lines: LineMap, file: Path) -> str:
-    dotted = ".".join(str(p) for p in path) or "(top level)"
+    dotted = ".".join(str(p) if len(str(p)) <= _SHOWN else _shown(p) for p in path) or "(top level)"
     probe = path
     while probe not in lines and probe:
         probe = probe[:-1]
@@ -154,6 +164,13 @@ def _credential_message(error: jsonschema.ValidationError) -> str:
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
+    """The problem in the user's words, every value shown short (`_shown`)."""
+    message = _schema_text(error)
+    long = repr(error.instance)
+    return message.replace(long, _shown(error.instance)) if len(long) > _SHOWN else message
+
+
+def _schema_text(error: jsonschema.ValidationError) -> str:
     if isinstance(error.schema, dict) and error.schema.get("writeOnly"):
         return _credential_message(error)
     if error.validator == "additionalProperties":
@@ -163,7 +180,7 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         for key in extras:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
-            bits.append(f"unknown key {key!r}{hint}")
+            bits.append(f"unknown key {_shown(key)}{hint}")
         return "; ".join(bits) or error.message
     if error.validator == "oneOf" and "duration" in json.dumps(error.schema.get("description", "")):
         return f"{error.instance!r} is not a duration (use e.g. 90s, 30m, 1h30m, or seconds)"
