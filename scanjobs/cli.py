@@ -20,7 +20,16 @@ from scanjobs.errors import ExitCode, JobError, ScanjobsError, StateError
 from scanjobs.events import EventBus, make_console_sink
 from scanjobs.jobfile import load_job, schema_path
 from scanjobs.jobrepo import find_job_files, write_schema
-from scanjobs.state import ItemKind, RunLock, RunRecord, StateCounts, StatePaths, StateStore, Status
+from scanjobs.state import (
+    SELECTION_DAY,
+    ItemKind,
+    RunLock,
+    RunRecord,
+    StateCounts,
+    StatePaths,
+    StateStore,
+    Status,
+)
 
 __all__ = ["main", "main_entry", "build_parser"]
 
@@ -359,6 +368,7 @@ def status_report(job_path: Path) -> dict[str, Any]:
             "not_selected": {},
             "runs": [],
             "running": None,
+            "selection": None,
         }
     store = _open_state_to_read(job)
     try:
@@ -377,6 +387,7 @@ def status_report(job_path: Path) -> dict[str, Any]:
             for r in store.items(kind, status=Status.FAILED, selected_only=True)
         ]
         runs = store.runs()
+        day = store.meta(SELECTION_DAY)
     except sqlite3.DatabaseError as exc:  # a damaged page: status does not check them first
         raise StateError(f"state file is damaged ({exc}): {paths.db}") from None
     finally:
@@ -392,7 +403,21 @@ def status_report(job_path: Path) -> dict[str, Any]:
         "not_selected": {k.value: not_selected.total(k) for k in sorted(not_selected.kinds)},
         "runs": runs[-5:],
         "running": holder,
+        "selection": _selection(job, day),
     }
+
+
+def _selection(job: Any, recorded: str | None) -> dict[str, str] | None:
+    """A query with relative dates (`-7d`): the day its first run counted them from, which later
+    runs keep, and the dates they stand for; None before a run recorded one."""
+    query = getattr(getattr(job, "scans", None), "query", None)
+    if recorded is None or query is None or not query.relative:
+        return None
+    try:
+        day = datetime.date.fromisoformat(recorded)
+    except ValueError:
+        return None  # not a date of ours: a run would say so
+    return {"day": recorded, "query": query.describe(day)}
 
 
 def runs_report(job_path: Path) -> dict[str, Any]:
@@ -498,6 +523,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for kind in sorted(counts.kinds):
         parts = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.by_status(kind).items()))
         print(f"  {kind.value}s: {counts.total(kind)} ({parts})")
+    if report["selection"]:
+        s = report["selection"]
+        print(f"  scans.query: {s['query']}, counted from {s['day']} (--restart counts again)")
     for kind, n in report["not_selected"].items():
         print(f"  {n} {kind}(s) no longer selected by the job: kept on record, not reported")
     if report["runs"]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scanjobs.cells import csv_cell
+from scanjobs.errors import StateError
 from scanjobs.events import Events
 from scanjobs.fsutil import atomic_open
 from scanjobs.jobfile.dates import local_today
@@ -22,7 +23,7 @@ from scanjobs.platform.budget import BudgetCounts, Limits
 from scanjobs.platform.db import PlatformDB
 from scanjobs.platform.hedge import HedgeCounts
 from scanjobs.platform.retry import RetryEvent, RetryPolicy, Timeouts
-from scanjobs.state import StateStore
+from scanjobs.state import SELECTION_DAY, StateStore
 
 # The HTTP client (requests and urllib3 take 80 ms to import) is loaded when a run opens the API:
 # a run reaches the platform's database without it, and a rerun of a finished job never needs it.
@@ -45,7 +46,6 @@ __all__ = [
 ]
 
 # The state's meta key of the day a query's relative dates count from.
-_SELECTION_DAY = "selection_day"
 
 
 def retry_policy(job: ScanJob) -> tuple[RetryPolicy, Timeouts]:
@@ -128,11 +128,18 @@ def selection_day(selection: ScanSelection, state: StateStore | None, events: Ev
     relative date needs it, so that a run resumed the next day selects the same scans, and says
     which dates the query stands for. `--restart` starts a new state, which counts afresh."""
     query = selection.query
-    recorded = state.meta(_SELECTION_DAY) if state is not None else None
-    day = date.fromisoformat(recorded) if recorded else local_today()
+    recorded = state.meta(SELECTION_DAY) if state is not None else None
+    try:
+        day = date.fromisoformat(recorded) if recorded else local_today()
+    except ValueError:
+        raise StateError(
+            f"the state records {str(recorded)[:40]!r} as the day the query's dates count from, which is "
+            "not a date",
+            hint="run with --restart to count from today (the old state is kept aside)",
+        ) from None
     if events is not None and state is not None and query is not None and query.relative:
         if not recorded:
-            state.set_meta(_SELECTION_DAY, day.isoformat())
+            state.set_meta(SELECTION_DAY, day.isoformat())
         since = "today" if day == local_today() else f"{day}, the day this job's first run counted from"
         events.emit("info", message=f"scans.query: {query.describe(day)}, counted from {since}")
     return day

@@ -15,7 +15,7 @@ from scanjobs.state.lock import RunLock
 from scanjobs.state.migrations import FORMAT_VERSION, MIGRATIONS, Migration
 from scanjobs.state.paths import StatePaths, state_files
 from scanjobs.state.records import ItemKind, ItemRecord, RunRecord, StateCounts, Status, StepCount
-from scanjobs.state.store import StateStore
+from scanjobs.state.store import SELECTION_DAY, StateStore
 
 __all__ = [
     "FORMAT_VERSION",
@@ -25,6 +25,7 @@ __all__ = [
     "Migration",
     "RunLock",
     "RunRecord",
+    "SELECTION_DAY",
     "StateCounts",
     "StatePaths",
     "StateStore",

@@ -20,7 +20,7 @@ from scanjobs.state import migrations, verified
 from scanjobs.state.paths import StatePaths
 from scanjobs.state.records import ItemKind, ItemRecord, RunRecord, StateCounts, Status
 
-__all__ = ["COUNTS_SQL", "StateStore"]
+__all__ = ["COUNTS_SQL", "SELECTION_DAY", "StateStore"]
 
 
 # SQLite's primary result codes for a file or disk that fails, as opposed to a statement of ours
@@ -41,6 +41,10 @@ _STORAGE_FAILURES = frozenset(
     }
 )
 
+
+# meta: the day a job's relative query dates count from, kept by its first run that needed it
+# (`modes/resources.selection_day`), shown by `status`
+SELECTION_DAY = "selection_day"
 
 # The counts of `status`, read from the index items_counts alone (format 4): 0.04 s for a job of
 # 100k scans, where reading every item took 0.25 s.

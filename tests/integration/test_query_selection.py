@@ -103,9 +103,13 @@ def test_relative_dates_select_the_absolute_range_and_a_rerun_next_day_keeps_it(
     started = next(e for e in events if e["event"] == "selected")
     assert started["total"] == first_total and started["already_done"] == first_total
     assert any(f"counted from {today}, the day this job's first run" in e.get("message", "") for e in events)
-    # plan counts as the run would
+    # plan counts as the run would, and status shows the day
     assert main(["plan", str(relative)]) == 0
     assert f"counted from {today}" in capsys.readouterr().out
+    assert main(["status", str(relative)]) == 0
+    assert f"({earliest} to {today - timedelta(days=1)}), counted from {today}" in capsys.readouterr().out
+    assert main(["status", str(relative), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["selection"]["day"] == today.isoformat()
 
     # --restart starts a new state, which counts from its own first run
     assert _run(relative, capsys, "--restart")[0] == 0

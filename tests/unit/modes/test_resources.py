@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from scanjobs.errors import JobError
-from scanjobs.modes.resources import read_id_column
+from scanjobs.errors import JobError, StateError
+from scanjobs.events import EventBus
+from scanjobs.jobfile.dates import DateSpec
+from scanjobs.jobfile.model import ScanQuery, ScanSelection
+from scanjobs.modes.resources import read_id_column, selection_day
+from scanjobs.state import SELECTION_DAY, StateStore
 
 
 def test_read_id_column(tmp_path: Path) -> None:
@@ -75,3 +79,17 @@ def test_a_scan_list_that_is_no_regular_file_is_refused(tmp_path: Path) -> None:
         read_id_column(fifo)
     with pytest.raises(JobError, match="cannot read"):
         read_id_column(tmp_path / "missing.csv")
+
+
+def test_a_recorded_selection_day_that_is_not_a_date_is_a_state_error(tmp_path: Path) -> None:
+    """The day a query's relative dates count from is kept in the state; one that is not a date
+    (the file edited by hand) stops the run with exit 4 and the way out, not a traceback."""
+    selection = ScanSelection("query", query=ScanQuery((1,), date_from=DateSpec.parse("-7d")))
+    store = StateStore.open(tmp_path / "j.state.sqlite", fingerprint="f")
+    try:
+        store.set_meta(SELECTION_DAY, "2026-02-30")
+        with pytest.raises(StateError, match="not a date") as refused:
+            selection_day(selection, store, EventBus())
+        assert "--restart" in (refused.value.hint or "")
+    finally:
+        store.close()
