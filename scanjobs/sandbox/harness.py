@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -152,14 +151,3 @@ class Sandbox:
     def db(self, instance: str) -> dict[str, Any]:
         """The psycopg connection keywords of one instance (read-only user)."""
         return dict(self.info["instances"][instance]["db"])
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists (and is not a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    with contextlib.suppress(OSError):
-        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    return True
