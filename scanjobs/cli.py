@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = add("init", "write a commented job file to start from")
-    p.add_argument("mode", choices=["copy", "download", "analyze"])
+    p.add_argument("mode", choices=["copy", "download", "analyze", "compare"])
     p.add_argument("path", type=Path, nargs="?", help="default: jobs/<mode>.yaml")
     p.add_argument(
         "--force",

@@ -141,6 +141,15 @@ def sandbox_job_text(
             f"retry: {_RETRY}",
             f"output: {output or 'results/images'}",
         ]
+    elif mode == "compare":
+        lines += [
+            "# Compare two analyses of the same scans, row by row: what improved, what regressed.",
+            "version: 1",
+            "mode: compare",
+            f"name: {name or 'sandbox-compare'}",
+            f"compare: {{baseline: {copy_job}, candidate: analyze.yaml, gate: {{regressed: 0}}}}",
+            f"output: {output or 'results/compare'}",
+        ]
     else:
         lines += [
             "# Compare the pairs a copy job recorded (or: scans: {pairs: scan_mapping.csv}).",

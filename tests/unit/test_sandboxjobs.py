@@ -209,3 +209,15 @@ def test_init_refuses_a_damaged_sandbox_json(
     err = capsys.readouterr().err
     assert str(folder / "sandbox.json") in err and "EVIL" not in err and "apipw" not in err
     assert not (tmp_path / "jobs").exists() or not any((tmp_path / "jobs").iterdir())
+
+
+def test_init_writes_each_mode_s_sandbox_job_and_they_validate(tmp_path: Path) -> None:
+    """copy, download, analyze (of the copy) and compare (the copy's analysis against the
+    analyze job's) against one sandbox: each job loads, the compare naming the other two."""
+    fake_sandbox(tmp_path / "sb")
+    for mode in ("copy", "download", "analyze", "compare"):
+        assert init(tmp_path, mode=mode, name=f"{mode}.yaml") == 0
+        job = load_job(tmp_path / "jobs" / f"{mode}.yaml", environ={})
+        assert job.mode == mode
+    compare = load_job(tmp_path / "jobs" / "compare.yaml", environ={})
+    assert compare.compare.baseline.name == "copy.yaml" and compare.compare.candidate.name == "analyze.yaml"

@@ -13,12 +13,12 @@ from scanjobs.templates import template_text
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.parametrize("mode", ["copy", "download", "analyze"])
+@pytest.mark.parametrize("mode", ["copy", "download", "analyze", "compare"])
 def test_templates_are_the_example_jobs(mode: str) -> None:
     assert template_text(mode) == (ROOT / "jobs" / f"{mode}.yaml").read_text()
 
 
-@pytest.mark.parametrize("mode", ["copy", "download", "analyze"])
+@pytest.mark.parametrize("mode", ["copy", "download", "analyze", "compare"])
 def test_init_writes_a_valid_job_with_a_working_modeline(mode: str, tmp_path: Path) -> None:
     path = tmp_path / "sub" / f"{mode}.yaml"
     assert main(["init", mode, str(path)]) == 0
