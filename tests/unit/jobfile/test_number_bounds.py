@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from scanjobs.cli import main
 from scanjobs.errors import JobError
@@ -172,3 +173,29 @@ def test_workers_are_bounded(tmp_path: Path, capsys: pytest.CaptureFixture[str],
 def test_the_largest_id_is_the_scan_list_s() -> None:
     """issue 12, point 12: the job's ids and its CSV's ids have one bound, PostgreSQL's bigint."""
     assert load_schema()["$defs"]["positiveInt"]["maximum"] == MAX_SCAN_ID == BIGINT
+
+
+# A refusal names a value without echoing all of it: a text of thousands of characters where a
+# number, a key or a name belongs is shown cut short, with its length, in every message.
+LONG = "1" * 5000 + ".5e3"
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda job: job["batch"].update(size=LONG), "batch.size"),  # a text where a number belongs
+        (lambda job: job["batch"].update({"x" * 5000: 1}), "unknown key"),  # an unknown key
+        (lambda job: job["copy"].update(strategy="y" * 5000), "copy.strategy"),  # not one of the choices
+        (lambda job: job["instances"].update({"z" * 5000: {"api_url": 5}}), "api_url"),  # under a long key
+    ],
+)
+def test_a_long_value_is_shown_cut_short(tmp_path: Path, change: Any, named: str) -> None:
+    job = json.loads(json.dumps(JOB)) | {"batch": {}, "copy": {}}
+    change(job)
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job))  # a key over 1024 characters written as an explicit key
+    with pytest.raises(JobError) as refused:
+        load_job(path)
+    text = str(refused.value)
+    assert named in text and "characters)" in text
+    assert max(len(line) for line in text.splitlines()) < 400, text[:1000]
