@@ -103,7 +103,7 @@ class StatePaths:
         """
         if not self.db.exists():
             return None
-        self.verified.unlink(missing_ok=True)  # it describes the file at its place, not a backup
+        self._drop_verified()  # it describes the file at its place, not a backup
         backup = self._reserve_backup(time.strftime("%Y%m%d-%H%M%S"))
         for path, suffix in zip(self.database_files, ("", *_SIDECARS), strict=True):
             if path.exists():
@@ -118,10 +118,17 @@ class StatePaths:
         if not files:
             return []
         with RunLock(self.lock):
-            for path in (self.verified, *self.database_files):
+            self._drop_verified()
+            for path in self.database_files:
                 path.unlink(missing_ok=True)
         self.lock.unlink(missing_ok=True)
         return files
+
+    def _drop_verified(self) -> None:
+        """Remove the record that the database was verified; something else in its place (a
+        folder) is left, and never read as a record."""
+        with contextlib.suppress(OSError):
+            self.verified.unlink(missing_ok=True)
 
     def _reserve_backup(self, stamp: str) -> Path:
         """A backup name that no file has, reserved by creating it empty (O_EXCL: atomically)."""

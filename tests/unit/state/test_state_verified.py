@@ -126,6 +126,20 @@ def test_moving_aside_or_deleting_the_state_drops_its_record(tmp_path: Path) -> 
     assert paths.existing() == []
 
 
+def test_a_folder_in_the_record_s_place_is_no_record_and_no_obstacle(
+    tmp_path: Path, checks: list[Path]
+) -> None:
+    paths = written(tmp_path / "j.state.sqlite")
+    paths.verified.unlink()
+    paths.verified.mkdir()
+    StateStore.open(paths.db, fingerprint="f").close()  # checked whole; nothing recorded
+    assert checks == [paths.db] and paths.verified.is_dir()
+    assert paths.move_aside() is not None
+    written(paths.db)
+    paths.delete()
+    assert not paths.db.exists()
+
+
 def test_no_record_after_a_failed_write_or_from_a_reader(tmp_path: Path) -> None:
     paths = written(tmp_path / "j.state.sqlite")
     paths.verified.unlink()
