@@ -24,7 +24,7 @@ from scanjobs.platform.db import PlatformDB, ScanProcessing
 from scanjobs.state import ItemKind, StateStore, Status
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from scanjobs.report import AnalysisWriter
 
 __all__ = [
     "AnalyzeRun",
@@ -114,7 +114,7 @@ def analyze_pairs(
     (its id and start); the comment counts and paths."""
     # here, not at the top: the reports need pandas and XlsxWriter, which copy and download jobs
     # without analysis would load for nothing (half a second of start-up)
-    from scanjobs.report import summary_counts, write_reports
+    from scanjobs.report import AnalysisWriter, summary_counts
     from scanjobs.report.figures import comment_figures, scan_count
 
     # ids an instance does not have are said at once, not waited for nor read as report-less
@@ -134,21 +134,23 @@ def analyze_pairs(
     failed = {scan_id: s.status for scan_id, s in finished.items() if s.failed}
     unprocessed = len(set(target_ids) - set(finished))
     del finished, target_ids  # 100k scans' states: memory the comparison needs more
-    source_details, target_details, analysis = analyse_in_batches(
-        pairs, source_db, target_db, processed, unknown_sources, unknown_targets, failed
-    )
-    del processed, failed  # as above: the reports are written next
-    scans = scan_count(analysis)
-    metadata = report_metadata(
-        job,
-        run,
-        finished_at=time.time(),
-        pairs=len(pairs),
-        rows=len(analysis),
-        scans=scans,
-        reanalyze=reanalyze,
-    )
-    paths = write_reports(job.output, source_details, target_details, analysis, metadata)
+    with AnalysisWriter(job.output) as reports:
+        analyse_in_batches(
+            pairs, source_db, target_db, processed, unknown_sources, unknown_targets, failed, reports
+        )
+        del processed, failed  # as above: the reports are written next
+        analysis = reports.summary()  # the columns the figures read, of every row
+        scans = scan_count(analysis)
+        metadata = report_metadata(
+            job,
+            run,
+            finished_at=time.time(),
+            pairs=len(pairs),
+            rows=len(analysis),
+            scans=scans,
+            reanalyze=reanalyze,
+        )
+        paths = reports.write(metadata)
     counts = summary_counts(analysis)
     for what, path in (
         ("source details", paths.source_details),
@@ -204,43 +206,22 @@ def analyse_in_batches(
     unknown_sources: Sequence[int],
     unknown_targets: Sequence[int],
     failed: dict[int, str],
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(source details, target details, analysis) of the pairs, ANALYSIS_BATCH pairs at a time:
-    the comparison's intermediate frames of 100k pairs at once took a hundred megabytes. The
-    analysis keeps the pairs' order; the details are each scan's rows once, by scan id."""
-    import pandas as pd
-
+    reports: AnalysisWriter,
+) -> None:
+    """Compare the pairs ANALYSIS_BATCH at a time, each batch's details and analysis rows handed
+    to `reports` (which sets them aside on disk): the comparison's intermediate frames of 100k
+    pairs at once took a hundred megabytes, and so did its results."""
     from scanjobs.report.rules import build_analysis
 
-    sources, targets, parts = [], [], []
     for start in range(0, max(1, len(pairs)), ANALYSIS_BATCH):
         batch = list(pairs[start : start + ANALYSIS_BATCH])
         source = source_db.scan_details([s for s, _ in batch])
         target = target_db.scan_details(sorted({t for _, t in batch if t is not None and t in processed}))
-        parts.append(
-            build_analysis(
-                source, target, batch, processed, unknown_sources, unknown_targets, failed_targets=failed
-            )
+        analysis = build_analysis(
+            source, target, batch, processed, unknown_sources, unknown_targets, failed_targets=failed
         )
-        sources.append(source)
-        targets.append(target)
-    if len(parts) == 1:
-        return sources[0], targets[0], parts[0]
-
-    def details(frames: list[pd.DataFrame]) -> pd.DataFrame:
-        # a scan in pairs of two batches was read twice; scan_details orders by scan, then report
-        # (copies made only when needed: a frame of 100k scans is tens of megabytes)
-        whole = pd.concat(frames, ignore_index=True)
-        frames.clear()
-        if whole.duplicated(["scan_id", "report_id"]).any():
-            whole = whole.drop_duplicates(["scan_id", "report_id"], ignore_index=True)
-        if not whole["scan_id"].is_monotonic_increasing:
-            whole = whole.sort_values("scan_id", kind="stable", ignore_index=True)
-        return whole
-
-    analysis = pd.concat(parts, ignore_index=True)
-    parts.clear()
-    return details(sources), details(targets), analysis
+        reports.add(source, target, analysis)
+        del source, target, analysis  # before the next batch is read
 
 
 def analyze_copy_job(
