@@ -79,9 +79,9 @@ def write_json(document: Mapping[str, object], path: Path) -> None:
 
 class AnalysisWriter:
     """The reports of an analysis built in batches, written as `write_reports` writes them from
-    the whole frames, without ever holding those: each batch is set aside on disk as it comes
-    (`spill.py`), and each file is then written a batch (or a chunk) at a time. Held whole,
-    the frames of 100k scans took a hundred megabytes more than one batch's.
+    the whole frames, without ever holding those: each batch of details or analysis rows is set
+    aside on disk as it comes (`spill.py`), and each file is then written a batch (or a chunk) at
+    a time. Held whole, the frames of 100k scans took a hundred megabytes more than one batch's.
 
     The analysis rows follow the batches. The details hold each scan's rows once, by scan id:
     what `pd.concat` of the batches' details, less its duplicate (scan_id, report_id) rows (a
@@ -112,11 +112,14 @@ class AnalysisWriter:
     def close(self) -> None:
         self._spill.close()
 
-    def add(self, source_details: pd.DataFrame, target_details: pd.DataFrame, analysis: pd.DataFrame) -> None:
-        """One batch: its scans' details (each in scan id order, as `scan_details` reads them)
-        and its analysis rows."""
+    def add_details(self, source_details: pd.DataFrame, target_details: pd.DataFrame) -> None:
+        """One batch's details of both sides, each in scan id order (as `scan_details` reads
+        them)."""
         self._sides[0].add(source_details)
         self._sides[1].add(target_details)
+
+    def add_analysis(self, analysis: pd.DataFrame) -> None:
+        """The next analysis rows."""
         self._parts.append(self._spill.put(analysis))
         self._heads.append(empty_head(analysis))
         self._summary.append(analysis[list(SUMMARY_COLUMNS)].copy())
@@ -130,7 +133,7 @@ class AnalysisWriter:
 
     def write(self, metadata: Mapping[str, object] | None = None) -> ReportPaths:
         """`write_reports` of the batches added (one at least) into the output folder."""
-        if not self._parts:
+        if not self._parts or not self._sides[0].batches:
             raise ValueError("an analysis of no batch: nothing to write")
         paths = ReportPaths.in_folder(self.output_dir, metadata=metadata is not None)
         write_csv_parts(self._sides[0].parts(), paths.source_details)
@@ -179,7 +182,7 @@ class _ByScan:
 
     def __init__(self, spill: Spill) -> None:
         self._spill = spill
-        self._batches: list[list[_Chunk]] = []
+        self.batches: list[list[_Chunk]] = []
         self._heads: list[pd.DataFrame] = []
         self._kinds: list[dict[str, NumbersKind]] = []
         self._keys: pd.DataFrame | None = None  # (scan_id, report_id) of every row kept
@@ -204,14 +207,14 @@ class _ByScan:
             number = self._spill.put(kept.iloc[start:end])
             chunks.append(_Chunk(number, int(ids[start]), int(ids[end - 1])))
             start = end
-        self._batches.append(chunks)
+        self.batches.append(chunks)
 
     def parts(self) -> Iterator[pd.DataFrame]:
         """The merged rows, in parts, each as that whole frame's `tidy_ids` has it (the first
         part has the columns even when there are no rows)."""
         dtypes = common_dtypes(self._heads)
         kinds = {col: combined_kind(k[col] for k in self._kinds) for col in id_kinds(self._heads[0])}
-        pending = [deque(chunks) for chunks in self._batches]
+        pending = [deque(chunks) for chunks in self.batches]
         opened: dict[int, tuple[pd.DataFrame, np.ndarray, int]] = {}  # batch -> chunk, ids, position
         yield tidy_ids(conform(self._heads[0], dtypes), kinds)
         while any(pending):

@@ -36,6 +36,7 @@ __all__ = [
     "job_pairs",
     "analyse_in_batches",
     "ANALYSIS_BATCH",
+    "RULES_BATCH",
     "Outcome",
 ]
 
@@ -195,7 +196,8 @@ def _analysed(signature: str, report: Path) -> str | None:
     return f"{signature}:{digest[:24]}"
 
 
-ANALYSIS_BATCH = 20_000  # pairs whose details are read and compared at a time
+ANALYSIS_BATCH = 20_000  # pairs whose details are read at a time
+RULES_BATCH = 5_000  # pairs compared at a time
 
 
 def analyse_in_batches(
@@ -208,20 +210,32 @@ def analyse_in_batches(
     failed: dict[int, str],
     reports: AnalysisWriter,
 ) -> None:
-    """Compare the pairs ANALYSIS_BATCH at a time, each batch's details and analysis rows handed
-    to `reports` (which sets them aside on disk): the comparison's intermediate frames of 100k
-    pairs at once took a hundred megabytes, and so did its results."""
+    """Read the details of the pairs ANALYSIS_BATCH at a time (each query has a fixed cost of a
+    second or so: the MA logs of the store planograms), compare them RULES_BATCH at a time (the
+    rules' intermediate frames of 20k pairs took 20 MB), and hand both to `reports`, which sets
+    them aside on disk: the details and the analysis of 100k pairs took a hundred megabytes."""
     from scanjobs.report.rules import build_analysis
 
     for start in range(0, max(1, len(pairs)), ANALYSIS_BATCH):
-        batch = list(pairs[start : start + ANALYSIS_BATCH])
+        batch = pairs[start : start + ANALYSIS_BATCH]
         source = source_db.scan_details([s for s, _ in batch])
         target = target_db.scan_details(sorted({t for _, t in batch if t is not None and t in processed}))
-        analysis = build_analysis(
-            source, target, batch, processed, unknown_sources, unknown_targets, failed_targets=failed
-        )
-        reports.add(source, target, analysis)
-        del source, target, analysis  # before the next batch is read
+        reports.add_details(source, target)
+        for first in range(0, max(1, len(batch)), RULES_BATCH):
+            some = batch[first : first + RULES_BATCH]
+            targets = {t for _, t in some if t is not None}
+            reports.add_analysis(
+                build_analysis(
+                    source[source["scan_id"].isin([s for s, _ in some])],
+                    target[target["scan_id"].isin(list(targets))],
+                    some,
+                    targets & processed,
+                    unknown_sources,
+                    unknown_targets,
+                    failed_targets={t: failed[t] for t in targets if t in failed},
+                )
+            )
+        del source, target  # before the next batch is read
 
 
 def analyze_copy_job(
