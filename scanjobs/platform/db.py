@@ -36,7 +36,7 @@ __all__ = [
     "SCAN_DETAIL_COLUMNS",
 ]
 
-BATCH_ROWS = 10_000  # rows of a large result made Python objects at a time
+BATCH_ROWS = 2_000  # rows of a large result made Python objects at a time (10k took 10 MB more)
 
 SCAN_DETAIL_COLUMNS = (
     "scan_id", "scan_status", "report_id", "realogram_id", "bays", "store_planogram_id",
