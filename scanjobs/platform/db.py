@@ -36,6 +36,7 @@ __all__ = [
     "SCAN_DETAIL_COLUMNS",
 ]
 
+BATCH_IDS = 20_000  # ids a query of many scans is sent at a time
 BATCH_ROWS = 2_000  # rows of a large result made Python objects at a time (10k took 10 MB more)
 
 SCAN_DETAIL_COLUMNS = (
@@ -368,8 +369,12 @@ class PlatformDB:
     def missing_scan_ids(self, ids: Sequence[int]) -> list[int]:
         """The ids (in the given order) that are not scans of this instance."""
         wanted = _unique(ids)
-        found = self._existing(wanted) if wanted else set()
-        return [i for i in wanted if i not in found]
+        missing: list[int] = []
+        for start in range(0, len(wanted), BATCH_IDS):
+            some = wanted[start : start + BATCH_IDS]
+            found = self._existing(some)
+            missing.extend(i for i in some if i not in found)
+        return missing
 
     def _existing(self, wanted: list[int]) -> set[int]:
         """The scans among `wanted` that exist (read as tuples, a batch at a time: the ids of
@@ -519,7 +524,8 @@ class PlatformDB:
                     state = states[key] = ScanProcessing(status=key[0], report_count=key[1])
                 found[row[scan]] = state
 
-        self._query_batches("processing_status", {"ids": wanted}, take)
+        for start in range(0, len(wanted), BATCH_IDS):
+            self._query_batches("processing_status", {"ids": wanted[start : start + BATCH_IDS]}, take)
         return found
 
     def scan_details(self, scan_ids: Sequence[int]) -> pd.DataFrame:
