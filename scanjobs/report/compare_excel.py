@@ -17,6 +17,7 @@ from scanjobs.report.compare import CLASS_RULE, NONE, CompareClass, class_counts
 from scanjobs.report.excel import (
     WORKBOOK_OPTIONS,
     CellWriter,
+    SheetRows,
     coloured_rows,
     fill_format,
     same_workbook,
@@ -76,7 +77,7 @@ def write_compare_excel(compare: pd.DataFrame, path: Path, sides: Mapping[str, s
             wb,
             w,
             "Compare",
-            compare,
+            SheetRows.of(compare),
             key="class",
             kinds=CompareClass,
             percent=[col in _PERCENT_COLUMNS for col in columns],

@@ -13,8 +13,9 @@ import math
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 import xlsxwriter
@@ -22,15 +23,19 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from scanjobs.fsutil import atomic_path
-from scanjobs.report.figures import CommentFigure, comment_figures, scan_count, worst_comments
+from scanjobs.report.figures import SCAN_COLUMN, CommentFigure, comment_figures, scan_count, worst_comments
 from scanjobs.report.rules import Comment
-from scanjobs.report.sheetrows import add_rows, sheet_part
+from scanjobs.report.sheetrows import add_row_parts, sheet_part
 
 __all__ = [
     "PERCENT_FORMAT",
+    "SUMMARY_COLUMNS",
+    "ColumnWidths",
+    "SheetRows",
     "comment_counts",
     "flatten",
     "planogram_comment_counts",
+    "write_analysis_excel",
     "write_excel",
     "write_job_sheet",
 ]
@@ -45,6 +50,7 @@ MAX_TEXT = 32_767  # characters an Excel cell holds
 # Characters XML 1.0 (and so an xlsx file) cannot hold: C0 controls other than tab, LF and CR.
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _SAVE_TIME_PART = "docProps/core.xml"  # created/modified: all we set in it is the time of the save
+_COMPARE_BLOCK = 1 << 20
 _MIN_WIDTH, _MAX_WIDTH = 8, 50
 # No guessing: a text cell stays text (never a formula, a number or a link), NaN is no error.
 WORKBOOK_OPTIONS = {
@@ -127,22 +133,63 @@ class CellWriter:
             self.put(ws, row, col, name, self.bold)
 
 
-def column_widths(analysis: pd.DataFrame) -> list[int]:
+def column_widths(frame: pd.DataFrame) -> list[int]:
     """Each column's width: its longest value as text, within _MIN_WIDTH and _MAX_WIDTH."""
-    widths = []
-    for col in analysis.columns:
-        values = analysis[col].dropna()
-        if not len(values):
-            longest = 0
-        elif pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-            # the longest text of a number column is that of its smallest or largest value
-            longest = max(len(str(values.min())), len(str(values.max())))
-            if pd.api.types.is_float_dtype(values.dtype):
-                longest = max(longest, int(values.astype(str).str.len().max()))
-        else:
+    widths = ColumnWidths(frame.columns)
+    widths.add(frame)
+    return widths.widths()
+
+
+class ColumnWidths:
+    """`column_widths` of a frame read in parts (of its dtypes), each part added in turn."""
+
+    def __init__(self, columns: Iterable[object]) -> None:
+        self.columns = list(columns)
+        self._longest = [0] * len(self.columns)
+        # a number column's smallest and largest values: the longest texts of its numbers
+        self._low: list[Any] = [None] * len(self.columns)
+        self._high: list[Any] = [None] * len(self.columns)
+
+    def add(self, part: pd.DataFrame) -> None:
+        for index in range(len(self.columns)):
+            values = part.iloc[:, index].dropna()
+            if not len(values):
+                continue
+            if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+                low, high = values.min(), values.max()
+                if self._low[index] is None or low < self._low[index]:
+                    self._low[index] = low
+                if self._high[index] is None or high > self._high[index]:
+                    self._high[index] = high
+                if not pd.api.types.is_float_dtype(values.dtype):
+                    continue
             longest = int(values.astype(str).str.len().max())
-        widths.append(min(_MAX_WIDTH, max(_MIN_WIDTH, len(str(col)), longest) + 2))
-    return widths
+            self._longest[index] = max(self._longest[index], longest)
+
+    def widths(self) -> list[int]:
+        widths = []
+        for name, longest, low, high in zip(self.columns, self._longest, self._low, self._high, strict=True):
+            if low is not None:
+                longest = max(longest, len(str(low)), len(str(high)))
+            widths.append(min(_MAX_WIDTH, max(_MIN_WIDTH, len(str(name)), longest) + 2))
+        return widths
+
+
+@dataclass(frozen=True)
+class SheetRows:
+    """The rows of a sheet, as one frame or in parts: the columns, how many rows, each column's
+    width, and `parts` (called when the sheet is written) the frames whose rows they are, in
+    turn, each with these columns."""
+
+    columns: Sequence[object]
+    count: int
+    widths: Sequence[int]
+    parts: Callable[[], Iterable[pd.DataFrame]]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> SheetRows:
+        """The rows of `frame`."""
+        return cls(list(frame.columns), len(frame), column_widths(frame), lambda: [frame])
 
 
 def _frozen_columns(columns: Sequence[object]) -> int:
@@ -173,23 +220,23 @@ def coloured_rows(
     wb: xlsxwriter.Workbook,
     w: CellWriter,
     name: str,
-    frame: pd.DataFrame,
+    rows: SheetRows,
     *,
     key: str,
     kinds: Iterable[Coloured],
     percent: Sequence[bool],
     frozen_columns: int,
 ) -> Callable[[Path], None]:
-    """A sheet `name` of `frame`'s rows, each cell (the empty ones too, so the row is coloured
-    across its width) filled with the colour of the row's `key` value (one of `kinds`), the
-    `percent` columns in PERCENT_FORMAT; the header and `frozen_columns` columns frozen, and
-    filtered. XlsxWriter writes the header; the rows are added to the saved file by the
-    returned function (sheetrows.py: XlsxWriter took a minute for a 100k-scan analysis)."""
+    """A sheet `name` of `rows`, each cell (the empty ones too, so the row is coloured across
+    its width) filled with the colour of the row's `key` value (one of `kinds`), the `percent`
+    columns in PERCENT_FORMAT; the header and `frozen_columns` columns frozen, and filtered.
+    XlsxWriter writes the header; the rows are added to the saved file by the returned function
+    (sheetrows.py: XlsxWriter took a minute for a 100k-scan analysis), a part at a time."""
     ws = wb.add_worksheet(name)
-    columns = list(frame.columns)
+    columns = list(rows.columns)
     ws.freeze_panes(1, frozen_columns)
-    ws.autofilter(0, 0, len(frame), max(0, len(columns) - 1))
-    for index, width in enumerate(column_widths(frame)):
+    ws.autofilter(0, 0, rows.count, max(0, len(columns) - 1))
+    for index, width in enumerate(rows.widths):
         ws.set_column(index, index, width)
     w.header(ws, 0, columns)
     # Each (kind, percent or not) style, as the XF index the cells name: registered now, so
@@ -202,20 +249,22 @@ def coloured_rows(
     part = sheet_part(len(wb.worksheets()))
 
     def add(path: Path) -> None:
-        add_rows(path, part, frame, styles, key, first_row=2, text_of=text_cell)
+        add_row_parts(
+            path, part, rows.parts(), len(columns), rows.count, styles, key, first_row=2, text_of=text_cell
+        )
 
     return add
 
 
-def _write_analysis(wb: xlsxwriter.Workbook, w: CellWriter, analysis: pd.DataFrame) -> Callable[[Path], None]:
+def _write_analysis(wb: xlsxwriter.Workbook, w: CellWriter, rows: SheetRows) -> Callable[[Path], None]:
     """The Analysis sheet, coloured by comment; the header and the scan ids (the first columns)
     stay in view when scrolling."""
-    columns = list(analysis.columns)
+    columns = list(rows.columns)
     return coloured_rows(
         wb,
         w,
         "Analysis",
-        analysis,
+        rows,
         key="comment",
         kinds=Comment,
         percent=[str(col).endswith("_pct") for col in columns],
@@ -303,25 +352,50 @@ def flatten(metadata: Mapping[str, object], prefix: str = "") -> Iterator[tuple[
 
 def same_workbook(new: Path, old: Path) -> bool:
     """True when `old` is a workbook with the content of `new`: every save is stamped with its
-    time (the core properties), which is no change of the report."""
+    time (the core properties), which is no change of the report. Parts are compared a block at
+    a time: the sheet of a 100k-scan analysis is 200 MB of XML, and read whole from both files
+    it took 600 MB of memory."""
     try:
         with zipfile.ZipFile(new) as a, zipfile.ZipFile(old) as b:
             names = a.namelist()
             return names == b.namelist() and all(
-                a.read(name) == b.read(name) for name in names if name != _SAVE_TIME_PART
+                _same_part(a, b, name) for name in names if name != _SAVE_TIME_PART
             )
     except (OSError, zipfile.BadZipFile):  # no old file, or not a workbook: write
         return False
 
 
+def _same_part(a: zipfile.ZipFile, b: zipfile.ZipFile, name: str) -> bool:
+    left, right = a.getinfo(name), b.getinfo(name)
+    if (left.file_size, left.CRC) != (right.file_size, right.CRC):
+        return False
+    with a.open(left) as x, b.open(right) as y:
+        while block := x.read(_COMPARE_BLOCK):
+            if block != y.read(len(block)):
+                return False
+        return not y.read(1)
+
+
 def write_excel(analysis: pd.DataFrame, path: Path, metadata: Mapping[str, object] | None = None) -> None:
     """Write `analysis` to `path` (sheets "Analysis", "Summary", and "Job" when `metadata` is
     given), atomically; a workbook with the same content is left as it is."""
+    write_analysis_excel(path, SheetRows.of(analysis), analysis, metadata)
+
+
+# The analysis' columns that its summary reads.
+SUMMARY_COLUMNS = (SCAN_COLUMN, "comment", "target_planogram_name")
+
+
+def write_analysis_excel(
+    path: Path, rows: SheetRows, summary: pd.DataFrame, metadata: Mapping[str, object] | None = None
+) -> None:
+    """`write_excel` of the analysis whose rows are `rows` (maybe in parts), and whose
+    SUMMARY_COLUMNS are `summary`, every row of them."""
     with atomic_path(path, suffix=".xlsx", same=same_workbook) as tmp:
         wb = xlsxwriter.Workbook(str(tmp), WORKBOOK_OPTIONS)
         w = CellWriter(wb)
-        add_analysis_rows = _write_analysis(wb, w, analysis)
-        _write_summary(wb, w, analysis)
+        add_analysis_rows = _write_analysis(wb, w, rows)
+        _write_summary(wb, w, summary)
         if metadata is not None:
             write_job_sheet(wb, metadata)
         wb.close()

@@ -20,7 +20,7 @@ import numbers
 import re
 import shutil
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from xlsxwriter.utility import xl_col_to_name
 
-__all__ = ["add_rows", "sheet_part"]
+__all__ = ["add_row_parts", "add_rows", "sheet_part"]
 
 _EXCEL_ESCAPE = re.compile(r"(_x[0-9A-Fa-f]{4}_)")
 _DIMENSION = re.compile(rb'<dimension ref="[^"]*"/>')
@@ -90,8 +90,27 @@ def add_rows(
     xlsx at `path`, after the rows it has. A row's cells take the styles (XF indexes, one per
     column) that `styles` gives for its value in column `key`; `text_of` makes a text a cell's
     text. Rewrites the file in place (through a temporary file beside it)."""
-    letters = [xl_col_to_name(col) for col in range(max(1, len(frame.columns)))]
-    last_row = first_row + len(frame) - 1
+    add_row_parts(
+        path, part, [frame], len(frame.columns), len(frame), styles, key, first_row=first_row, text_of=text_of
+    )
+
+
+def add_row_parts(
+    path: Path,
+    part: str,
+    frames: Iterable[pd.DataFrame],
+    columns: int,
+    rows: int,
+    styles: Mapping[Any, Sequence[int]],
+    key: str,
+    *,
+    first_row: int,
+    text_of: Callable[[str], str],
+) -> None:
+    """`add_rows` of the frame whose rows are those of `frames` in turn (`columns` columns,
+    `rows` rows in all), read one at a time: that frame is never whole in memory."""
+    letters = [xl_col_to_name(col) for col in range(max(1, columns))]
+    last_row = first_row + rows - 1
     tmp = path.with_name(path.name + ".rows")
     try:
         with (
@@ -108,13 +127,18 @@ def add_rows(
                 head, end, tail = source.read(info).partition(b"</sheetData>")
                 if not end:
                     raise ValueError(f"{part} has no sheetData")
-                if len(frame):  # the range the sheet uses: its rows are all known
+                if rows:  # the range the sheet uses: its rows are all known
                     head = _DIMENSION.sub(f'<dimension ref="A1:{letters[-1]}{last_row}"/>'.encode(), head, 1)
                 with out.open(info.filename, "w") as dst:  # by name: the archive's compression
                     dst.write(head)
-                    for start in range(0, len(frame), _ROWS_PER_WRITE):
-                        chunk = frame.iloc[start : start + _ROWS_PER_WRITE]
-                        dst.write(_rows_xml(chunk, styles, key, letters, first_row + start, text_of))
+                    row = first_row
+                    for frame in frames:
+                        for start in range(0, len(frame), _ROWS_PER_WRITE):
+                            chunk = frame.iloc[start : start + _ROWS_PER_WRITE]
+                            dst.write(_rows_xml(chunk, styles, key, letters, row + start, text_of))
+                        row += len(frame)
+                    if row != first_row + rows:
+                        raise ValueError(f"{part}: {row - first_row} rows written, {rows} announced")
                     dst.write(end + tail)
         tmp.replace(path)
     finally:

@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
@@ -81,6 +82,8 @@ STATUS_SQL = "SELECT id, status FROM realograms_implementation_scan WHERE id = A
 # The platform's statuses (its client's list); finished ones end processing, for good.
 STATUSES = {"action created", "in progress", "done", "error", "interrupted"}
 FAILED = {"error", "interrupted"}
+# The workbook's sheets but the Job's (its job name and times differ from run to run), and styles.
+SHEETS_WITHOUT_THE_JOB = ("xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml", "xl/styles.xml")
 # Scans whose active realogram also holds reports of an older calculation.
 RECALCULATED_SQL = """
 SELECT DISTINCT s.id FROM realograms_implementation_scan s
@@ -638,9 +641,9 @@ def test_the_reports_day_is_a_date_whatever_the_sessions_time_zone(
 def test_an_analysis_in_batches_writes_the_reports_of_one_in_one_go(
     sandbox: Sandbox, copied: CopyRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """100k pairs are compared ANALYSIS_BATCH at a time (their intermediate frames at once took
-    a hundred megabytes): batches of 7 pairs, with a source scan in two batches and a pair
-    whose target is not copied, give the same CSVs as one batch."""
+    """100k pairs are read ANALYSIS_BATCH and compared RULES_BATCH at a time (their frames at
+    once took a hundred megabytes): batches of 7 pairs compared 3 at a time, with a source scan
+    in two batches and a pair whose target is not copied, give the same CSVs as one batch."""
     import scanjobs.modes.analyze.run as analyze_run
 
     pairs = [*copied.pairs, (copied.pairs[0][0], None), copied.pairs[3]]
@@ -649,12 +652,16 @@ def test_an_analysis_in_batches_writes_the_reports_of_one_in_one_go(
         "Source_Scan_ID,Target_Scan_ID\n" + "".join(f"{s},{'' if t is None else t}\n" for s, t in pairs)
     )
     outputs = {}
-    for name, batch in (("whole", 10_000), ("batched", 7)):
+    for name, batch, rules in (("whole", 10_000, 10_000), ("batched", 7, 3)):
         monkeypatch.setattr(analyze_run, "ANALYSIS_BATCH", batch)
+        monkeypatch.setattr(analyze_run, "RULES_BATCH", rules)
         job = analyze_job(tmp_path, sandbox, name, {"pairs": str(pairs_csv)})
         assert main(["run", str(job)]) == ExitCode.OK
+        out = tmp_path / f"out-{name}"
         outputs[name] = {
-            csv_name: (tmp_path / f"out-{name}" / csv_name).read_bytes()
+            csv_name: (out / csv_name).read_bytes()
             for csv_name in ("analysis_with_comments.csv", "source_scandetails.csv", "target_scandetails.csv")
         }
+        with zipfile.ZipFile(out / "analysis_with_comments.xlsx") as xlsx:  # Analysis, Summary
+            outputs[name].update({part: xlsx.read(part) for part in SHEETS_WITHOUT_THE_JOB})
     assert outputs["batched"] == outputs["whole"]

@@ -260,3 +260,19 @@ def test_scan_details_read_in_batches_are_the_details_read_at_once(
     monkeypatch.setattr(db_module, "BATCH_ROWS", 3)
     batched = source_db.scan_details(ids)
     pd.testing.assert_frame_equal(batched, whole)
+
+
+def test_many_ids_are_sent_in_batches(
+    sandbox: Any, source_db: PlatformDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ids of 100k pairs are sent BATCH_IDS at a time (at once, they and the answers took
+    20 MB): batches of 2 ids give the missing ids in their order, and every scan's state."""
+    import scanjobs.platform.db as db_module
+
+    ids = list(reversed(sandbox.info["source_scan_ids"]))
+    asked = [ids[0], MISSING, *ids, MISSING + 1, ids[1]]
+    whole = source_db.missing_scan_ids(asked), source_db.processing_status(asked)
+    monkeypatch.setattr(db_module, "BATCH_IDS", 2)
+    assert (source_db.missing_scan_ids(asked), source_db.processing_status(asked)) == whole
+    assert whole[0] == [MISSING, MISSING + 1]
+    assert set(whole[1]) == set(ids)

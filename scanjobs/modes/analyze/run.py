@@ -24,7 +24,7 @@ from scanjobs.platform.db import PlatformDB, ScanProcessing
 from scanjobs.state import ItemKind, StateStore, Status
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from scanjobs.report import AnalysisWriter
 
 __all__ = [
     "AnalyzeRun",
@@ -36,6 +36,7 @@ __all__ = [
     "job_pairs",
     "analyse_in_batches",
     "ANALYSIS_BATCH",
+    "RULES_BATCH",
     "Outcome",
 ]
 
@@ -114,7 +115,7 @@ def analyze_pairs(
     (its id and start); the comment counts and paths."""
     # here, not at the top: the reports need pandas and XlsxWriter, which copy and download jobs
     # without analysis would load for nothing (half a second of start-up)
-    from scanjobs.report import summary_counts, write_reports
+    from scanjobs.report import AnalysisWriter, summary_counts
     from scanjobs.report.figures import comment_figures, scan_count
 
     # ids an instance does not have are said at once, not waited for nor read as report-less
@@ -130,25 +131,26 @@ def analyze_pairs(
     absent = set(unknown_targets)
     target_ids = [t for _, t in pairs if t is not None and t not in absent]
     finished = wait_for_processing(target_db, target_ids, job.analysis.wait_for_processing, events, stop)
-    processed = {scan_id for scan_id, s in finished.items() if s.processed}
     failed = {scan_id: s.status for scan_id, s in finished.items() if s.failed}
-    unprocessed = len(set(target_ids) - set(finished))
+    # the targets still in processing (few or none): every other one is processed or failed
+    unfinished = {t for t in target_ids if t not in finished}
     del finished, target_ids  # 100k scans' states: memory the comparison needs more
-    source_details, target_details, analysis = analyse_in_batches(
-        pairs, source_db, target_db, processed, unknown_sources, unknown_targets, failed
-    )
-    del processed, failed  # as above: the reports are written next
-    scans = scan_count(analysis)
-    metadata = report_metadata(
-        job,
-        run,
-        finished_at=time.time(),
-        pairs=len(pairs),
-        rows=len(analysis),
-        scans=scans,
-        reanalyze=reanalyze,
-    )
-    paths = write_reports(job.output, source_details, target_details, analysis, metadata)
+    with AnalysisWriter(job.output) as reports:
+        analyse_in_batches(
+            pairs, source_db, target_db, unfinished, unknown_sources, unknown_targets, failed, reports
+        )
+        analysis = reports.summary()  # the columns the figures read, of every row
+        scans = scan_count(analysis)
+        metadata = report_metadata(
+            job,
+            run,
+            finished_at=time.time(),
+            pairs=len(pairs),
+            rows=len(analysis),
+            scans=scans,
+            reanalyze=reanalyze,
+        )
+        paths = reports.write(metadata)
     counts = summary_counts(analysis)
     for what, path in (
         ("source details", paths.source_details),
@@ -173,7 +175,7 @@ def analyze_pairs(
     return {
         "comments": counts,
         "scans": scans,
-        "unprocessed": unprocessed,
+        "unprocessed": len(unfinished),
         "excel": str(paths.analysis_xlsx),
     }
 
@@ -193,54 +195,53 @@ def _analysed(signature: str, report: Path) -> str | None:
     return f"{signature}:{digest[:24]}"
 
 
-ANALYSIS_BATCH = 20_000  # pairs whose details are read and compared at a time
+ANALYSIS_BATCH = 20_000  # pairs whose details are read at a time
+RULES_BATCH = 5_000  # pairs compared at a time
 
 
 def analyse_in_batches(
     pairs: Sequence[tuple[int, int | None]],
     source_db: PlatformDB,
     target_db: PlatformDB,
-    processed: set[int],
+    unfinished: set[int],
     unknown_sources: Sequence[int],
     unknown_targets: Sequence[int],
     failed: dict[int, str],
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(source details, target details, analysis) of the pairs, ANALYSIS_BATCH pairs at a time:
-    the comparison's intermediate frames of 100k pairs at once took a hundred megabytes. The
-    analysis keeps the pairs' order; the details are each scan's rows once, by scan id."""
-    import pandas as pd
-
+    reports: AnalysisWriter,
+) -> None:
+    """Read the details of the pairs ANALYSIS_BATCH at a time (each query has a fixed cost of a
+    second or so: the MA logs of the store planograms), compare them RULES_BATCH at a time (the
+    rules' intermediate frames of 20k pairs took 20 MB), and hand both to `reports`, which sets
+    them aside on disk: the details and the analysis of 100k pairs took a hundred megabytes.
+    A target is processed unless it is `unfinished`, failed or unknown (the set of 100k
+    processed targets took 7 MB)."""
     from scanjobs.report.rules import build_analysis
 
-    sources, targets, parts = [], [], []
+    unread = unfinished | failed.keys() | set(unknown_targets)  # targets whose reports are not read
+
+    def processed(pairs: Sequence[tuple[int, int | None]]) -> set[int]:
+        return {t for _, t in pairs if t is not None and t not in unread}
+
     for start in range(0, max(1, len(pairs)), ANALYSIS_BATCH):
-        batch = list(pairs[start : start + ANALYSIS_BATCH])
+        batch = pairs[start : start + ANALYSIS_BATCH]
         source = source_db.scan_details([s for s, _ in batch])
-        target = target_db.scan_details(sorted({t for _, t in batch if t is not None and t in processed}))
-        parts.append(
-            build_analysis(
-                source, target, batch, processed, unknown_sources, unknown_targets, failed_targets=failed
+        target = target_db.scan_details(sorted(processed(batch)))
+        reports.add_details(source, target)
+        for first in range(0, max(1, len(batch)), RULES_BATCH):
+            some = batch[first : first + RULES_BATCH]
+            targets = {t for _, t in some if t is not None}
+            reports.add_analysis(
+                build_analysis(
+                    source[source["scan_id"].isin([s for s, _ in some])],
+                    target[target["scan_id"].isin(list(targets))],
+                    some,
+                    processed(some),
+                    unknown_sources,
+                    unknown_targets,
+                    failed_targets={t: failed[t] for t in targets if t in failed},
+                )
             )
-        )
-        sources.append(source)
-        targets.append(target)
-    if len(parts) == 1:
-        return sources[0], targets[0], parts[0]
-
-    def details(frames: list[pd.DataFrame]) -> pd.DataFrame:
-        # a scan in pairs of two batches was read twice; scan_details orders by scan, then report
-        # (copies made only when needed: a frame of 100k scans is tens of megabytes)
-        whole = pd.concat(frames, ignore_index=True)
-        frames.clear()
-        if whole.duplicated(["scan_id", "report_id"]).any():
-            whole = whole.drop_duplicates(["scan_id", "report_id"], ignore_index=True)
-        if not whole["scan_id"].is_monotonic_increasing:
-            whole = whole.sort_values("scan_id", kind="stable", ignore_index=True)
-        return whole
-
-    analysis = pd.concat(parts, ignore_index=True)
-    parts.clear()
-    return details(sources), details(targets), analysis
+        del source, target  # before the next batch is read
 
 
 def analyze_copy_job(
