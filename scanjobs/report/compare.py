@@ -15,13 +15,12 @@ unchanged when both sides say the same, else not comparable.
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from scanjobs.report.rules import Comment
+from scanjobs.report.rules import Comment, FilledText
 
 __all__ = [
     "CLASS_RULE",
@@ -91,7 +90,7 @@ COMPARE_COLUMNS: tuple[str, ...] = (
 )
 
 
-class CompareClass(Enum):
+class CompareClass(FilledText):
     """The class of a compare row (its text is the CSV value and the `compare.gate` key) and
     its Excel fill colour."""
 
@@ -101,13 +100,6 @@ class CompareClass(Enum):
     ONLY_IN_BASELINE = ("only_in_baseline", "FFFFCC")
     ONLY_IN_CANDIDATE = ("only_in_candidate", "FFE6CC")
     NOT_COMPARABLE = ("not_comparable", "D9D9D9")
-
-    text: str
-    fill: str
-
-    def __init__(self, text: str, fill: str) -> None:
-        self.text = text
-        self.fill = fill
 
 
 def read_analysis(path: Path) -> pd.DataFrame:

@@ -16,6 +16,7 @@ __all__ = [
     "COMPARED_COLUMNS",
     "DETAIL_COLUMNS",
     "Comment",
+    "FilledText",
     "build_analysis",
     "comment_for",
     "integral_as_int",
@@ -76,7 +77,19 @@ _PCT_COLUMNS = ("pre_pog_pct", "post_pog_pct", "pre_osa_pct", "post_osa_pct")
 _NULL_KEY = "\x00<null section>"
 
 
-class Comment(Enum):
+class FilledText(Enum):
+    """A value a report writes as text, with the Excel fill of its cells: each member is
+    `(text, fill)` (an RGB hex colour). The comments of an analysis and the classes of a compare."""
+
+    text: str
+    fill: str
+
+    def __init__(self, text: str, fill: str) -> None:
+        self.text = text
+        self.fill = fill
+
+
+class Comment(FilledText):
     """The verdict for one analysis row: its text (the CSV value) and its Excel fill colour.
 
     Rules 1-5 (`comment_for`) judge a source report against its target counterpart. The
@@ -106,13 +119,6 @@ class Comment(Enum):
     NO_TARGET_REPORT = ("Target Report Missing", "D9D9D9")
     NO_SOURCE_REPORT = ("Source Report Missing", "D9D9D9")
     NO_REPORTS = ("No Report on Either Side", "D9D9D9")
-
-    text: str
-    fill: str
-
-    def __init__(self, text: str, fill: str) -> None:
-        self.text = text
-        self.fill = fill
 
     @classmethod
     def from_text(cls, text: str) -> Comment:
